@@ -1,1 +1,18 @@
+//! kasvu-gateway: a GraphQL gateway in front of the KasvuCRM customer register.
+//!
+//! Layers, with dependencies pointing one way:
+//! `http → graphql → {authz, audit, cache, db}`; `db` knows nothing of
+//! GraphQL, HTTP or the policy engine.
 
+pub mod app;
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+pub mod validate;

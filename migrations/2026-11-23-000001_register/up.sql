@@ -53,7 +53,7 @@ CREATE TABLE companies (
 );
 COMMENT ON TABLE companies IS 'Companies (customers and prospects). Public data, except a sole trader''s name and business ID, which are personal data.';
 CREATE UNIQUE INDEX companies_business_id_key ON companies (business_id) WHERE business_id IS NOT NULL;
-CREATE INDEX companies_name_id_idx ON companies (name, id);
+CREATE INDEX companies_created_at_id_idx ON companies (created_at, id);
 CREATE INDEX companies_name_trgm_idx ON companies USING gin (name gin_trgm_ops);
 CREATE INDEX companies_industry_code_idx ON companies (industry_code text_pattern_ops);
 CREATE INDEX companies_municipality_idx ON companies (municipality);
@@ -151,7 +151,8 @@ CREATE INDEX services_contact_id_idx ON services (contact_id);
 CREATE INDEX services_provider_idx ON services (provider);
 CREATE INDEX services_kind_idx ON services (kind);
 CREATE INDEX services_status_idx ON services (status);
-CREATE INDEX services_requested_at_id_idx ON services (requested_at, id);
+CREATE INDEX services_requested_at_idx ON services (requested_at);
+CREATE INDEX services_created_at_id_idx ON services (created_at, id);
 
 CREATE TABLE change_log (
     id              bigserial PRIMARY KEY,
@@ -197,4 +198,4 @@ CREATE INDEX dsr_contact_id_idx ON data_subject_requests (contact_id);
 CREATE INDEX dsr_received_by_idx ON data_subject_requests (received_by);
 CREATE INDEX dsr_handled_by_org_idx ON data_subject_requests (handled_by_org);
 CREATE INDEX dsr_status_due_idx ON data_subject_requests (status, due_at);
-CREATE INDEX dsr_received_at_id_idx ON data_subject_requests (received_at, id);
+CREATE INDEX dsr_created_at_id_idx ON data_subject_requests (created_at, id);

@@ -1,0 +1,140 @@
+//! Authorization: the one place where the policy decides, and the only code
+//! that will call the policy engine.
+//!
+//! Foundation stage: the Polar policies (access.md R1–R12) are the next piece of
+//! work. Until then every authenticated actor may read and write everything,
+//! and each decision names the rule `foundation-allow-all` so nobody mistakes
+//! it for the real policy. Every resolver and mutation already asks here, per
+//! resource and field class, so enforcing the policy changes this module only.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::Actor;
+use crate::db::OrgCode;
+
+/// The field classes of access.md; every GraphQL field is in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldClass {
+    CompanyPublic,
+    CompanyConfidential,
+    ContactIdentification,
+    ContactHome,
+    ContactAdditional,
+    ContactProcessing,
+    ServiceRecord,
+    ServiceInternal,
+    History,
+    Request,
+    Audit,
+}
+
+impl FieldClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldClass::CompanyPublic => "company.public",
+            FieldClass::CompanyConfidential => "company.confidential",
+            FieldClass::ContactIdentification => "contact.identification",
+            FieldClass::ContactHome => "contact.home",
+            FieldClass::ContactAdditional => "contact.additional",
+            FieldClass::ContactProcessing => "contact.processing",
+            FieldClass::ServiceRecord => "service.record",
+            FieldClass::ServiceInternal => "service.internal",
+            FieldClass::History => "history",
+            FieldClass::Request => "request",
+            FieldClass::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    Company,
+    Confidential,
+    Contact,
+    Service,
+}
+
+/// What the policy may see of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResourceFacts {
+    pub kind: ResourceKind,
+    /// The registering organisation, or the provider of a service.
+    pub owner: OrgCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub rule: &'static str,
+}
+
+const FOUNDATION_RULE: &str = "foundation-allow-all";
+
+pub struct Authorizer {
+    version: String,
+}
+
+impl Authorizer {
+    /// Reads the policy directory; the version is the SHA-256 of its `.polar`
+    /// files (names and contents, in name order).
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Authorizer {
+            version: policy_version(dir)?,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn read_field(
+        &self,
+        _actor: &Actor,
+        _resource: &ResourceFacts,
+        _class: FieldClass,
+    ) -> Decision {
+        Decision {
+            allowed: true,
+            rule: FOUNDATION_RULE,
+        }
+    }
+
+    pub fn write(&self, _actor: &Actor, _action: Action, _resource: &ResourceFacts) -> Decision {
+        Decision {
+            allowed: true,
+            rule: FOUNDATION_RULE,
+        }
+    }
+}
+
+pub fn policy_version(dir: &Path) -> anyhow::Result<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading policy directory {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "polar"))
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hash.update([0]);
+        hash.update(std::fs::read(&f)?);
+        hash.update([0]);
+    }
+    Ok(format!("sha256:{}", hex::encode(hash.finalize())))
+}

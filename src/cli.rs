@@ -1,0 +1,127 @@
+//! The command line of contract.md.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::{self, JwtConfig};
+use crate::config::{Config, DbConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kasvu-gateway",
+    version,
+    about = "GraphQL gateway in front of the KasvuCRM customer register"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL gateway.
+    Serve(Box<Config>),
+    /// Apply pending migrations.
+    Migrate(DbConfig),
+    /// Load the deterministic demo register.
+    Seed {
+        #[command(flatten)]
+        db: DbConfig,
+        /// 1: about 2,000 companies, 6,000 contacts and 20,000 services.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Empty the register tables first.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Print a token signed with the development key.
+    Token {
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        org: String,
+        /// Comma-separated: viewer, editor, confidential, dpo, auditor.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long)]
+        country: Option<String>,
+        /// Lifetime, e.g. 30m, 1h, 2d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+        #[command(flatten)]
+        jwt: JwtConfig,
+    },
+    /// Print the GraphQL schema (SDL) the gateway serves.
+    Schema,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d)"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs a command; the process exit code is 0 on success.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => {
+            let app = crate::app::App::build(*config).await?;
+            crate::http::serve(app).await
+        }
+        Command::Migrate(db) => {
+            let applied = crate::db::run_migrations(&db.database_url).await?;
+            println!(
+                "applied {} migration(s){}",
+                applied.len(),
+                if applied.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", applied.join(", "))
+                }
+            );
+            Ok(())
+        }
+        Command::Seed { db, scale, reset } => {
+            crate::db::run_migrations(&db.database_url).await?;
+            let pool =
+                crate::db::build_pool(&db.database_url, &db.pool_settings(), Default::default())?;
+            let mut conn = pool.get().await?;
+            let r = crate::db::seed::seed(&mut conn, scale, reset).await?;
+            println!(
+                "seeded scale {scale}: {} companies, {} confidential rows, {} contacts, {} services, {} requests in {} ms",
+                r.companies, r.confidential, r.contacts, r.services, r.requests, r.millis
+            );
+            Ok(())
+        }
+        Command::Token {
+            sub,
+            org,
+            roles,
+            country,
+            ttl,
+            jwt,
+        } => {
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            let claims = auth::Claims::new(&jwt, &sub, &org, &roles, country.as_deref(), ttl);
+            // Refuse to sign what the gateway would refuse to accept.
+            auth::actor_from_claims(claims.clone(), auth::Purpose::CustomerRelationship)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", auth::sign_dev_token(&jwt, &claims)?);
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+    }
+}

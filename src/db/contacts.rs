@@ -1,0 +1,241 @@
+//! Contacts: personal data of companies' contact and responsible persons.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use super::page::{keyset_page, like_pattern, PageRequest};
+use super::schema::{contacts, services};
+use super::{
+    change_log, ChangeAuthor, CompanyId, ContactId, DataSource, Entity, LegalBasis, OrgCode,
+};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = contacts, check_for_backend(Pg))]
+pub struct ContactRow {
+    pub id: ContactId,
+    pub company_id: CompanyId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub home_country: Option<String>,
+    pub home_municipality: Option<String>,
+    pub postal_address: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub title: Option<String>,
+    pub role_in_company: Option<String>,
+    pub nickname: Option<String>,
+    pub native_name: Option<String>,
+    pub native_address: Option<String>,
+    pub native_title: Option<String>,
+    pub work_country: Option<String>,
+    pub industry: Option<String>,
+    pub investment_profile: Option<String>,
+    pub expertise_level: Option<String>,
+    pub job_description: Option<String>,
+    pub other_description: Option<String>,
+    pub registered_by: OrgCode,
+    pub legal_basis: LegalBasis,
+    pub source: DataSource,
+    pub restricted: bool,
+    pub objection_pending: bool,
+    pub marketing_objection: bool,
+    pub legal_hold: bool,
+    pub legal_hold_reason: Option<String>,
+    pub last_processed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+    pub erased_by: Option<String>,
+    pub erased_by_org: Option<OrgCode>,
+}
+
+/// The person's own data, shared by the insert and update forms.
+#[derive(Debug, Clone, Default, Insertable, AsChangeset)]
+#[diesel(table_name = contacts)]
+pub struct ContactFields {
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<String>,
+    pub home_country: Option<Option<String>>,
+    pub home_municipality: Option<Option<String>>,
+    pub postal_address: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub role_in_company: Option<Option<String>>,
+    pub nickname: Option<Option<String>>,
+    pub native_name: Option<Option<String>>,
+    pub native_address: Option<Option<String>>,
+    pub native_title: Option<Option<String>>,
+    pub work_country: Option<Option<String>>,
+    pub industry: Option<Option<String>>,
+    pub investment_profile: Option<Option<String>>,
+    pub expertise_level: Option<Option<String>>,
+    pub job_description: Option<Option<String>>,
+    pub other_description: Option<Option<String>>,
+    pub legal_basis: Option<LegalBasis>,
+    pub source: Option<DataSource>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct NewContact {
+    pub company_id: CompanyId,
+    pub registered_by: OrgCode,
+    #[diesel(embed)]
+    pub fields: ContactFields,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub company_id: Option<CompanyId>,
+    pub name_contains: Option<String>,
+    pub email: Option<String>,
+    pub registered_by: Option<OrgCode>,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+fn filtered(f: &ContactFilter) -> contacts::BoxedQuery<'static, Pg> {
+    let mut q = contacts::table.into_boxed();
+    if let Some(id) = f.company_id {
+        q = q.filter(contacts::company_id.eq(id));
+    }
+    if let Some(s) = &f.name_contains {
+        // Same expression as the trigram index contacts_name_trgm_idx.
+        let full_name = coalesce(contacts::first_name, "")
+            .concat(" ")
+            .concat(coalesce(contacts::last_name, ""));
+        q = q.filter(full_name.ilike(like_pattern(s)));
+    }
+    if let Some(s) = &f.email {
+        q = q.filter(lower(contacts::email).eq(s.to_lowercase()));
+    }
+    if let Some(v) = f.registered_by {
+        q = q.filter(contacts::registered_by.eq(v));
+    }
+    q
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &ContactFilter,
+    page: PageRequest,
+) -> QueryResult<Vec<ContactRow>> {
+    keyset_page!(filtered(f), contacts, page)
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, f: &ContactFilter) -> QueryResult<i64> {
+    filtered(f).count().get_result(conn).await
+}
+
+pub async fn by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[ContactId],
+) -> QueryResult<Vec<ContactRow>> {
+    contacts::table
+        .filter(contacts::id.eq_any(ids))
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn by_company_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[CompanyId],
+) -> QueryResult<Vec<ContactRow>> {
+    contacts::table
+        .filter(contacts::company_id.eq_any(ids))
+        .order((contacts::created_at.asc(), contacts::id.asc()))
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    new: &NewContact,
+) -> QueryResult<ContactRow> {
+    let row: ContactRow = diesel::insert_into(contacts::table)
+        .values(new)
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(conn, author, Entity::Contact, row.id.0, None, Some(&row)).await?;
+    Ok(row)
+}
+
+pub async fn lock(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<Option<ContactRow>> {
+    contacts::table
+        .find(id)
+        .for_update()
+        .select(ContactRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A change to the person's data is processing: `last_processed_at` moves (domain.md, retention).
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &ContactRow,
+    changes: &ContactFields,
+) -> QueryResult<ContactRow> {
+    let now = Utc::now();
+    let new: ContactRow = diesel::update(contacts::table.find(old.id))
+        .set((
+            changes,
+            contacts::updated_at.eq(now),
+            contacts::last_processed_at.eq(now),
+        ))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(
+        conn,
+        author,
+        Entity::Contact,
+        old.id.0,
+        Some(old),
+        Some(&new),
+    )
+    .await?;
+    Ok(new)
+}
+
+pub async fn has_services(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<bool> {
+    let n: i64 = services::table
+        .filter(services::contact_id.eq(id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &ContactRow,
+) -> QueryResult<()> {
+    diesel::delete(contacts::table.find(old.id))
+        .execute(conn)
+        .await?;
+    change_log::record(conn, author, Entity::Contact, old.id.0, Some(old), None).await?;
+    Ok(())
+}
+
+/// A service was recorded for the person: the five-year clock restarts.
+pub async fn touch(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<usize> {
+    diesel::update(contacts::table.find(id))
+        .set(contacts::last_processed_at.eq(Utc::now()))
+        .execute(conn)
+        .await
+}

@@ -1,0 +1,155 @@
+//! The data layer: diesel schema, rows, forms and query functions. Nothing here
+//! knows about GraphQL, HTTP or the policy engine.
+
+pub mod change_log;
+pub mod companies;
+pub mod confidential;
+pub mod contacts;
+pub mod enums;
+pub mod ids;
+pub mod page;
+pub mod schema;
+pub mod seed;
+pub mod services;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::ConnectionError;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use enums::*;
+pub use ids::*;
+
+pub type PgPool = Pool<AsyncPgConnection>;
+pub type PooledConn = Object<AsyncPgConnection>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_size: usize,
+    /// How long a request waits for a free connection before `UNAVAILABLE`.
+    pub wait_timeout: Duration,
+    /// How long opening a new connection may take.
+    pub connect_timeout: Duration,
+    /// Postgres `statement_timeout` for every statement on these connections.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 16,
+            wait_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counts every SQL statement sent on the pool's connections: a Prometheus
+/// counter, and how tests prove that a nested query costs one statement per level.
+#[derive(Debug, Default, Clone)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        AtomicU64::load(&self.0, Ordering::Relaxed)
+    }
+}
+
+struct CountStatements(StatementCounter);
+
+impl Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            (self.0).0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub fn build_pool(
+    url: &str,
+    settings: &PoolSettings,
+    counter: StatementCounter,
+) -> anyhow::Result<PgPool> {
+    let statement_timeout_ms = settings.statement_timeout.as_millis();
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let counter = counter.clone();
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+                .execute(&mut conn)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            // Installed after the SET so the counter sees only the gateway's own queries.
+            conn.set_instrumentation(CountStatements(counter));
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    let pool = Pool::builder(manager)
+        .max_size(settings.max_size)
+        .wait_timeout(Some(settings.wait_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()?;
+    Ok(pool)
+}
+
+/// Applies pending migrations. Runs on a blocking thread because diesel's
+/// migration harness is synchronous; an advisory lock keeps two gateways
+/// starting at once from racing.
+pub async fn run_migrations(url: &str) -> anyhow::Result<Vec<String>> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_lock(7355608)"),
+            &mut conn,
+        )?;
+        let result = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect());
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_unlock(7355608)"),
+            &mut conn,
+        )?;
+        result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    })
+    .await?
+}
+
+/// Whether every embedded migration has been applied (for `/readyz`).
+pub async fn migrations_applied(conn: &mut AsyncPgConnection) -> diesel::QueryResult<bool> {
+    use diesel::migration::MigrationSource;
+    use diesel::prelude::*;
+    diesel::table! { __diesel_schema_migrations (version) { version -> VarChar, } }
+    let applied: Vec<String> = diesel_async::RunQueryDsl::load(
+        __diesel_schema_migrations::table.select(__diesel_schema_migrations::version),
+        conn,
+    )
+    .await?;
+    let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e))?;
+    Ok(embedded
+        .iter()
+        .all(|m| applied.iter().any(|v| *v == m.name().version().to_string())))
+}
+
+/// Who made a change, for the change log.
+#[derive(Debug, Clone)]
+pub struct ChangeAuthor {
+    pub sub: String,
+    pub org: OrgCode,
+    pub request_id: Option<String>,
+}

@@ -1,0 +1,155 @@
+//! The one error type of the gateway and its one conversion to GraphQL errors.
+//!
+//! async-graphql's `custom-error-conversion` feature removes the blanket
+//! `From<impl Display>` conversion, so a diesel or pool error can only reach a
+//! client through [`AppError`], whose internal causes are logged and replaced by
+//! a request id.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions;
+
+/// The closed set of `extensions.code` values a client can see (contract.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    QueryTooComplex,
+    RateLimited,
+    Unavailable,
+    InternalServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("access denied: {0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("invalid {field}: {message}")]
+    BadUserInput { field: String, message: String },
+    #[error("{0}")]
+    QueryTooComplex(String),
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::Internal(Arc::new(cause))
+    }
+
+    pub fn internal_msg(message: impl Into<String>) -> Self {
+        AppError::Internal(Arc::new(Message(message.into())))
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::BadUserInput { .. } => ErrorCode::BadUserInput,
+            AppError::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
+            AppError::Unavailable(_) => ErrorCode::Unavailable,
+            AppError::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &err {
+            // statement_timeout and lost connections are the database being
+            // unavailable, not a bug; the client may retry.
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                tracing::warn!(error = %err, "database connection closed");
+                AppError::Unavailable("the database")
+            }
+            Error::DatabaseError(_, info) if info.message().contains("statement timeout") => {
+                tracing::warn!(error = %err, "statement timed out");
+                AppError::Unavailable("the database (statement timeout)")
+            }
+            _ => AppError::internal(err),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        tracing::warn!(error = %err, "no database connection");
+        AppError::Unavailable("the database")
+    }
+}
+
+tokio::task_local! {
+    /// The id of the HTTP request being served, so errors can name it.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        let request_id = current_request_id();
+        let message = match &err {
+            AppError::Internal(cause) => {
+                // The cause stays in the log; the client gets the id to quote.
+                tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, source = ?cause, "internal error");
+                match &request_id {
+                    Some(id) => format!("internal error (request {id})"),
+                    None => "internal error".to_owned(),
+                }
+            }
+            other => other.to_string(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code.as_str());
+            if let AppError::BadUserInput { field, .. } = &err {
+                ext.set("field", field.as_str());
+            }
+            if let (ErrorCode::InternalServerError, Some(id)) = (code, &request_id) {
+                ext.set("requestId", id.as_str());
+            }
+        })
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

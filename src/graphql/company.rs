@@ -1,0 +1,531 @@
+//! Companies and their confidential rows.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
+use chrono::{DateTime, Utc};
+
+use super::connection::{self, Conn};
+use super::contact::Contact;
+use super::enums::{CompanyForm, DataSource, Decimal, LegalBasis, Organization};
+use super::input::{self, checked, keep_or_set, long_text, required, short_text};
+use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany};
+use super::service::Service;
+use super::{parse_id, ContextExt};
+use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
+use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
+use crate::db::page::Keyset;
+use crate::db::{self, CompanyId, ConfidentialId};
+use crate::error::{AppError, AppResult};
+use crate::validate;
+use diesel_async::AsyncConnection;
+
+pub struct Company(pub CompanyRow);
+
+impl Company {
+    fn facts(&self) -> ResourceFacts {
+        ResourceFacts {
+            kind: ResourceKind::Company,
+            owner: self.0.registered_by,
+        }
+    }
+
+    /// A sole trader's name and business ID are personal data (access.md).
+    fn identity_class(&self) -> FieldClass {
+        if self.0.company_form == db::CompanyForm::SoleTrader {
+            FieldClass::ContactIdentification
+        } else {
+            FieldClass::CompanyPublic
+        }
+    }
+
+    fn public<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        ctx.guard(&self.facts(), FieldClass::CompanyPublic)?;
+        Ok(Some(value))
+    }
+}
+
+#[Object]
+impl Company {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn business_id(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        ctx.guard(&self.facts(), self.identity_class())?;
+        Ok(self.0.business_id.clone())
+    }
+    async fn name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        ctx.guard(&self.facts(), self.identity_class())?;
+        Ok(self.0.name.clone())
+    }
+    async fn company_form(&self, ctx: &Context<'_>) -> AppResult<Option<CompanyForm>> {
+        self.public(ctx, self.0.company_form.into())
+    }
+    async fn industry_code(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.public(ctx, self.0.industry_code.clone())?.flatten())
+    }
+    async fn municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.public(ctx, self.0.municipality.clone())?.flatten())
+    }
+    /// ISO 3166-1 alpha-2.
+    async fn country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.public(ctx, self.0.country.clone())
+    }
+    async fn website(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.public(ctx, self.0.website.clone())?.flatten())
+    }
+    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        self.public(ctx, self.0.registered_by.into())
+    }
+    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
+        self.public(ctx, self.0.legal_basis.into())
+    }
+    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
+        self.public(ctx, self.0.source.into())
+    }
+    async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.public(ctx, self.0.last_processed_at)
+    }
+    async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.public(ctx, self.0.legal_hold)
+    }
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.public(ctx, self.0.created_at)
+    }
+    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.public(ctx, self.0.updated_at)
+    }
+    /// Set when the record was erased; an erased record keeps only its tombstone.
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
+    }
+    async fn contacts(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Contact>>> {
+        let rows = ctx
+            .loader()?
+            .load_one(ContactsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(Some(rows.into_iter().map(Contact).collect()))
+    }
+    async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
+        let rows = ctx
+            .loader()?
+            .load_one(ServicesOfCompany(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(Some(rows.into_iter().map(Service).collect()))
+    }
+    /// Confidential data, one entry per registering controller.
+    async fn confidential(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<CompanyConfidential>>> {
+        let rows = ctx
+            .loader()?
+            .load_one(ConfidentialOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(Some(rows.into_iter().map(CompanyConfidential).collect()))
+    }
+}
+
+pub struct CompanyConfidential(pub ConfidentialRow);
+
+impl CompanyConfidential {
+    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        ctx.guard(
+            &ResourceFacts {
+                kind: ResourceKind::Confidential,
+                owner: self.0.registered_by,
+            },
+            FieldClass::CompanyConfidential,
+        )?;
+        Ok(Some(value))
+    }
+}
+
+#[Object]
+impl CompanyConfidential {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        self.read(ctx, self.0.registered_by.into())
+    }
+    async fn turnover_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
+        Ok(self
+            .read(ctx, self.0.turnover_eur.clone().map(Decimal))?
+            .flatten())
+    }
+    async fn employee_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        Ok(self.read(ctx, self.0.employee_count)?.flatten())
+    }
+    async fn risk_rating(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.0.risk_rating.clone())?.flatten())
+    }
+    async fn funding_decisions(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.0.funding_decisions.clone())?.flatten())
+    }
+    async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.0.notes.clone())?.flatten())
+    }
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, self.0.created_at)
+    }
+    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, self.0.updated_at)
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct CompanyFilterInput {
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    pub business_id: Option<String>,
+    /// TOL 2008 code prefix, e.g. "01" for agriculture.
+    pub industry_code_prefix: Option<String>,
+    pub municipality: Option<String>,
+    pub company_form: Option<CompanyForm>,
+    pub registered_by: Option<Organization>,
+}
+
+impl TryFrom<CompanyFilterInput> for CompanyFilter {
+    type Error = AppError;
+    fn try_from(f: CompanyFilterInput) -> AppResult<Self> {
+        if let Some(p) = &f.industry_code_prefix {
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(AppError::bad_input(
+                    "filter.industryCodePrefix",
+                    "must be one to five digits",
+                ));
+            }
+        }
+        Ok(CompanyFilter {
+            name_contains: f.name_contains,
+            business_id: f.business_id,
+            industry_code_prefix: f.industry_code_prefix,
+            municipality: f.municipality,
+            company_form: f.company_form.map(Into::into),
+            registered_by: f.registered_by.map(Into::into),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct CompanyQuery;
+
+#[Object]
+impl CompanyQuery {
+    async fn company(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Company>> {
+        let id: CompanyId = parse_id("id", &id)?;
+        match ctx.loader()?.load_one(id).await? {
+            Some(row) => Ok(Some(Company(row))),
+            None => Err(AppError::NotFound("company")),
+        }
+    }
+
+    async fn company_by_business_id(
+        &self,
+        ctx: &Context<'_>,
+        business_id: String,
+    ) -> AppResult<Option<Company>> {
+        let business_id = validate::business_id(&business_id)
+            .map_err(|m| AppError::bad_input("businessId", m))?;
+        let id = db::companies::id_by_business_id(&mut *ctx.conn().await?, &business_id).await?;
+        let row = match id {
+            Some(id) => ctx.loader()?.load_one(id).await?,
+            None => None,
+        };
+        row.map(|r| Some(Company(r)))
+            .ok_or(AppError::NotFound("company"))
+    }
+
+    async fn companies(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CompanyFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Conn<Company>> {
+        let (page, first) = connection::page_request(first, after)?;
+        let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
+        let mut conn = ctx.conn().await?;
+        let rows = db::companies::list(&mut conn, &filter, page).await?;
+        let total = if connection::wants_total(ctx) {
+            db::companies::count(&mut conn, &filter).await?
+        } else {
+            0
+        };
+        Ok(connection::build(
+            rows,
+            first,
+            page.after.is_some(),
+            total,
+            |r| Keyset {
+                created_at: r.created_at,
+                id: r.id.0,
+            },
+            Company,
+        ))
+    }
+}
+
+/// Company data for create (required fields must be present) and update
+/// (absent fields are kept; null clears an optional field).
+#[derive(InputObject)]
+pub struct CompanyInput {
+    pub business_id: MaybeUndefined<String>,
+    pub name: MaybeUndefined<String>,
+    pub company_form: MaybeUndefined<CompanyForm>,
+    /// TOL 2008, five digits.
+    pub industry_code: MaybeUndefined<String>,
+    pub municipality: MaybeUndefined<String>,
+    /// ISO 3166-1 alpha-2; FI when not given on create.
+    pub country: MaybeUndefined<String>,
+    pub website: MaybeUndefined<String>,
+    pub legal_basis: MaybeUndefined<LegalBasis>,
+    pub source: MaybeUndefined<DataSource>,
+}
+
+impl CompanyInput {
+    fn into_changes(self) -> AppResult<CompanyChanges> {
+        Ok(CompanyChanges {
+            business_id: keep_or_set(
+                "businessId",
+                checked("businessId", self.business_id, validate::business_id)?,
+            )?,
+            name: keep_or_set("name", checked("name", self.name, short_text)?)?,
+            company_form: keep_or_set("companyForm", self.company_form)?.map(Into::into),
+            industry_code: input::text(
+                "industryCode",
+                self.industry_code,
+                validate::industry_code,
+            )?,
+            municipality: input::text("municipality", self.municipality, short_text)?,
+            country: keep_or_set(
+                "country",
+                checked("country", self.country, validate::country)?,
+            )?,
+            website: input::text("website", self.website, validate::website)?,
+            legal_basis: keep_or_set("legalBasis", self.legal_basis)?.map(Into::into),
+            source: keep_or_set("source", self.source)?.map(Into::into),
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConfidentialInput {
+    pub turnover_eur: MaybeUndefined<Decimal>,
+    pub employee_count: MaybeUndefined<i32>,
+    pub risk_rating: MaybeUndefined<String>,
+    pub funding_decisions: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<String>,
+}
+
+impl ConfidentialInput {
+    fn into_changes(self) -> AppResult<ConfidentialChanges> {
+        if let MaybeUndefined::Value(n) = self.employee_count {
+            if n < 0 {
+                return Err(AppError::bad_input("employeeCount", "must not be negative"));
+            }
+        }
+        Ok(ConfidentialChanges {
+            turnover_eur: input::nullable(self.turnover_eur).map(|v| v.map(|d| d.0)),
+            employee_count: input::nullable(self.employee_count),
+            risk_rating: input::text("riskRating", self.risk_rating, short_text)?,
+            funding_decisions: input::text("fundingDecisions", self.funding_decisions, long_text)?,
+            notes: input::text("notes", self.notes, long_text)?,
+        })
+    }
+}
+
+fn company_facts(row: &CompanyRow) -> ResourceFacts {
+    ResourceFacts {
+        kind: ResourceKind::Company,
+        owner: row.registered_by,
+    }
+}
+
+fn confidential_facts(row: &ConfidentialRow) -> ResourceFacts {
+    ResourceFacts {
+        kind: ResourceKind::Confidential,
+        owner: row.registered_by,
+    }
+}
+
+#[derive(Default)]
+pub struct CompanyMutation;
+
+#[Object]
+impl CompanyMutation {
+    /// Registers a company for the actor's organisation.
+    async fn create_company(&self, ctx: &Context<'_>, input: CompanyInput) -> AppResult<Company> {
+        let author = ctx.author()?;
+        let c = input.into_changes()?;
+        let new = NewCompany {
+            business_id: required("businessId", c.business_id)?,
+            name: required("name", c.name)?,
+            company_form: required("companyForm", c.company_form)?,
+            industry_code: input::on_create(c.industry_code),
+            municipality: input::on_create(c.municipality),
+            country: c.country.unwrap_or_else(|| "FI".to_owned()),
+            website: input::on_create(c.website),
+            registered_by: author.org,
+            legal_basis: required("legalBasis", c.legal_basis)?,
+            source: required("source", c.source)?,
+        };
+        ctx.guard_write(
+            Action::Create,
+            &ResourceFacts {
+                kind: ResourceKind::Company,
+                owner: author.org,
+            },
+        )?;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                if db::companies::business_id_taken(conn, &new.business_id, None).await? {
+                    return Err(AppError::bad_input(
+                        "businessId",
+                        "a company with this business ID is already registered",
+                    ));
+                }
+                Ok(db::companies::insert(conn, &author, &new).await?)
+            })
+            .await?;
+        Ok(Company(row))
+    }
+
+    async fn update_company(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: CompanyInput,
+    ) -> AppResult<Company> {
+        let id: CompanyId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let changes = input.into_changes()?;
+        let ctx2 = ctx;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::companies::lock(conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("company"))?;
+                ctx2.guard_write(Action::Update, &company_facts(&old))?;
+                if let Some(b) = &changes.business_id {
+                    if db::companies::business_id_taken(conn, b, Some(id)).await? {
+                        return Err(AppError::bad_input(
+                            "businessId",
+                            "a company with this business ID is already registered",
+                        ));
+                    }
+                }
+                db::companies::update(conn, &author, id, &changes)
+                    .await?
+                    .ok_or(AppError::NotFound("company"))
+            })
+            .await?;
+        Ok(Company(row))
+    }
+
+    /// Deletes a company that has no contacts, services or confidential rows left.
+    async fn delete_company(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        let company: CompanyId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let ctx2 = ctx;
+        ctx.conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::companies::lock(conn, company)
+                    .await?
+                    .ok_or(AppError::NotFound("company"))?;
+                ctx2.guard_write(Action::Delete, &company_facts(&old))?;
+                if let Some(what) = db::companies::dependents(conn, company).await? {
+                    return Err(AppError::bad_input(
+                        "id",
+                        format!("the company still has {what}; delete them first"),
+                    ));
+                }
+                Ok(db::companies::delete(conn, &author, &old).await?)
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Registers confidential data of a company for the actor's organisation (one row per organisation).
+    async fn create_company_confidential(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        input: ConfidentialInput,
+    ) -> AppResult<CompanyConfidential> {
+        let company: CompanyId = parse_id("companyId", &company_id)?;
+        let author = ctx.author()?;
+        let c = input.into_changes()?;
+        let new = NewConfidential {
+            company_id: company,
+            registered_by: author.org,
+            turnover_eur: input::on_create(c.turnover_eur),
+            employee_count: input::on_create(c.employee_count),
+            risk_rating: input::on_create(c.risk_rating),
+            funding_decisions: input::on_create(c.funding_decisions),
+            notes: input::on_create(c.notes),
+        };
+        ctx.guard_write(
+            Action::Create,
+            &ResourceFacts {
+                kind: ResourceKind::Confidential,
+                owner: author.org,
+            },
+        )?;
+        let row = ctx.conn().await?.transaction::<_, AppError, _>(async move |conn| {
+                db::companies::lock(conn, company).await?.ok_or(AppError::NotFound("company"))?;
+                if db::confidential::exists_for(conn, company, author.org).await? {
+                    return Err(AppError::bad_input("companyId", "your organisation already has a confidential row for this company; update it"));
+                }
+                Ok(db::confidential::insert(conn, &author, &new).await?)
+            })
+        .await?;
+        Ok(CompanyConfidential(row))
+    }
+
+    async fn update_company_confidential(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ConfidentialInput,
+    ) -> AppResult<CompanyConfidential> {
+        let id: ConfidentialId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let changes = input.into_changes()?;
+        let ctx2 = ctx;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::confidential::lock(conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("confidential row"))?;
+                ctx2.guard_write(Action::Update, &confidential_facts(&old))?;
+                Ok(db::confidential::update(conn, &author, &old, &changes).await?)
+            })
+            .await?;
+        Ok(CompanyConfidential(row))
+    }
+
+    async fn delete_company_confidential(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        let row_id: ConfidentialId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let ctx2 = ctx;
+        ctx.conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::confidential::lock(conn, row_id)
+                    .await?
+                    .ok_or(AppError::NotFound("confidential row"))?;
+                ctx2.guard_write(Action::Delete, &confidential_facts(&old))?;
+                Ok(db::confidential::delete(conn, &author, &old).await?)
+            })
+            .await?;
+        Ok(id)
+    }
+}

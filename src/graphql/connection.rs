@@ -1,0 +1,68 @@
+//! Relay cursor connections over keyset pages.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, OutputType, SimpleObject};
+
+use crate::db::page::{Keyset, PageRequest};
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct Totals {
+    /// How many objects match the filter, across all pages.
+    pub total_count: i64,
+}
+
+pub type Conn<N> = Connection<String, N, Totals>;
+
+/// Validates `first` and `after`; the request fetches one row more than the
+/// page so `hasNextPage` needs no second query.
+pub fn page_request(first: Option<i32>, after: Option<String>) -> AppResult<(PageRequest, usize)> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(AppError::bad_input(
+            "first",
+            format!("must be between 0 and {MAX_PAGE}"),
+        ));
+    }
+    let after = match after {
+        None => None,
+        Some(c) => Some(
+            Keyset::decode(&c)
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor this API issued"))?,
+        ),
+    };
+    Ok((
+        PageRequest {
+            after,
+            limit: i64::from(first) + 1,
+        },
+        first as usize,
+    ))
+}
+
+/// Whether the client selected `totalCount`, so the count query runs only then.
+pub fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+pub fn build<R, N: OutputType>(
+    mut rows: Vec<R>,
+    first: usize,
+    after: bool,
+    total: i64,
+    key: impl Fn(&R) -> Keyset,
+    wrap: impl Fn(R) -> N,
+) -> Conn<N> {
+    let has_next = rows.len() > first;
+    rows.truncate(first);
+    let mut conn =
+        Connection::with_additional_fields(after, has_next, Totals { total_count: total });
+    conn.edges.extend(
+        rows.into_iter()
+            .map(|r| Edge::new(key(&r).encode(), wrap(r))),
+    );
+    conn
+}

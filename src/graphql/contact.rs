@@ -1,0 +1,447 @@
+//! Contacts: companies' contact and responsible persons (personal data).
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
+use chrono::{DateTime, Utc};
+
+use super::company::Company;
+use super::connection::{self, Conn};
+use super::enums::{DataSource, LegalBasis, Organization};
+use super::input::{self, checked, keep_or_set, long_text, required, short_text};
+use super::loader::{ChangesOfContact, ServicesOfContact};
+use super::service::Service;
+use super::{parse_id, ContextExt};
+use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::db::change_log::ChangeRow;
+use crate::db::contacts::{ContactFields, ContactFilter, ContactRow, NewContact};
+use crate::db::page::Keyset;
+use crate::db::{self, CompanyId, ContactId};
+use crate::error::{AppError, AppResult};
+use crate::validate;
+use diesel_async::AsyncConnection;
+
+pub struct Contact(pub ContactRow);
+
+/// The access.md class of a contact column (also decides who reads its history).
+pub fn field_class(column: &str) -> FieldClass {
+    match column {
+        "first_name" | "last_name" | "email" | "phone" | "title" | "role_in_company" => {
+            FieldClass::ContactIdentification
+        }
+        "home_country" | "home_municipality" | "postal_address" => FieldClass::ContactHome,
+        "nickname" | "native_name" | "native_address" | "native_title" | "work_country"
+        | "industry" | "investment_profile" | "expertise_level" | "job_description"
+        | "other_description" => FieldClass::ContactAdditional,
+        _ => FieldClass::ContactProcessing,
+    }
+}
+
+impl Contact {
+    fn facts(&self) -> ResourceFacts {
+        ResourceFacts {
+            kind: ResourceKind::Contact,
+            owner: self.0.registered_by,
+        }
+    }
+
+    fn read<T>(&self, ctx: &Context<'_>, class: FieldClass, value: T) -> AppResult<Option<T>> {
+        ctx.guard(&self.facts(), class)?;
+        Ok(Some(value))
+    }
+
+    fn text(
+        &self,
+        ctx: &Context<'_>,
+        class: FieldClass,
+        value: &Option<String>,
+    ) -> AppResult<Option<String>> {
+        ctx.guard(&self.facts(), class)?;
+        Ok(value.clone())
+    }
+}
+
+use FieldClass::{
+    ContactAdditional as Additional, ContactHome as Home, ContactIdentification as Ident,
+    ContactProcessing as Processing,
+};
+
+#[Object]
+impl Contact {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn first_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.first_name)
+    }
+    async fn last_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.last_name)
+    }
+    async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.email)
+    }
+    async fn phone(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.phone)
+    }
+    async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.title)
+    }
+    async fn role_in_company(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Ident, &self.0.role_in_company)
+    }
+    async fn home_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Home, &self.0.home_country)
+    }
+    async fn home_municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Home, &self.0.home_municipality)
+    }
+    async fn postal_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Home, &self.0.postal_address)
+    }
+    async fn nickname(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.nickname)
+    }
+    async fn native_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.native_name)
+    }
+    async fn native_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.native_address)
+    }
+    async fn native_title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.native_title)
+    }
+    async fn work_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.work_country)
+    }
+    async fn industry(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.industry)
+    }
+    async fn investment_profile(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.investment_profile)
+    }
+    async fn expertise_level(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.expertise_level)
+    }
+    async fn job_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.job_description)
+    }
+    async fn other_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.text(ctx, Additional, &self.0.other_description)
+    }
+    async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
+        ctx.guard(&self.facts(), Processing)?;
+        Ok(ctx
+            .loader()?
+            .load_one(self.0.company_id)
+            .await?
+            .map(Company))
+    }
+    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        self.read(ctx, Processing, self.0.registered_by.into())
+    }
+    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
+        self.read(ctx, Processing, self.0.legal_basis.into())
+    }
+    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
+        self.read(ctx, Processing, self.0.source.into())
+    }
+    /// Processing restricted (GDPR art. 18).
+    async fn restricted(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.read(ctx, Processing, self.0.restricted)
+    }
+    async fn marketing_objection(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.read(ctx, Processing, self.0.marketing_objection)
+    }
+    async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.read(ctx, Processing, self.0.legal_hold)
+    }
+    async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, Processing, self.0.last_processed_at)
+    }
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, Processing, self.0.created_at)
+    }
+    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, Processing, self.0.updated_at)
+    }
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
+    }
+    /// Services the person received.
+    async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
+        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        let rows = ctx
+            .loader()?
+            .load_one(ServicesOfContact(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(Some(rows.into_iter().map(Service).collect()))
+    }
+    /// The change log of this record, oldest first; an entry is shown when its field is readable.
+    async fn changes(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<ContactChange>>> {
+        ctx.guard(&self.facts(), FieldClass::History)?;
+        let rows = ctx
+            .loader()?
+            .load_one(ChangesOfContact(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let facts = self.facts();
+        Ok(Some(
+            rows.into_iter()
+                .filter(|r| ctx.guard(&facts, field_class(&r.field)).is_ok())
+                .map(ContactChange)
+                .collect(),
+        ))
+    }
+}
+
+pub struct ContactChange(pub ChangeRow);
+
+#[Object]
+impl ContactChange {
+    /// The changed column (snake_case, as in the register).
+    async fn field(&self) -> &str {
+        &self.0.field
+    }
+    async fn old_value(&self) -> Option<&str> {
+        self.0.old_value.as_deref()
+    }
+    async fn new_value(&self) -> Option<&str> {
+        self.0.new_value.as_deref()
+    }
+    /// True when an erasure removed the values.
+    async fn redacted(&self) -> bool {
+        self.0.redacted
+    }
+    async fn changed_by(&self) -> &str {
+        &self.0.changed_by
+    }
+    async fn changed_by_org(&self) -> Organization {
+        self.0.changed_by_org.into()
+    }
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+    async fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ContactFilterInput {
+    pub company_id: Option<ID>,
+    /// Case-insensitive substring of "first last".
+    pub name_contains: Option<String>,
+    /// Exact address, case-insensitive.
+    pub email: Option<String>,
+    pub registered_by: Option<Organization>,
+}
+
+#[derive(Default)]
+pub struct ContactQuery;
+
+#[Object]
+impl ContactQuery {
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Contact>> {
+        let id: ContactId = parse_id("id", &id)?;
+        ctx.loader()?
+            .load_one(id)
+            .await?
+            .map(|r| Some(Contact(r)))
+            .ok_or(AppError::NotFound("contact"))
+    }
+
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ContactFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Conn<Contact>> {
+        let (page, first) = connection::page_request(first, after)?;
+        let f = filter.unwrap_or_default();
+        let filter = ContactFilter {
+            company_id: f
+                .company_id
+                .as_ref()
+                .map(|id| parse_id::<CompanyId>("filter.companyId", id))
+                .transpose()?,
+            name_contains: f.name_contains,
+            email: f.email,
+            registered_by: f.registered_by.map(Into::into),
+        };
+        let mut conn = ctx.conn().await?;
+        let rows = db::contacts::list(&mut conn, &filter, page).await?;
+        let total = if connection::wants_total(ctx) {
+            db::contacts::count(&mut conn, &filter).await?
+        } else {
+            0
+        };
+        Ok(connection::build(
+            rows,
+            first,
+            page.after.is_some(),
+            total,
+            |r| Keyset {
+                created_at: r.created_at,
+                id: r.id.0,
+            },
+            Contact,
+        ))
+    }
+}
+
+/// A person's data for create and update: absent fields are kept, null clears.
+#[derive(InputObject)]
+pub struct ContactInput {
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    /// ISO 3166-1 alpha-2.
+    pub home_country: MaybeUndefined<String>,
+    pub home_municipality: MaybeUndefined<String>,
+    pub postal_address: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub title: MaybeUndefined<String>,
+    pub role_in_company: MaybeUndefined<String>,
+    pub nickname: MaybeUndefined<String>,
+    pub native_name: MaybeUndefined<String>,
+    pub native_address: MaybeUndefined<String>,
+    pub native_title: MaybeUndefined<String>,
+    /// ISO 3166-1 alpha-2.
+    pub work_country: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    pub investment_profile: MaybeUndefined<String>,
+    pub expertise_level: MaybeUndefined<String>,
+    pub job_description: MaybeUndefined<String>,
+    pub other_description: MaybeUndefined<String>,
+    pub legal_basis: MaybeUndefined<LegalBasis>,
+    pub source: MaybeUndefined<DataSource>,
+}
+
+impl ContactInput {
+    fn into_fields(self) -> AppResult<ContactFields> {
+        use input::text;
+        Ok(ContactFields {
+            first_name: text("firstName", self.first_name, short_text)?,
+            last_name: keep_or_set("lastName", checked("lastName", self.last_name, short_text)?)?,
+            home_country: text("homeCountry", self.home_country, validate::country)?,
+            home_municipality: text("homeMunicipality", self.home_municipality, short_text)?,
+            postal_address: text("postalAddress", self.postal_address, short_text)?,
+            email: text("email", self.email, validate::email)?,
+            phone: text("phone", self.phone, validate::phone)?,
+            title: text("title", self.title, short_text)?,
+            role_in_company: text("roleInCompany", self.role_in_company, short_text)?,
+            nickname: text("nickname", self.nickname, short_text)?,
+            native_name: text("nativeName", self.native_name, short_text)?,
+            native_address: text("nativeAddress", self.native_address, short_text)?,
+            native_title: text("nativeTitle", self.native_title, short_text)?,
+            work_country: text("workCountry", self.work_country, validate::country)?,
+            industry: text("industry", self.industry, short_text)?,
+            investment_profile: text("investmentProfile", self.investment_profile, long_text)?,
+            expertise_level: text("expertiseLevel", self.expertise_level, short_text)?,
+            job_description: text("jobDescription", self.job_description, long_text)?,
+            other_description: text("otherDescription", self.other_description, long_text)?,
+            legal_basis: keep_or_set("legalBasis", self.legal_basis)?.map(Into::into),
+            source: keep_or_set("source", self.source)?.map(Into::into),
+        })
+    }
+}
+
+fn facts(row: &ContactRow) -> ResourceFacts {
+    ResourceFacts {
+        kind: ResourceKind::Contact,
+        owner: row.registered_by,
+    }
+}
+
+#[derive(Default)]
+pub struct ContactMutation;
+
+#[Object]
+impl ContactMutation {
+    /// Registers a contact person of a company for the actor's organisation.
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        input: ContactInput,
+    ) -> AppResult<Contact> {
+        let company: CompanyId = parse_id("companyId", &company_id)?;
+        let author = ctx.author()?;
+        let fields = input.into_fields()?;
+        required("lastName", fields.last_name.as_ref())?;
+        required("legalBasis", fields.legal_basis)?;
+        required("source", fields.source)?;
+        ctx.guard_write(
+            Action::Create,
+            &ResourceFacts {
+                kind: ResourceKind::Contact,
+                owner: author.org,
+            },
+        )?;
+        let new = NewContact {
+            company_id: company,
+            registered_by: author.org,
+            fields,
+        };
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                db::companies::lock(conn, company)
+                    .await?
+                    .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
+                Ok(db::contacts::insert(conn, &author, &new).await?)
+            })
+            .await?;
+        Ok(Contact(row))
+    }
+
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ContactInput,
+    ) -> AppResult<Contact> {
+        let id: ContactId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let fields = input.into_fields()?;
+        let ctx2 = ctx;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::contacts::lock(conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("contact"))?;
+                ctx2.guard_write(Action::Update, &facts(&old))?;
+                Ok(db::contacts::update(conn, &author, &old, &fields).await?)
+            })
+            .await?;
+        Ok(Contact(row))
+    }
+
+    /// Deletes a contact entered by mistake; a person's data that must go for
+    /// a GDPR reason is erased instead, which keeps a tombstone.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        let contact: ContactId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let ctx2 = ctx;
+        ctx.conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::contacts::lock(conn, contact)
+                    .await?
+                    .ok_or(AppError::NotFound("contact"))?;
+                ctx2.guard_write(Action::Delete, &facts(&old))?;
+                if db::contacts::has_services(conn, contact).await? {
+                    return Err(AppError::bad_input(
+                        "id",
+                        "the contact has services; delete or reassign them first",
+                    ));
+                }
+                Ok(db::contacts::delete(conn, &author, &old).await?)
+            })
+            .await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,350 @@
+//! Services: advice, funding, events, contact requests, orders and invoicing.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
+use chrono::{DateTime, Utc};
+
+use super::company::Company;
+use super::connection::{self, Conn};
+use super::contact::Contact;
+use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
+use super::input::{self, checked, keep_or_set, required, short_text};
+use super::{parse_id, ContextExt};
+use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::db::page::Keyset;
+use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
+use crate::db::{self, CompanyId, ContactId, ServiceId};
+use crate::error::{AppError, AppResult};
+use diesel_async::AsyncConnection;
+
+pub struct Service(pub ServiceRow);
+
+impl Service {
+    fn facts(&self) -> ResourceFacts {
+        ResourceFacts {
+            kind: ResourceKind::Service,
+            owner: self.0.provider,
+        }
+    }
+
+    fn record<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        Ok(Some(value))
+    }
+
+    fn internal<T>(&self, ctx: &Context<'_>, value: Option<T>) -> AppResult<Option<T>> {
+        ctx.guard(&self.facts(), FieldClass::ServiceInternal)?;
+        Ok(value)
+    }
+}
+
+#[Object]
+impl Service {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceKind>> {
+        self.record(ctx, self.0.kind.into())
+    }
+    async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.record(ctx, self.0.title.clone())
+    }
+    async fn provider(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        self.record(ctx, self.0.provider.into())
+    }
+    async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
+        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        Ok(ctx
+            .loader()?
+            .load_one(self.0.company_id)
+            .await?
+            .map(Company))
+    }
+    /// The natural person who received the service, if any.
+    async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
+        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        match self.0.contact_id {
+            Some(id) => Ok(ctx.loader()?.load_one(id).await?.map(Contact)),
+            None => Ok(None),
+        }
+    }
+    async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceStatus>> {
+        self.record(ctx, self.0.status.into())
+    }
+    async fn requested_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.record(ctx, self.0.requested_at)
+    }
+    async fn delivered_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        Ok(self.record(ctx, self.0.delivered_at)?.flatten())
+    }
+    async fn invoiced_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        Ok(self.record(ctx, self.0.invoiced_at)?.flatten())
+    }
+    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
+        self.record(ctx, self.0.legal_basis.into())
+    }
+    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
+        self.record(ctx, self.0.source.into())
+    }
+    /// Internal to the provider.
+    async fn amount_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
+        self.internal(ctx, self.0.amount_eur.clone().map(Decimal))
+    }
+    /// Internal to the provider.
+    async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        self.internal(ctx, self.0.notes.clone())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ServiceFilterInput {
+    pub company_id: Option<ID>,
+    pub contact_id: Option<ID>,
+    pub provider: Option<Organization>,
+    pub kind: Option<ServiceKind>,
+    pub status: Option<ServiceStatus>,
+    /// Requested at or after this time.
+    pub requested_from: Option<DateTime<Utc>>,
+    /// Requested before this time.
+    pub requested_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct ServiceQuery;
+
+#[Object]
+impl ServiceQuery {
+    async fn service(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Service>> {
+        let id: ServiceId = parse_id("id", &id)?;
+        ctx.loader()?
+            .load_one(id)
+            .await?
+            .map(|r| Some(Service(r)))
+            .ok_or(AppError::NotFound("service"))
+    }
+
+    async fn services(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ServiceFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Conn<Service>> {
+        let (page, first) = connection::page_request(first, after)?;
+        let f = filter.unwrap_or_default();
+        if let (Some(from), Some(to)) = (f.requested_from, f.requested_to) {
+            if from > to {
+                return Err(AppError::bad_input(
+                    "filter.requestedTo",
+                    "is before requestedFrom",
+                ));
+            }
+        }
+        let filter = ServiceFilter {
+            company_id: f
+                .company_id
+                .as_ref()
+                .map(|id| parse_id::<CompanyId>("filter.companyId", id))
+                .transpose()?,
+            contact_id: f
+                .contact_id
+                .as_ref()
+                .map(|id| parse_id::<ContactId>("filter.contactId", id))
+                .transpose()?,
+            provider: f.provider.map(Into::into),
+            kind: f.kind.map(Into::into),
+            status: f.status.map(Into::into),
+            requested_from: f.requested_from,
+            requested_to: f.requested_to,
+        };
+        let mut conn = ctx.conn().await?;
+        let rows = db::services::list(&mut conn, &filter, page).await?;
+        let total = if connection::wants_total(ctx) {
+            db::services::count(&mut conn, &filter).await?
+        } else {
+            0
+        };
+        Ok(connection::build(
+            rows,
+            first,
+            page.after.is_some(),
+            total,
+            |r| Keyset {
+                created_at: r.created_at,
+                id: r.id.0,
+            },
+            Service,
+        ))
+    }
+}
+
+/// A service for create (companyId, kind, title, legalBasis and source
+/// required) and update (absent fields kept, null clears).
+#[derive(InputObject)]
+pub struct ServiceInput {
+    /// Only on create: a service stays with the company it was recorded for.
+    pub company_id: Option<ID>,
+    pub contact_id: MaybeUndefined<ID>,
+    pub kind: MaybeUndefined<ServiceKind>,
+    pub title: MaybeUndefined<String>,
+    /// REQUESTED when not given on create.
+    pub status: MaybeUndefined<ServiceStatus>,
+    pub requested_at: MaybeUndefined<DateTime<Utc>>,
+    pub delivered_at: MaybeUndefined<DateTime<Utc>>,
+    pub invoiced_at: MaybeUndefined<DateTime<Utc>>,
+    pub legal_basis: MaybeUndefined<LegalBasis>,
+    pub source: MaybeUndefined<DataSource>,
+    pub amount_eur: MaybeUndefined<Decimal>,
+    pub notes: MaybeUndefined<String>,
+}
+
+impl ServiceInput {
+    fn into_changes(self) -> AppResult<ServiceChanges> {
+        let contact_id = match self.contact_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(id) => Some(Some(parse_id::<ContactId>("contactId", &id)?)),
+        };
+        Ok(ServiceChanges {
+            kind: keep_or_set("kind", self.kind)?.map(Into::into),
+            title: keep_or_set("title", checked("title", self.title, short_text)?)?,
+            contact_id,
+            status: keep_or_set("status", self.status)?.map(Into::into),
+            requested_at: keep_or_set("requestedAt", self.requested_at)?,
+            delivered_at: input::nullable(self.delivered_at),
+            invoiced_at: input::nullable(self.invoiced_at),
+            legal_basis: keep_or_set("legalBasis", self.legal_basis)?.map(Into::into),
+            source: keep_or_set("source", self.source)?.map(Into::into),
+            amount_eur: input::nullable(self.amount_eur).map(|v| v.map(|d| d.0)),
+            notes: input::text("notes", self.notes, input::long_text)?,
+        })
+    }
+}
+
+/// The person a service is for must be a contact of the same company.
+async fn check_contact(
+    conn: &mut diesel_async::AsyncPgConnection,
+    company: CompanyId,
+    contact: Option<ContactId>,
+) -> AppResult<()> {
+    if let Some(contact) = contact {
+        let rows = db::contacts::by_ids(conn, &[contact]).await?;
+        match rows.first() {
+            Some(c) if c.company_id == company => {}
+            Some(_) => {
+                return Err(AppError::bad_input(
+                    "contactId",
+                    "the contact belongs to another company",
+                ))
+            }
+            None => return Err(AppError::bad_input("contactId", "no such contact")),
+        }
+    }
+    Ok(())
+}
+
+fn facts(row: &ServiceRow) -> ResourceFacts {
+    ResourceFacts {
+        kind: ResourceKind::Service,
+        owner: row.provider,
+    }
+}
+
+#[derive(Default)]
+pub struct ServiceMutation;
+
+#[Object]
+impl ServiceMutation {
+    /// Records a service provided by the actor's organisation.
+    async fn create_service(&self, ctx: &Context<'_>, input: ServiceInput) -> AppResult<Service> {
+        let author = ctx.author()?;
+        let company: CompanyId = parse_id(
+            "companyId",
+            &required("companyId", input.company_id.clone())?,
+        )?;
+        let c = input.into_changes()?;
+        let new = NewService {
+            kind: required("kind", c.kind)?,
+            title: required("title", c.title)?,
+            provider: author.org,
+            company_id: company,
+            contact_id: c.contact_id.flatten(),
+            status: c.status.unwrap_or(db::ServiceStatus::Requested),
+            requested_at: c.requested_at,
+            delivered_at: input::on_create(c.delivered_at),
+            invoiced_at: input::on_create(c.invoiced_at),
+            legal_basis: required("legalBasis", c.legal_basis)?,
+            source: required("source", c.source)?,
+            amount_eur: input::on_create(c.amount_eur),
+            notes: input::on_create(c.notes),
+        };
+        ctx.guard_write(
+            Action::Create,
+            &ResourceFacts {
+                kind: ResourceKind::Service,
+                owner: author.org,
+            },
+        )?;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                db::companies::lock(conn, company)
+                    .await?
+                    .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
+                check_contact(conn, company, new.contact_id).await?;
+                Ok(db::services::insert(conn, &author, &new).await?)
+            })
+            .await?;
+        Ok(Service(row))
+    }
+
+    async fn update_service(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ServiceInput,
+    ) -> AppResult<Service> {
+        let id: ServiceId = parse_id("id", &id)?;
+        if input.company_id.is_some() {
+            return Err(AppError::bad_input(
+                "companyId",
+                "cannot be changed; record the service again for the other company",
+            ));
+        }
+        let author = ctx.author()?;
+        let changes = input.into_changes()?;
+        let ctx2 = ctx;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::services::lock(conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("service"))?;
+                ctx2.guard_write(Action::Update, &facts(&old))?;
+                if let Some(contact) = changes.contact_id {
+                    check_contact(conn, old.company_id, contact).await?;
+                }
+                Ok(db::services::update(conn, &author, &old, &changes).await?)
+            })
+            .await?;
+        Ok(Service(row))
+    }
+
+    async fn delete_service(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        let service: ServiceId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let ctx2 = ctx;
+        ctx.conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::services::lock(conn, service)
+                    .await?
+                    .ok_or(AppError::NotFound("service"))?;
+                ctx2.guard_write(Action::Delete, &facts(&old))?;
+                Ok(db::services::delete(conn, &author, &old).await?)
+            })
+            .await?;
+        Ok(id)
+    }
+}

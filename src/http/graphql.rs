@@ -1,0 +1,388 @@
+//! POST and GET /graphql (GraphQL over HTTP).
+//!
+//! Order of checks: content type (a CSRF guard: only `application/json` POSTs,
+//! which a browser cannot send cross-site without a preflight), authentication
+//! (401), purpose header (400), body (413 by the body limit layer), batch size,
+//! aliases and root fields, then execution under a timeout.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{
+    BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value,
+};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::HttpState;
+use crate::auth::{self, Actor};
+use crate::error::{AppError, ErrorCode, REQUEST_ID};
+use crate::graphql::loader::DbReader;
+use crate::graphql::{limits, RequestContext};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// An error response outside GraphQL execution.
+fn error_response(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }],
+        "extensions": { "requestId": request_id },
+    });
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if code == ErrorCode::Unauthenticated {
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            message.replace('"', "'")
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    with_request_id(res, request_id)
+}
+
+fn with_request_id(mut res: Response, request_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+async fn authenticate(
+    s: &HttpState,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<Actor, Response> {
+    let unauthenticated = |m: String| {
+        error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            &m,
+            request_id,
+        )
+    };
+    let token = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => return Err(unauthenticated(auth::AuthError::Missing.to_string())),
+        Some(Err(_)) => return Err(unauthenticated("Authorization header is not text".into())),
+        Some(Ok(v)) => match v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            Some(t) => t.trim(),
+            None => {
+                return Err(unauthenticated(
+                    "Authorization must be 'Bearer <token>'".into(),
+                ))
+            }
+        },
+    };
+    let claims = s
+        .app
+        .verifier
+        .verify(token)
+        .await
+        .map_err(|e| unauthenticated(e.to_string()))?;
+    let purpose_header = headers
+        .get("x-processing-purpose")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let purpose = auth::parse_purpose(purpose_header).map_err(|m| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &m,
+            request_id,
+        )
+    })?;
+    auth::actor_from_claims(claims, purpose).map_err(|e| unauthenticated(e.to_string()))
+}
+
+fn wants_graphql_response(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON))
+}
+
+pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "POST /graphql takes Content-Type: application/json",
+            &request_id,
+        );
+    }
+    let actor = match authenticate(&s, &headers, &request_id).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("body is not a GraphQL request: {e}"),
+                &request_id,
+            )
+        }
+    };
+    let requests = match batch {
+        BatchRequest::Single(r) => vec![r],
+        BatchRequest::Batch(rs) if rs.is_empty() => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "empty batch",
+                &request_id,
+            )
+        }
+        BatchRequest::Batch(rs) if rs.len() > s.app.config.limits.max_batch => {
+            let m = format!(
+                "batch of {}; at most {} requests are allowed",
+                rs.len(),
+                s.app.config.limits.max_batch
+            );
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::QueryTooComplex,
+                &m,
+                &request_id,
+            );
+        }
+        BatchRequest::Batch(rs) => rs,
+    };
+    let single = requests.len() == 1;
+    let mut responses = Vec::with_capacity(requests.len());
+    for request in requests {
+        responses.push(execute(&s, &actor, &request_id, request, false).await.inner);
+    }
+    let batch = if single {
+        BatchResponse::Single(responses.remove(0))
+    } else {
+        BatchResponse::Batch(responses)
+    };
+    respond(batch, &headers, &request_id)
+}
+
+pub async fn get(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let actor = match authenticate(&s, &headers, &request_id).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let Some(query) = params.get("query") else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "missing query parameter",
+            &request_id,
+        );
+    };
+    let mut request = Request::new(query.clone());
+    if let Some(name) = params.get("operationName") {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(vars) = params.get("variables") {
+        match serde_json::from_str(vars) {
+            Ok(v) => request = request.variables(v),
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    "variables is not JSON",
+                    &request_id,
+                )
+            }
+        }
+    }
+    let response = execute(&s, &actor, &request_id, request, true).await;
+    if response.http_status == Some(StatusCode::METHOD_NOT_ALLOWED) {
+        let mut res = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "mutations need POST",
+            &request_id,
+        );
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+    respond(BatchResponse::Single(response.inner), &headers, &request_id)
+}
+
+struct Executed {
+    inner: GqlResponse,
+    http_status: Option<StatusCode>,
+}
+
+impl From<Executed> for GqlResponse {
+    fn from(e: Executed) -> Self {
+        e.inner
+    }
+}
+
+fn gql_error(err: AppError) -> GqlResponse {
+    let e: async_graphql::Error = err.into();
+    GqlResponse::from_errors(vec![e.into_server_error(async_graphql::Pos::default())])
+}
+
+async fn execute(
+    s: &HttpState,
+    actor: &Actor,
+    request_id: &str,
+    request: Request,
+    get_only: bool,
+) -> Executed {
+    let started = Instant::now();
+    let operation = request.operation_name.clone();
+    // Parse once for our own limits; a document that does not parse is left
+    // to the executor, which reports the syntax error in the usual way.
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        if get_only
+            && limits::operation_type(&doc, operation.as_deref()) == Some(OperationType::Mutation)
+        {
+            return Executed {
+                inner: GqlResponse::default(),
+                http_status: Some(StatusCode::METHOD_NOT_ALLOWED),
+            };
+        }
+        if let Err(e) = limits::check(&doc, &s.app.config.limits) {
+            s.app.metrics.observe(
+                operation.as_deref(),
+                "refused",
+                started.elapsed().as_secs_f64(),
+            );
+            return Executed {
+                inner: gql_error(e),
+                http_status: None,
+            };
+        }
+    }
+    let request = request.data(RequestContext {
+        actor: actor.clone(),
+        request_id: request_id.to_owned(),
+        loader: DataLoader::new(DbReader::new(s.app.pool.clone()), tokio::spawn),
+    });
+    let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
+    let run = REQUEST_ID.scope(request_id.to_owned(), s.schema.execute(request));
+    let response = match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(request_id, "request timed out");
+            gql_error(AppError::Unavailable("the gateway (request timed out)"))
+        }
+    };
+    let outcome = if response.errors.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    s.app.metrics.observe(
+        operation.as_deref(),
+        outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    Executed {
+        inner: response,
+        http_status: None,
+    }
+}
+
+/// Every error gets a code from the closed set: the executor's own parse and
+/// validation errors have none, and they are the client's input errors.
+fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
+    for err in &mut response.errors {
+        let has_code = err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            let ext = err.extensions.get_or_insert_with(Default::default);
+            ext.set("code", ErrorCode::BadUserInput.as_str());
+        }
+    }
+    response
+        .extensions
+        .insert("requestId".to_owned(), Value::String(request_id.to_owned()));
+    response
+}
+
+fn respond(batch: BatchResponse, headers: &HeaderMap, request_id: &str) -> Response {
+    let graphql_response = wants_graphql_response(headers);
+    let no_data = |r: &GqlResponse| r.data == Value::Null && !r.errors.is_empty();
+    let (status, body) = match batch {
+        BatchResponse::Single(r) => {
+            // application/graphql-response+json: a request that never
+            // executed (no data) is a 4xx; application/json is always 200.
+            let status = if graphql_response && no_data(&r) {
+                status_for(&r.errors)
+            } else {
+                StatusCode::OK
+            };
+            (status, serde_json::to_string(&with_codes(r, request_id)))
+        }
+        BatchResponse::Batch(rs) => {
+            let rs: Vec<_> = rs.into_iter().map(|r| with_codes(r, request_id)).collect();
+            (StatusCode::OK, serde_json::to_string(&rs))
+        }
+    };
+    let content_type = if graphql_response {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    let res = match body {
+        Ok(b) => (status, [(header::CONTENT_TYPE, content_type)], b).into_response(),
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "response serialisation failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    };
+    with_request_id(res, request_id)
+}
+
+fn status_for(errors: &[ServerError]) -> StatusCode {
+    let code = errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|x| x.get("code").cloned());
+    match code {
+        Some(Value::String(c)) if c == ErrorCode::Unavailable.as_str() => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Some(Value::String(c)) if c == ErrorCode::InternalServerError.as_str() => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}

@@ -1,0 +1,113 @@
+//! HTTP: the GraphQL endpoint with its guards, health, readiness and metrics.
+
+mod graphql;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::AppState;
+use crate::graphql::AppSchema;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+pub fn router(app: AppState) -> Router {
+    let state = HttpState {
+        schema: app.schema(),
+        app: app.clone(),
+    };
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
+    if app.config.enable_graphiql {
+        router = router.route("/graphiql", get(graphiql));
+    }
+    router
+        .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when PostgreSQL answers, every migration is applied and a policy is loaded.
+async fn readyz(State(s): State<HttpState>) -> Response {
+    let db = async {
+        let mut conn = s.app.pool.get().await.map_err(|e| e.to_string())?;
+        match crate::db::migrations_applied(&mut conn).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("migrations pending".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    match db.await {
+        Ok(()) => (
+            StatusCode::OK,
+            format!("ready; policy {}\n", s.app.authorizer.version()),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: database\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.app.metrics.render(s.app.statements.get()),
+    )
+        .into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("KasvuCRM gateway")
+            .finish(),
+    )
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn serve(app: AppState) -> anyhow::Result<()> {
+    let addr = app.config.listen_addr;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, graphiql = app.config.enable_graphiql, "serving");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics (text format at /metrics).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Operation names are chosen by clients: past this many distinct names the
+/// label becomes "other", so a client cannot blow up the series count.
+const MAX_OPERATION_LABELS: usize = 200;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    seen_operations: Mutex<HashSet<String>>,
+}
+
+impl Metrics {
+    pub fn new() -> anyhow::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "kasvu_graphql_requests_total",
+                "GraphQL requests by operation and outcome",
+            ),
+            &["operation", "outcome"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "kasvu_graphql_request_duration_seconds",
+                "GraphQL request latency by operation",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["operation"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            seen_operations: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn label(&self, operation: Option<&str>) -> String {
+        let Some(name) = operation
+            .filter(|n| n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        else {
+            return "anonymous".to_owned();
+        };
+        let Ok(mut seen) = self.seen_operations.lock() else {
+            return "other".to_owned();
+        };
+        if seen.contains(name)
+            || (seen.len() < MAX_OPERATION_LABELS && seen.insert(name.to_owned()))
+        {
+            name.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
+
+    pub fn observe(&self, operation: Option<&str>, outcome: &str, seconds: f64) {
+        let op = self.label(operation);
+        self.requests
+            .with_label_values(&[op.as_str(), outcome])
+            .inc();
+        self.latency
+            .with_label_values(&[op.as_str()])
+            .observe(seconds);
+    }
+
+    /// The registry in text format, plus counters kept outside it.
+    pub fn render(&self, db_statements: u64) -> String {
+        let mut out = TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default();
+        out.push_str("# HELP kasvu_db_statements_total SQL statements sent to PostgreSQL\n");
+        out.push_str("# TYPE kasvu_db_statements_total counter\n");
+        out.push_str(&format!("kasvu_db_statements_total {db_statements}\n"));
+        out
+    }
+}

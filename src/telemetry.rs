@@ -1,0 +1,15 @@
+//! Logging and tracing, set up in one place.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// `RUST_LOG` filters (default `info`); `LOG_FORMAT=json` for JSON lines.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
