@@ -128,6 +128,13 @@ pub fn text(input: &str, max: usize) -> Result<String, String> {
 
 const ISO_COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
+/// One calendar month after `date`, clamped to the month's last day
+/// (31 January → the last day of February), as GDPR art. 12(3) deadlines run.
+pub fn one_month_after(date: chrono::NaiveDate) -> chrono::NaiveDate {
+    date.checked_add_months(chrono::Months::new(1))
+        .unwrap_or(date)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,11 +193,13 @@ mod tests {
         assert!(website("ftp://example.fi").is_err() && website("not a url").is_err());
         assert!(text("  ", 10).is_err() && text("abc", 2).is_err());
     }
-}
 
-/// One calendar month after `date`, clamped to the month's last day
-/// (31 January → the last day of February), as GDPR art. 12(3) deadlines run.
-pub fn one_month_after(date: chrono::NaiveDate) -> chrono::NaiveDate {
-    date.checked_add_months(chrono::Months::new(1))
-        .unwrap_or(date)
+    #[test]
+    fn one_month_deadline_clamps_to_month_end() {
+        let d = |y, m, day| chrono::NaiveDate::from_ymd_opt(y, m, day).expect("date");
+        assert_eq!(one_month_after(d(2026, 1, 31)), d(2026, 2, 28));
+        assert_eq!(one_month_after(d(2028, 1, 31)), d(2028, 2, 29));
+        assert_eq!(one_month_after(d(2026, 3, 31)), d(2026, 4, 30));
+        assert_eq!(one_month_after(d(2026, 12, 15)), d(2027, 1, 15));
+    }
 }

@@ -82,6 +82,9 @@ pub fn build_pool(
 ) -> anyhow::Result<PgPool> {
     let statement_timeout_ms = settings.statement_timeout.as_millis();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // No `SELECT 1` on every checkout: a broken connection is detected by
+    // diesel-async itself and dropped, so the ping would only cost a round trip.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let counter = counter.clone();
         Box::pin(async move {
@@ -140,7 +143,7 @@ pub async fn migrations_applied(conn: &mut AsyncPgConnection) -> diesel::QueryRe
     )
     .await?;
     let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-        .map_err(|e| diesel::result::Error::QueryBuilderError(e))?;
+        .map_err(diesel::result::Error::QueryBuilderError)?;
     Ok(embedded
         .iter()
         .all(|m| applied.iter().any(|v| *v == m.name().version().to_string())))

@@ -7,7 +7,7 @@ use super::connection::{self, Conn};
 use super::contact::Contact;
 use super::enums::{CompanyForm, DataSource, Decimal, LegalBasis, Organization};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
-use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany};
+use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
 use super::{parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
@@ -247,6 +247,11 @@ impl CompanyQuery {
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
         let mut conn = ctx.conn().await?;
         let rows = db::companies::list(&mut conn, &filter, page).await?;
+        // Primed so `contact.company` and `service.company` under this page cost no query.
+        ctx.loader()?
+            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
+            .await;
+        preload_children(ctx, &rows).await?;
         let total = if connection::wants_total(ctx) {
             db::companies::count(&mut conn, &filter).await?
         } else {
@@ -264,6 +269,43 @@ impl CompanyQuery {
             Company,
         ))
     }
+}
+
+/// Loads the nested levels a page selects with one batch each, so the cost
+/// is one statement per level however the resolvers' timing falls (the
+/// DataLoader's own batching window can split a level under load).
+async fn preload_children(ctx: &Context<'_>, rows: &[CompanyRow]) -> AppResult<()> {
+    let la = ctx.look_ahead();
+    let nodes = [la.field("nodes"), la.field("edges").field("node")];
+    let loader = ctx.loader()?;
+    if nodes.iter().any(|n| n.field("contacts").exists()) {
+        let contacts = loader
+            .load_many(rows.iter().map(|r| ContactsOf(r.id)))
+            .await?;
+        let people: Vec<_> = contacts.values().flatten().collect();
+        loader
+            .feed_many(people.iter().map(|c| (c.id, (*c).clone())))
+            .await;
+        if nodes
+            .iter()
+            .any(|n| n.field("contacts").field("services").exists())
+        {
+            loader
+                .load_many(people.iter().map(|c| ServicesOfContact(c.id)))
+                .await?;
+        }
+    }
+    if nodes.iter().any(|n| n.field("services").exists()) {
+        loader
+            .load_many(rows.iter().map(|r| ServicesOfCompany(r.id)))
+            .await?;
+    }
+    if nodes.iter().any(|n| n.field("confidential").exists()) {
+        loader
+            .load_many(rows.iter().map(|r| ConfidentialOf(r.id)))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Company data for create (required fields must be present) and update

@@ -270,6 +270,9 @@ impl ContactQuery {
         };
         let mut conn = ctx.conn().await?;
         let rows = db::contacts::list(&mut conn, &filter, page).await?;
+        ctx.loader()?
+            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
+            .await;
         let total = if connection::wants_total(ctx) {
             db::contacts::count(&mut conn, &filter).await?
         } else {

@@ -78,3 +78,13 @@ pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
         _ => None,
     }
 }
+
+/// The name of the document's only operation, for metrics when the client
+/// sent no `operationName`.
+pub fn sole_operation_name(doc: &ExecutableDocument) -> Option<String> {
+    let mut ops = doc.operations.iter();
+    match (ops.next(), ops.next()) {
+        (Some((name, _)), None) => name.map(|n| n.to_string()),
+        _ => None,
+    }
+}

@@ -12,7 +12,7 @@ pub mod not_yet;
 pub mod service;
 pub mod viewer;
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::app::AppState;
@@ -67,7 +67,7 @@ pub fn sdl() -> String {
 pub struct RequestContext {
     pub actor: Actor,
     pub request_id: String,
-    pub loader: DataLoader<DbReader>,
+    pub loader: DataLoader<DbReader, HashMapCache>,
 }
 
 pub trait ContextExt {
@@ -76,7 +76,7 @@ pub trait ContextExt {
     fn actor(&self) -> AppResult<&Actor> {
         Ok(&self.request()?.actor)
     }
-    fn loader(&self) -> AppResult<&DataLoader<DbReader>> {
+    fn loader(&self) -> AppResult<&DataLoader<DbReader, HashMapCache>> {
         Ok(&self.request()?.loader)
     }
     fn author(&self) -> AppResult<ChangeAuthor> {

@@ -264,10 +264,11 @@ async fn execute(
     get_only: bool,
 ) -> Executed {
     let started = Instant::now();
-    let operation = request.operation_name.clone();
+    let mut operation = request.operation_name.clone();
     // Parse once for our own limits; a document that does not parse is left
     // to the executor, which reports the syntax error in the usual way.
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        operation = operation.or_else(|| limits::sole_operation_name(&doc));
         if get_only
             && limits::operation_type(&doc, operation.as_deref()) == Some(OperationType::Mutation)
         {
@@ -291,7 +292,11 @@ async fn execute(
     let request = request.data(RequestContext {
         actor: actor.clone(),
         request_id: request_id.to_owned(),
-        loader: DataLoader::new(DbReader::new(s.app.pool.clone()), tokio::spawn),
+        loader: DataLoader::with_cache(
+            DbReader::new(s.app.pool.clone()),
+            tokio::spawn,
+            async_graphql::dataloader::HashMapCache::default(),
+        ),
     });
     let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
     let run = REQUEST_ID.scope(request_id.to_owned(), s.schema.execute(request));

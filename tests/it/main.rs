@@ -1,1 +1,8 @@
+//! The one integration-test binary: real PostgreSQL, the real router.
 
+mod auth;
+mod http;
+mod mutations;
+mod queries;
+mod schema;
+mod support;

@@ -1,0 +1,306 @@
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::support::{code, Options, TestApp};
+use kasvu_gateway::config::Limits;
+
+const Q: &str = "{ viewer { sub } }";
+
+#[tokio::test]
+async fn non_json_posts_are_refused_without_executing() {
+    let t = TestApp::new().await;
+    let token = t.editor();
+    let mutation = json!({"query": "mutation { deleteService(id: \"00000000-0000-0000-0000-000000000000\") }"}).to_string();
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let (status, body) = t.post_raw(Some(&token), ct, mutation.clone()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}: {body}");
+        assert!(body.get("data").is_none());
+    }
+    let (status, _) = t
+        .post_raw(
+            Some(&token),
+            Some("application/json; charset=utf-8"),
+            json!({"query": Q}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn get_serves_queries_and_refuses_mutations() {
+    let t = TestApp::new().await;
+    let token = t.editor();
+    let get = |q: &str| {
+        let uri = format!(
+            "/graphql?query={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        Request::get(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let (status, _, body) = t.send(get(Q)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("test-user"));
+    let before = t.sql_count("SELECT count(*) FROM companies").await;
+    let m = "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }";
+    let (status, headers, _) = t.send(get(m)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        headers.get("allow").map(|v| v.to_str().unwrap_or("")),
+        Some("POST")
+    );
+    assert_eq!(t.sql_count("SELECT count(*) FROM companies").await, before);
+}
+
+#[tokio::test]
+async fn accept_graphql_response_json_gets_that_type_and_4xx_for_invalid_queries() {
+    let t = TestApp::new().await;
+    let token = t.editor();
+    let req = |q: &str| {
+        Request::post("/graphql")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
+            .body(Body::from(json!({"query": q}).to_string()))
+            .expect("request")
+    };
+    let (status, headers, _) = t.send(req(Q)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/graphql-response+json");
+    let (status, _, body) = t.send(req("{ noSuchField }")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // application/json keeps 200 for the same request.
+    let (status, body) = t.gql(&token, "{ noSuchField }", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let t = TestApp::with(Options {
+        limits: Limits {
+            max_body_bytes: 2048,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let big =
+        json!({"query": format!("{{ viewer {{ sub }} }} # {}", "x".repeat(4096))}).to_string();
+    let (status, _) = t
+        .post_raw(Some(&t.editor()), Some("application/json"), big)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn too_many_aliases_are_refused() {
+    let t = TestApp::new().await;
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: viewer {{ sub }} "))
+        .collect();
+    // Aliases hidden in a fragment count too.
+    let (_, body) = t
+        .gql(
+            &t.editor(),
+            &format!("{{ ...F }} fragment F on Query {{ {aliases} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    assert!(body["data"].is_null());
+}
+
+#[tokio::test]
+async fn too_many_root_fields_are_refused() {
+    let t = TestApp::new().await;
+    let q = format!("{{ {} }}", "viewer { sub } ".repeat(11));
+    let (_, body) = t.gql(&t.editor(), &q, json!({})).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+#[tokio::test]
+async fn too_deep_and_too_complex_queries_are_refused() {
+    let t = TestApp::with(Options {
+        limits: Limits {
+            max_depth: 4,
+            max_complexity: 30,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let deep = "{ companies { nodes { contacts { company { contacts { id } } } } } }";
+    let (_, body) = t.gql(&t.editor(), deep, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nested too deep"),
+        "{body}"
+    );
+    let many = "{ companies { nodes { id name municipality country website industryCode businessId legalBasis source createdAt updatedAt registeredBy companyForm lastProcessedAt legalHold erasedAt } } contacts { nodes { id firstName lastName email phone title roleInCompany homeCountry homeMunicipality postalAddress nickname nativeName nativeAddress nativeTitle workCountry industry } } services { nodes { id kind title provider status requestedAt deliveredAt invoicedAt legalBasis source amountEur notes } } }";
+    let (_, body) = t.gql(&t.editor(), many, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("complex"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn batches_run_each_request_and_are_bounded() {
+    let t = TestApp::new().await;
+    let token = t.editor();
+    let two = json!([{"query": Q}, {"query": "{ policyVersion }"}]).to_string();
+    let (status, body) = t
+        .post_raw(Some(&token), Some("application/json"), two)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body[0]["data"]["viewer"]["sub"], "test-user");
+    assert!(body[1]["data"]["policyVersion"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("sha256:"));
+    let six = serde_json::Value::Array(vec![json!({"query": Q}); 6]).to_string();
+    let (status, body) = t
+        .post_raw(Some(&token), Some("application/json"), six)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
+}
+
+#[tokio::test]
+async fn introspection_suggestions_and_graphiql_only_when_enabled() {
+    let off = TestApp::new().await;
+    let (_, body) = off
+        .gql(
+            &off.editor(),
+            "{ __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection should be off: {body}"
+    );
+    let (_, body) = off.gql(&off.editor(), "{ viewr { sub } }", json!({})).await;
+    assert!(!body.to_string().contains("Did you mean"), "{body}");
+    let (status, _, _) = off
+        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let on = TestApp::with(Options {
+        graphiql: true,
+        ..Options::default()
+    })
+    .await;
+    let d = on
+        .data(
+            &on.editor(),
+            "{ __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["__schema"]["queryType"]["name"], "Query");
+    let (status, _, page) = on
+        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("graphiql"));
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer_without_a_token() {
+    let t = TestApp::new().await;
+    let body = json!({"query": "query Dashboard { viewer { sub } }", "operationName": "Dashboard"})
+        .to_string();
+    let (status, _) = t
+        .post_raw(Some(&t.editor()), Some("application/json"), body)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let get = |p: &str| Request::get(p).body(Body::empty()).expect("req");
+    let (status, _, _) = t.send(get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = t.send(get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = t.send(get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("kasvu_graphql_requests_total{operation=\"Dashboard\",outcome=\"ok\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("kasvu_graphql_request_duration_seconds_bucket{operation=\"Dashboard\""));
+    assert!(body.contains("kasvu_db_statements_total"));
+}
+
+#[tokio::test]
+async fn readyz_fails_when_migrations_are_missing() {
+    let t = TestApp::new().await;
+    t.sql_exec("DELETE FROM __diesel_schema_migrations").await;
+    let (status, _, _) = t
+        .send(Request::get("/readyz").body(Body::empty()).expect("req"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let t = TestApp::new().await;
+    let (_, headers, body) = t
+        .send(
+            Request::post("/graphql")
+                .header("authorization", format!("Bearer {}", t.editor()))
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"query": Q}).to_string()))
+                .expect("req"),
+        )
+        .await;
+    let id = headers["x-request-id"].to_str().expect("id").to_owned();
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["extensions"]["requestId"], id.as_str());
+}
+
+/// A database failure reaches the client as INTERNAL_SERVER_ERROR with the
+/// request id, never with the cause.
+#[tokio::test]
+async fn internal_error_cause_never_reaches_the_client() {
+    let t = TestApp::new().await;
+    t.sql_exec("ALTER TABLE services RENAME COLUMN notes TO notes_secret_internal_name")
+        .await;
+    let (status, body) = t
+        .gql(
+            &t.editor(),
+            "{ services(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("notes_secret")
+            && !text.contains("does not exist")
+            && !text.contains("SELECT"),
+        "{text}"
+    );
+    let rid = body["extensions"]["requestId"]
+        .as_str()
+        .expect("request id");
+    assert_eq!(body["errors"][0]["extensions"]["requestId"], rid);
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains(rid));
+}

@@ -1,0 +1,356 @@
+use serde_json::{json, Value};
+
+use crate::support::{code, TestApp};
+
+async fn first_company(t: &TestApp, token: &str) -> Value {
+    t.data(
+        token,
+        "{ companies(first: 1) { nodes { id businessId name } } }",
+        json!({}),
+    )
+    .await["companies"]["nodes"][0]
+        .clone()
+}
+
+#[tokio::test]
+async fn company_by_id_and_by_business_id() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let c = first_company(&t, &tok).await;
+    let d = t
+        .data(
+            &tok,
+            "query($id: ID!) { company(id: $id) { id name } }",
+            json!({"id": c["id"]}),
+        )
+        .await;
+    assert_eq!(d["company"]["name"], c["name"]);
+    let d = t
+        .data(
+            &tok,
+            "query($b: String!) { companyByBusinessId(businessId: $b) { id } }",
+            json!({"b": c["businessId"]}),
+        )
+        .await;
+    assert_eq!(d["companyByBusinessId"]["id"], c["id"]);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found_and_malformed_ids_bad_input() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    for q in [
+        "{ company(id: \"00000000-0000-4000-8000-000000000000\") { id } }",
+        "{ contact(id: \"00000000-0000-4000-8000-000000000000\") { id } }",
+        "{ service(id: \"00000000-0000-4000-8000-000000000000\") { id } }",
+        "{ companyByBusinessId(businessId: \"0512696-4\") { id } }",
+    ] {
+        let (_, body) = t.gql(&tok, q, json!({})).await;
+        assert_eq!(code(&body), "NOT_FOUND", "{q}: {body}");
+    }
+    let (_, body) = t
+        .gql(&tok, "{ company(id: \"nope\") { id } }", json!({}))
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let (_, body) = t
+        .gql(
+            &tok,
+            "{ companyByBusinessId(businessId: \"0512696-5\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn pagination_walks_every_row_once_with_keyset_cursors() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let q = "query($after: String) { services(first: 100, after: $after, filter: {provider: BF}) { totalCount pageInfo { hasNextPage endCursor hasPreviousPage } edges { cursor node { id } } nodes { id } } }";
+    let total = t
+        .sql_count("SELECT count(*) FROM services WHERE provider = 'BF'")
+        .await;
+    let mut seen = std::collections::HashSet::new();
+    let mut after = Value::Null;
+    loop {
+        let d = t.data(&tok, q, json!({"after": after})).await;
+        let page = &d["services"];
+        assert_eq!(page["totalCount"], total);
+        let edges = page["edges"].as_array().expect("edges");
+        assert_eq!(page["nodes"].as_array().map(Vec::len), Some(edges.len()));
+        for e in edges {
+            assert!(
+                seen.insert(e["node"]["id"].as_str().expect("id").to_owned()),
+                "a row came twice"
+            );
+        }
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap_or(false) {
+            break;
+        }
+        assert_eq!(edges.len(), 100);
+        after = page["pageInfo"]["endCursor"].clone();
+        assert_eq!(edges.last().map(|e| &e["cursor"]), Some(&after));
+    }
+    assert_eq!(seen.len() as i64, total);
+}
+
+#[tokio::test]
+async fn page_size_defaults_to_20_and_is_bounded() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let d = t
+        .data(
+            &tok,
+            "{ companies { nodes { id } pageInfo { hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["companies"]["nodes"].as_array().map(Vec::len), Some(20));
+    let d = t
+        .data(
+            &tok,
+            "{ companies(first: 0) { nodes { id } pageInfo { hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["companies"]["nodes"].as_array().map(Vec::len), Some(0));
+    assert_eq!(d["companies"]["pageInfo"]["hasNextPage"], true);
+    for bad in [
+        "{ companies(first: 101) { nodes { id } } }",
+        "{ companies(first: -1) { nodes { id } } }",
+        "{ companies(after: \"garbage\") { nodes { id } } }",
+    ] {
+        let (_, body) = t.gql(&tok, bad, json!({})).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn company_filters_match_sql() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let q = "query($f: CompanyFilterInput) { companies(filter: $f, first: 100) { totalCount nodes { name industryCode municipality companyForm registeredBy businessId } } }";
+    let cases = [
+        (
+            json!({"industryCodePrefix": "01"}),
+            "industry_code LIKE '01%'",
+        ),
+        (
+            json!({"industryCodePrefix": "10"}),
+            "industry_code LIKE '10%'",
+        ),
+        (json!({"municipality": "Oulu"}), "municipality = 'Oulu'"),
+        (
+            json!({"companyForm": "SOLE_TRADER"}),
+            "company_form = 'SOLE_TRADER'",
+        ),
+        (
+            json!({"registeredBy": "FINNVERA"}),
+            "registered_by = 'FINNVERA'",
+        ),
+        (json!({"nameContains": "MEIJERI"}), "name ILIKE '%meijeri%'"),
+        (
+            json!({"nameContains": "meijeri", "municipality": "Helsinki"}),
+            "name ILIKE '%meijeri%' AND municipality = 'Helsinki'",
+        ),
+        (json!({"nameContains": "100%_"}), "false"),
+    ];
+    for (filter, sql) in cases {
+        let d = t.data(&tok, q, json!({"f": filter})).await;
+        let expected = t
+            .sql_count(&format!("SELECT count(*) FROM companies WHERE {sql}"))
+            .await;
+        assert_eq!(d["companies"]["totalCount"], expected, "{filter}");
+        assert!(
+            expected == 0
+                || !d["companies"]["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .is_empty()
+        );
+    }
+    let one = t
+        .data(
+            &tok,
+            "{ companies(first: 1) { nodes { businessId } } }",
+            json!({}),
+        )
+        .await["companies"]["nodes"][0]["businessId"]
+        .clone();
+    let d = t.data(&tok, q, json!({"f": {"businessId": one}})).await;
+    assert_eq!(d["companies"]["totalCount"], 1);
+    let (_, body) = t
+        .gql(&tok, q, json!({"f": {"industryCodePrefix": "0x"}}))
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn contact_and_service_filters_match_sql() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let c = first_company(&t, &tok).await;
+    let cid = c["id"].as_str().expect("id").to_owned();
+    let q = "query($f: ContactFilterInput) { contacts(filter: $f, first: 100) { totalCount nodes { id email } } }";
+    let d = t.data(&tok, q, json!({"f": {"companyId": cid}})).await;
+    assert_eq!(
+        d["contacts"]["totalCount"],
+        t.sql_count(&format!(
+            "SELECT count(*) FROM contacts WHERE company_id = '{cid}'"
+        ))
+        .await
+    );
+    let d = t
+        .data(&tok, q, json!({"f": {"nameContains": "aino kor"}}))
+        .await;
+    assert_eq!(
+        d["contacts"]["totalCount"],
+        t.sql_count(
+            "SELECT count(*) FROM contacts WHERE first_name || ' ' || last_name ILIKE '%aino kor%'"
+        )
+        .await
+    );
+    let d = t.data(&tok, q, json!({"f": {"registeredBy": "UM"}})).await;
+    assert_eq!(
+        d["contacts"]["totalCount"],
+        t.sql_count("SELECT count(*) FROM contacts WHERE registered_by = 'UM'")
+            .await
+    );
+    let email = t
+        .data(
+            &tok,
+            "{ contacts(first: 1, filter: {nameContains: \"a\"}) { nodes { email } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]["email"]
+        .as_str()
+        .expect("email")
+        .to_uppercase();
+    let d = t.data(&tok, q, json!({"f": {"email": email}})).await;
+    assert!(d["contacts"]["totalCount"].as_i64().unwrap_or(0) >= 1);
+
+    let q = "query($f: ServiceFilterInput) { services(filter: $f, first: 5) { totalCount } }";
+    let cases = [
+        (json!({"companyId": cid}), format!("company_id = '{cid}'")),
+        (
+            json!({"kind": "FUNDING", "status": "INVOICED"}),
+            "kind = 'FUNDING' AND status = 'INVOICED'".to_owned(),
+        ),
+        (
+            json!({"provider": "TUKES"}),
+            "provider = 'TUKES'".to_owned(),
+        ),
+        (
+            json!({"requestedFrom": "2024-01-01T00:00:00Z", "requestedTo": "2025-01-01T00:00:00Z"}),
+            "requested_at >= '2024-01-01' AND requested_at < '2025-01-01'".to_owned(),
+        ),
+    ];
+    for (filter, sql) in cases {
+        let d = t.data(&tok, q, json!({"f": filter})).await;
+        assert_eq!(
+            d["services"]["totalCount"],
+            t.sql_count(&format!("SELECT count(*) FROM services WHERE {sql}"))
+                .await,
+            "{filter}"
+        );
+    }
+    let (_, body) = t.gql(&tok, q, json!({"f": {"requestedFrom": "2025-01-01T00:00:00Z", "requestedTo": "2024-01-01T00:00:00Z"}})).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+}
+
+/// `companies(first: 50) { contacts { services } }` is one statement per level.
+#[tokio::test]
+async fn nested_query_costs_one_statement_per_level() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let before = t.statements();
+    let d = t
+        .data(
+            &tok,
+            "{ companies(first: 50) { nodes { contacts { id services { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let contacts: usize = d["companies"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|c| c["contacts"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(
+        contacts > 50,
+        "the page should have many contacts, had {contacts}"
+    );
+    assert_eq!(
+        t.statements() - before,
+        3,
+        "companies → contacts → services"
+    );
+    // Looking back up to a parent the page already holds costs nothing.
+    let before = t.statements();
+    t.data(
+        &tok,
+        "{ companies(first: 50) { nodes { contacts { id company { id } } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        t.statements() - before,
+        2,
+        "companies → contacts; company from the primed cache"
+    );
+}
+
+#[tokio::test]
+async fn nested_fields_resolve_to_the_right_rows() {
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["viewer"]);
+    let d = t.data(&tok, "{ services(first: 30, filter: {kind: EVENT}) { nodes { id company { id } contact { id company { id } } } } }", json!({})).await;
+    for s in d["services"]["nodes"].as_array().expect("nodes") {
+        let sid = s["id"].as_str().expect("id");
+        let company = t
+            .sql_count(&format!(
+                "SELECT count(*) FROM services WHERE id = '{sid}' AND company_id = '{}'",
+                s["company"]["id"].as_str().expect("company")
+            ))
+            .await;
+        assert_eq!(company, 1);
+        if !s["contact"].is_null() {
+            assert_eq!(s["contact"]["company"]["id"], s["company"]["id"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn confidential_rows_are_listed_per_registering_org() {
+    let t = TestApp::new().await;
+    let tok = t.token("BF", &["viewer", "confidential"]);
+    let id: String = {
+        let d = t.data(&tok, "{ companies(first: 100) { nodes { id confidential { registeredBy riskRating turnoverEur } } } }", json!({})).await;
+        let nodes = d["companies"]["nodes"].as_array().expect("nodes").clone();
+        let with = nodes
+            .iter()
+            .find(|c| c["confidential"].as_array().is_some_and(|a| !a.is_empty()))
+            .expect("a company with confidential rows");
+        assert!(
+            with["confidential"][0]["turnoverEur"].as_str().is_some(),
+            "decimal as string"
+        );
+        with["id"].as_str().expect("id").to_owned()
+    };
+    let d = t
+        .data(
+            &tok,
+            "query($id: ID!) { company(id: $id) { confidential { registeredBy } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let n = d["company"]["confidential"].as_array().map_or(0, Vec::len) as i64;
+    assert_eq!(
+        n,
+        t.sql_count(&format!(
+            "SELECT count(*) FROM company_confidential WHERE company_id = '{id}'"
+        ))
+        .await
+    );
+}

@@ -1,0 +1,306 @@
+//! Test support: each test gets its own database cloned from a template that
+//! is migrated and seeded once (per migration set), and its own app.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+use kasvu_gateway::app::{App, AppState};
+use kasvu_gateway::auth::{sign_dev_token, Claims, JwtConfig};
+use kasvu_gateway::config::{Config, DbConfig, Limits};
+
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+async fn admin() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&format!("{}/postgres", server_url()))
+        .await
+        .expect("connect to PostgreSQL (is it running?)")
+}
+
+/// The template's name changes with the migrations and the seed code, so a
+/// stale template is never reused.
+fn template_name() -> String {
+    let mut h = Sha256::new();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = walk(&root.join("migrations"));
+    files.push(root.join("src/db/seed.rs"));
+    files.sort();
+    for f in files {
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    format!("kasvu_tpl_{}", &hex::encode(h.finalize())[..12])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = template_name();
+            let mut conn = admin().await;
+            // Serialises template creation across test processes (nextest).
+            diesel::sql_query("SELECT pg_advisory_lock(424242)")
+                .execute(&mut conn)
+                .await
+                .expect("lock");
+            let exists: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+            ))
+            .get_result(&mut conn)
+            .await
+            .expect("check template");
+            if exists == 0 {
+                let building = format!("{name}_building");
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("drop");
+                diesel::sql_query(format!("CREATE DATABASE {building}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create template");
+                let url = format!("{}/{building}", server_url());
+                kasvu_gateway::db::run_migrations(&url)
+                    .await
+                    .expect("migrate template");
+                let mut c = AsyncPgConnection::establish(&url)
+                    .await
+                    .expect("connect template");
+                kasvu_gateway::db::seed::seed(&mut c, 1, false)
+                    .await
+                    .expect("seed template");
+                drop(c);
+                diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("rename template");
+            }
+            diesel::sql_query("SELECT pg_advisory_unlock(424242)")
+                .execute(&mut conn)
+                .await
+                .expect("unlock");
+            name
+        })
+        .await
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct TestApp {
+    pub app: AppState,
+    pub router: axum::Router,
+    pub db_name: String,
+    pub db_url: String,
+    pub jwt: JwtConfig,
+    key_dir: PathBuf,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub limits: Limits,
+    pub graphiql: bool,
+    pub jwks_file: Option<PathBuf>,
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(opts: Options) -> TestApp {
+        let tpl = template().await;
+        let db_name = format!(
+            "kasvu_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = admin().await;
+        diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {tpl}"))
+            .execute(&mut conn)
+            .await
+            .expect("clone template");
+        let db_url = format!("{}/{db_name}", server_url());
+        let key_dir = std::env::temp_dir().join(&db_name);
+        let jwt = JwtConfig {
+            issuer: "kasvu-test".into(),
+            audience: "kasvu-gateway".into(),
+            jwks_file: opts.jwks_file,
+            jwks_url: None,
+            dev_key_file: key_dir.join("dev.key"),
+            leeway_secs: 0,
+        };
+        let config = Config {
+            db: DbConfig {
+                database_url: db_url.clone(),
+                db_pool_size: 4,
+                db_wait_timeout_ms: 5000,
+                db_connect_timeout_ms: 5000,
+                db_statement_timeout_ms: 10_000,
+            },
+            redis_url: None,
+            listen_addr: "127.0.0.1:0".parse().expect("addr"),
+            policy_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            jwt: jwt.clone(),
+            limits: opts.limits,
+            enable_graphiql: opts.graphiql,
+            no_migrate: false,
+        };
+        // The signing key exists before the verifier loads it.
+        kasvu_gateway::auth::dev_key(&jwt.dev_key_file, true).expect("dev key");
+        let app = App::build(config).await.expect("build app");
+        let router = kasvu_gateway::http::router(app.clone());
+        TestApp {
+            app,
+            router,
+            db_name,
+            db_url,
+            jwt,
+            key_dir,
+        }
+    }
+
+    pub fn token(&self, org: &str, roles: &[&str]) -> String {
+        self.token_with(Claims::new(
+            &self.jwt,
+            "test-user",
+            org,
+            roles,
+            None,
+            std::time::Duration::from_secs(600),
+        ))
+    }
+
+    pub fn token_with(&self, claims: Claims) -> String {
+        sign_dev_token(&self.jwt, &claims).expect("sign")
+    }
+
+    pub fn editor(&self) -> String {
+        self.token("ELY", &["viewer", "editor"])
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let res = self.router.clone().oneshot(req).await.expect("router");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: String,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post("/graphql");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let (status, _, body) = self
+            .send(req.body(Body::from(body)).expect("request"))
+            .await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// POSTs a query as `token`; returns the status and the JSON body.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> (StatusCode, Value) {
+        self.post_raw(
+            Some(token),
+            Some("application/json"),
+            json!({ "query": query, "variables": variables }).to_string(),
+        )
+        .await
+    }
+
+    /// A query that must succeed without errors; returns `data`.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql(token, query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let mut c = AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect");
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(sql)
+            .get_result(&mut c)
+            .await
+            .expect("count")
+    }
+
+    pub async fn sql_exec(&self, sql: &str) {
+        let mut c = AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect");
+        diesel::sql_query(sql).execute(&mut c).await.expect("exec");
+    }
+
+    pub fn statements(&self) -> u64 {
+        self.app.statements.get()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        let _ = std::fs::remove_dir_all(&self.key_dir);
+        // Dropped from a plain thread: Drop cannot await, and the test's runtime may be gone.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut conn = admin().await;
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The first error's `extensions.code`.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+}
