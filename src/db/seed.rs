@@ -600,7 +600,8 @@ pub async fn seed(
         .take(12 * RequestKind::ALL.len() * scale as usize)
         .enumerate()
     {
-        let status = RequestStatus::ALL[i % RequestStatus::ALL.len()];
+        // Every kind with every status: the status changes once per round of kinds.
+        let status = RequestStatus::ALL[(i / RequestKind::ALL.len()) % RequestStatus::ALL.len()];
         let person = rng.pick(&people);
         let received_at = rng.days_ago(now, 1, 70);
         let due = crate::validate::one_month_after(received_at.date_naive());

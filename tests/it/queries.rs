@@ -354,3 +354,61 @@ async fn confidential_rows_are_listed_per_registering_org() {
         .await
     );
 }
+
+/// The demo register covers every case contract.md lists, in the proportions the foundation issue asks for.
+#[tokio::test]
+async fn seeded_register_covers_every_case() {
+    let t = TestApp::new().await;
+    let n = |sql: &'static str| t.sql_count(sql);
+    let companies = n("SELECT count(*) FROM companies").await;
+    let contacts = n("SELECT count(*) FROM contacts").await;
+    assert_eq!(companies, 2000);
+    assert!((5500..=6500).contains(&contacts), "{contacts}");
+    assert_eq!(n("SELECT count(*) FROM services").await, 20_000);
+    let pct = |part: i64, whole: i64| part * 100 / whole;
+    assert!(
+        pct(
+            n("SELECT count(*) FROM companies WHERE company_form = 'SOLE_TRADER'").await,
+            companies
+        ) >= 5
+    );
+    assert!(
+        pct(
+            n("SELECT count(*) FROM companies WHERE industry_code ~ '^(01|02|03|10|11)'").await,
+            companies
+        ) >= 10
+    );
+    assert!(
+        pct(
+            n("SELECT count(*) FROM contacts WHERE restricted").await,
+            contacts
+        ) >= 2
+    );
+    assert!(
+        pct(
+            n("SELECT count(*) FROM contacts WHERE marketing_objection OR objection_pending").await,
+            contacts
+        ) >= 5
+    );
+    assert!(pct(n("SELECT count(*) FROM contacts WHERE last_processed_at < now() - interval '5 years'").await, contacts) >= 3);
+    assert!(pct(n("SELECT count(*) FROM companies WHERE last_processed_at < now() - interval '5 years'").await, companies) >= 3);
+    assert!(n("SELECT count(*) FROM contacts WHERE legal_hold AND last_processed_at < now() - interval '5 years'").await > 0);
+    assert!(n("SELECT count(DISTINCT registered_by) FROM company_confidential").await >= 3);
+    assert!(n("SELECT count(*) FROM (SELECT company_id FROM company_confidential GROUP BY 1 HAVING count(*) > 1) x").await > 0);
+    assert_eq!(n("SELECT count(DISTINCT kind) FROM services").await, 7);
+    assert_eq!(n("SELECT count(DISTINCT status) FROM services").await, 5);
+    assert_eq!(
+        n("SELECT count(DISTINCT provider) FROM services").await,
+        8,
+        "every controller provides"
+    );
+    assert_eq!(
+        n("SELECT count(DISTINCT registered_by) FROM contacts").await,
+        8
+    );
+    assert_eq!(
+        n("SELECT count(DISTINCT (kind, status)) FROM data_subject_requests").await,
+        24
+    );
+    assert_eq!(n("SELECT count(*) FROM services s JOIN contacts c ON c.id = s.contact_id WHERE c.company_id <> s.company_id").await, 0);
+}
