@@ -12,6 +12,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Actor;
+use crate::db::companies::CompanyRow;
+use crate::db::confidential::ConfidentialRow;
+use crate::db::contacts::ContactRow;
+use crate::db::services::ServiceRow;
 use crate::db::OrgCode;
 
 /// The field classes of access.md; every GraphQL field is in exactly one.
@@ -62,6 +66,36 @@ pub struct ResourceFacts {
     pub kind: ResourceKind,
     /// The registering organisation, or the provider of a service.
     pub owner: OrgCode,
+}
+
+impl ResourceFacts {
+    pub fn company(row: &CompanyRow) -> Self {
+        ResourceFacts {
+            kind: ResourceKind::Company,
+            owner: row.registered_by,
+        }
+    }
+
+    pub fn confidential(row: &ConfidentialRow) -> Self {
+        ResourceFacts {
+            kind: ResourceKind::Confidential,
+            owner: row.registered_by,
+        }
+    }
+
+    pub fn contact(row: &ContactRow) -> Self {
+        ResourceFacts {
+            kind: ResourceKind::Contact,
+            owner: row.registered_by,
+        }
+    }
+
+    pub fn service(row: &ServiceRow) -> Self {
+        ResourceFacts {
+            kind: ResourceKind::Service,
+            owner: row.provider,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

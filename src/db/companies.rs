@@ -174,15 +174,14 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: CompanyId) -> QueryResult<Op
         .optional()
 }
 
+/// `old` is the row as locked by [`lock`] in the same transaction.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     author: &ChangeAuthor,
-    id: CompanyId,
+    old: &CompanyRow,
     changes: &CompanyChanges,
-) -> QueryResult<Option<CompanyRow>> {
-    let Some(old) = lock(conn, id).await? else {
-        return Ok(None);
-    };
+) -> QueryResult<CompanyRow> {
+    let id = old.id;
     let now = Utc::now();
     let new: CompanyRow = diesel::update(companies::table.find(id))
         .set((
@@ -193,8 +192,8 @@ pub async fn update(
         .returning(CompanyRow::as_returning())
         .get_result(conn)
         .await?;
-    change_log::record(conn, author, Entity::Company, id.0, Some(&old), Some(&new)).await?;
-    Ok(Some(new))
+    change_log::record(conn, author, Entity::Company, id.0, Some(old), Some(&new)).await?;
+    Ok(new)
 }
 
 /// What stops a company from being deleted, if anything.

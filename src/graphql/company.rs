@@ -9,7 +9,7 @@ use super::enums::{CompanyForm, DataSource, Decimal, LegalBasis, Organization};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
-use super::{parse_id, ContextExt};
+use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
 use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
 use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
@@ -23,10 +23,7 @@ pub struct Company(pub CompanyRow);
 
 impl Company {
     fn facts(&self) -> ResourceFacts {
-        ResourceFacts {
-            kind: ResourceKind::Company,
-            owner: self.0.registered_by,
-        }
+        ResourceFacts::company(&self.0)
     }
 
     /// A sole trader's name and business ID are personal data (access.md).
@@ -130,10 +127,7 @@ pub struct CompanyConfidential(pub ConfidentialRow);
 impl CompanyConfidential {
     fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
         ctx.guard(
-            &ResourceFacts {
-                kind: ResourceKind::Confidential,
-                owner: self.0.registered_by,
-            },
+            &ResourceFacts::confidential(&self.0),
             FieldClass::CompanyConfidential,
         )?;
         Ok(Some(value))
@@ -377,20 +371,6 @@ impl ConfidentialInput {
     }
 }
 
-fn company_facts(row: &CompanyRow) -> ResourceFacts {
-    ResourceFacts {
-        kind: ResourceKind::Company,
-        owner: row.registered_by,
-    }
-}
-
-fn confidential_facts(row: &ConfidentialRow) -> ResourceFacts {
-    ResourceFacts {
-        kind: ResourceKind::Confidential,
-        owner: row.registered_by,
-    }
-}
-
 #[derive(Default)]
 pub struct CompanyMutation;
 
@@ -444,15 +424,8 @@ impl CompanyMutation {
         let id: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
-        let ctx2 = ctx;
-        let row = ctx
-            .conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::companies::lock(conn, id)
-                    .await?
-                    .ok_or(AppError::NotFound("company"))?;
-                ctx2.guard_write(Action::Update, &company_facts(&old))?;
+        let row = locked_write(ctx, id, Action::Update, move |conn, old: CompanyRow| {
+            Box::pin(async move {
                 if let Some(b) = &changes.business_id {
                     if db::companies::business_id_taken(conn, b, Some(id)).await? {
                         return Err(AppError::bad_input(
@@ -461,11 +434,10 @@ impl CompanyMutation {
                         ));
                     }
                 }
-                db::companies::update(conn, &author, id, &changes)
-                    .await?
-                    .ok_or(AppError::NotFound("company"))
+                Ok(db::companies::update(conn, &author, &old, &changes).await?)
             })
-            .await?;
+        })
+        .await?;
         Ok(Company(row))
     }
 
@@ -473,23 +445,23 @@ impl CompanyMutation {
     async fn delete_company(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
         let company: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        let ctx2 = ctx;
-        ctx.conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::companies::lock(conn, company)
-                    .await?
-                    .ok_or(AppError::NotFound("company"))?;
-                ctx2.guard_write(Action::Delete, &company_facts(&old))?;
-                if let Some(what) = db::companies::dependents(conn, company).await? {
-                    return Err(AppError::bad_input(
-                        "id",
-                        format!("the company still has {what}; delete them first"),
-                    ));
-                }
-                Ok(db::companies::delete(conn, &author, &old).await?)
-            })
-            .await?;
+        locked_write(
+            ctx,
+            company,
+            Action::Delete,
+            move |conn, old: CompanyRow| {
+                Box::pin(async move {
+                    if let Some(what) = db::companies::dependents(conn, old.id).await? {
+                        return Err(AppError::bad_input(
+                            "id",
+                            format!("the company still has {what}; delete them first"),
+                        ));
+                    }
+                    Ok(db::companies::delete(conn, &author, &old).await?)
+                })
+            },
+        )
+        .await?;
         Ok(id)
     }
 
@@ -539,35 +511,32 @@ impl CompanyMutation {
         let id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
-        let ctx2 = ctx;
-        let row = ctx
-            .conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::confidential::lock(conn, id)
-                    .await?
-                    .ok_or(AppError::NotFound("confidential row"))?;
-                ctx2.guard_write(Action::Update, &confidential_facts(&old))?;
-                Ok(db::confidential::update(conn, &author, &old, &changes).await?)
-            })
-            .await?;
+        let row = locked_write(
+            ctx,
+            id,
+            Action::Update,
+            move |conn, old: ConfidentialRow| {
+                Box::pin(async move {
+                    Ok(db::confidential::update(conn, &author, &old, &changes).await?)
+                })
+            },
+        )
+        .await?;
         Ok(CompanyConfidential(row))
     }
 
     async fn delete_company_confidential(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
         let row_id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        let ctx2 = ctx;
-        ctx.conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::confidential::lock(conn, row_id)
-                    .await?
-                    .ok_or(AppError::NotFound("confidential row"))?;
-                ctx2.guard_write(Action::Delete, &confidential_facts(&old))?;
-                Ok(db::confidential::delete(conn, &author, &old).await?)
-            })
-            .await?;
+        locked_write(
+            ctx,
+            row_id,
+            Action::Delete,
+            move |conn, old: ConfidentialRow| {
+                Box::pin(async move { Ok(db::confidential::delete(conn, &author, &old).await?) })
+            },
+        )
+        .await?;
         Ok(id)
     }
 }

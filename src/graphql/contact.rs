@@ -9,7 +9,7 @@ use super::enums::{DataSource, LegalBasis, Organization};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ChangesOfContact, ServicesOfContact};
 use super::service::Service;
-use super::{parse_id, ContextExt};
+use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
 use crate::db::change_log::ChangeRow;
 use crate::db::contacts::{ContactFields, ContactFilter, ContactRow, NewContact};
@@ -37,10 +37,7 @@ pub fn field_class(column: &str) -> FieldClass {
 
 impl Contact {
     fn facts(&self) -> ResourceFacts {
-        ResourceFacts {
-            kind: ResourceKind::Contact,
-            owner: self.0.registered_by,
-        }
+        ResourceFacts::contact(&self.0)
     }
 
     fn read<T>(&self, ctx: &Context<'_>, class: FieldClass, value: T) -> AppResult<Option<T>> {
@@ -349,13 +346,6 @@ impl ContactInput {
     }
 }
 
-fn facts(row: &ContactRow) -> ResourceFacts {
-    ResourceFacts {
-        kind: ResourceKind::Contact,
-        owner: row.registered_by,
-    }
-}
-
 #[derive(Default)]
 pub struct ContactMutation;
 
@@ -408,18 +398,10 @@ impl ContactMutation {
         let id: ContactId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let fields = input.into_fields()?;
-        let ctx2 = ctx;
-        let row = ctx
-            .conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::contacts::lock(conn, id)
-                    .await?
-                    .ok_or(AppError::NotFound("contact"))?;
-                ctx2.guard_write(Action::Update, &facts(&old))?;
-                Ok(db::contacts::update(conn, &author, &old, &fields).await?)
-            })
-            .await?;
+        let row = locked_write(ctx, id, Action::Update, move |conn, old: ContactRow| {
+            Box::pin(async move { Ok(db::contacts::update(conn, &author, &old, &fields).await?) })
+        })
+        .await?;
         Ok(Contact(row))
     }
 
@@ -428,23 +410,23 @@ impl ContactMutation {
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
         let contact: ContactId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        let ctx2 = ctx;
-        ctx.conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::contacts::lock(conn, contact)
-                    .await?
-                    .ok_or(AppError::NotFound("contact"))?;
-                ctx2.guard_write(Action::Delete, &facts(&old))?;
-                if db::contacts::has_services(conn, contact).await? {
-                    return Err(AppError::bad_input(
-                        "id",
-                        "the contact has services; delete or reassign them first",
-                    ));
-                }
-                Ok(db::contacts::delete(conn, &author, &old).await?)
-            })
-            .await?;
+        locked_write(
+            ctx,
+            contact,
+            Action::Delete,
+            move |conn, old: ContactRow| {
+                Box::pin(async move {
+                    if db::contacts::has_services(conn, old.id).await? {
+                        return Err(AppError::bad_input(
+                            "id",
+                            "the contact has services; delete or reassign them first",
+                        ));
+                    }
+                    Ok(db::contacts::delete(conn, &author, &old).await?)
+                })
+            },
+        )
+        .await?;
         Ok(id)
     }
 }

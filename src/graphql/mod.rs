@@ -19,8 +19,14 @@ use crate::app::AppState;
 use crate::auth::Actor;
 use crate::authz::{Action, FieldClass, ResourceFacts};
 use crate::config::Limits;
-use crate::db::{ChangeAuthor, PooledConn};
+use crate::db::companies::CompanyRow;
+use crate::db::confidential::ConfidentialRow;
+use crate::db::contacts::ContactRow;
+use crate::db::services::ServiceRow;
+use crate::db::{self, ChangeAuthor, PooledConn};
 use crate::error::{AppError, AppResult};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures::future::BoxFuture;
 use loader::DbReader;
 
 #[derive(MergedObject, Default)]
@@ -140,6 +146,72 @@ impl ContextExt for Context<'_> {
             )))
         }
     }
+}
+
+/// A row a mutation locks before the policy judges it.
+pub trait Guarded: Sized + Send {
+    type Id: Copy + Send + Sync;
+    const NAME: &'static str;
+    fn lock(
+        conn: &mut AsyncPgConnection,
+        id: Self::Id,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send;
+    fn facts(&self) -> ResourceFacts;
+}
+
+macro_rules! guarded {
+    ($row:ty, $id:ty, $name:literal, $module:ident, $facts:ident) => {
+        impl Guarded for $row {
+            type Id = $id;
+            const NAME: &'static str = $name;
+            fn lock(
+                conn: &mut AsyncPgConnection,
+                id: $id,
+            ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send {
+                db::$module::lock(conn, id)
+            }
+            fn facts(&self) -> ResourceFacts {
+                ResourceFacts::$facts(self)
+            }
+        }
+    };
+}
+
+guarded!(CompanyRow, db::CompanyId, "company", companies, company);
+guarded!(
+    ConfidentialRow,
+    db::ConfidentialId,
+    "confidential row",
+    confidential,
+    confidential
+);
+guarded!(ContactRow, db::ContactId, "contact", contacts, contact);
+guarded!(ServiceRow, db::ServiceId, "service", services, service);
+
+/// One transaction for an update or delete: lock the row (`NOT_FOUND` if it
+/// is gone), ask the policy, then do `work` with the locked row. The change
+/// log rows `work` writes commit with it or not at all.
+pub async fn locked_write<T, R, F>(
+    ctx: &Context<'_>,
+    id: T::Id,
+    action: Action,
+    work: F,
+) -> AppResult<R>
+where
+    T: Guarded,
+    R: Send,
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection, T) -> BoxFuture<'c, AppResult<R>> + Send,
+{
+    ctx.conn()
+        .await?
+        .transaction::<_, AppError, _>(async move |conn| {
+            let row = T::lock(conn, id)
+                .await?
+                .ok_or(AppError::NotFound(T::NAME))?;
+            ctx.guard_write(action, &row.facts())?;
+            work(conn, row).await
+        })
+        .await
 }
 
 /// Parses a GraphQL `ID` argument into a newtype id; a malformed one is `BAD_USER_INPUT`.

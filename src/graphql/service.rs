@@ -8,7 +8,7 @@ use super::connection::{self, Conn};
 use super::contact::Contact;
 use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
 use super::input::{self, checked, keep_or_set, required, short_text};
-use super::{parse_id, ContextExt};
+use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
 use crate::db::page::Keyset;
 use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
@@ -20,10 +20,7 @@ pub struct Service(pub ServiceRow);
 
 impl Service {
     fn facts(&self) -> ResourceFacts {
-        ResourceFacts {
-            kind: ResourceKind::Service,
-            owner: self.0.provider,
-        }
+        ResourceFacts::service(&self.0)
     }
 
     fn record<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
@@ -242,13 +239,6 @@ async fn check_contact(
     Ok(())
 }
 
-fn facts(row: &ServiceRow) -> ResourceFacts {
-    ResourceFacts {
-        kind: ResourceKind::Service,
-        owner: row.provider,
-    }
-}
-
 #[derive(Default)]
 pub struct ServiceMutation;
 
@@ -313,38 +303,30 @@ impl ServiceMutation {
         }
         let author = ctx.author()?;
         let changes = input.into_changes()?;
-        let ctx2 = ctx;
-        let row = ctx
-            .conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::services::lock(conn, id)
-                    .await?
-                    .ok_or(AppError::NotFound("service"))?;
-                ctx2.guard_write(Action::Update, &facts(&old))?;
+        let row = locked_write(ctx, id, Action::Update, move |conn, old: ServiceRow| {
+            Box::pin(async move {
                 if let Some(contact) = changes.contact_id {
                     check_contact(conn, old.company_id, contact).await?;
                 }
                 Ok(db::services::update(conn, &author, &old, &changes).await?)
             })
-            .await?;
+        })
+        .await?;
         Ok(Service(row))
     }
 
     async fn delete_service(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
         let service: ServiceId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        let ctx2 = ctx;
-        ctx.conn()
-            .await?
-            .transaction::<_, AppError, _>(async move |conn| {
-                let old = db::services::lock(conn, service)
-                    .await?
-                    .ok_or(AppError::NotFound("service"))?;
-                ctx2.guard_write(Action::Delete, &facts(&old))?;
-                Ok(db::services::delete(conn, &author, &old).await?)
-            })
-            .await?;
+        locked_write(
+            ctx,
+            service,
+            Action::Delete,
+            move |conn, old: ServiceRow| {
+                Box::pin(async move { Ok(db::services::delete(conn, &author, &old).await?) })
+            },
+        )
+        .await?;
         Ok(id)
     }
 }

@@ -245,12 +245,6 @@ struct Executed {
     http_status: Option<StatusCode>,
 }
 
-impl From<Executed> for GqlResponse {
-    fn from(e: Executed) -> Self {
-        e.inner
-    }
-}
-
 fn gql_error(err: AppError) -> GqlResponse {
     let e: async_graphql::Error = err.into();
     GqlResponse::from_errors(vec![e.into_server_error(async_graphql::Pos::default())])
