@@ -31,6 +31,27 @@ impl Keyset {
     }
 }
 
+/// A row that can be paged: its position in the `(created_at, id)` order.
+pub trait Paged {
+    fn keyset(&self) -> Keyset;
+}
+
+macro_rules! paged {
+    ($($row:ty),+) => {$(
+        impl Paged for $row {
+            fn keyset(&self) -> Keyset {
+                Keyset { created_at: self.created_at, id: self.id.0 }
+            }
+        }
+    )+};
+}
+
+paged!(
+    super::companies::CompanyRow,
+    super::contacts::ContactRow,
+    super::services::ServiceRow
+);
+
 /// One page request: rows strictly after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {

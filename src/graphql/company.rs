@@ -13,7 +13,6 @@ use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
 use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
 use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
-use crate::db::page::Keyset;
 use crate::db::{self, CompanyId, ConfidentialId};
 use crate::error::{AppError, AppResult};
 use crate::validate;
@@ -256,10 +255,6 @@ impl CompanyQuery {
             first,
             page.after.is_some(),
             total,
-            |r| Keyset {
-                created_at: r.created_at,
-                id: r.id.0,
-            },
             Company,
         ))
     }
@@ -371,6 +366,21 @@ impl ConfidentialInput {
     }
 }
 
+/// A business ID identifies one company in the register.
+async fn ensure_business_id_free(
+    conn: &mut diesel_async::AsyncPgConnection,
+    business_id: &str,
+    except: Option<CompanyId>,
+) -> AppResult<()> {
+    if db::companies::business_id_taken(conn, business_id, except).await? {
+        return Err(AppError::bad_input(
+            "businessId",
+            "a company with this business ID is already registered",
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 pub struct CompanyMutation;
 
@@ -403,12 +413,7 @@ impl CompanyMutation {
             .conn()
             .await?
             .transaction::<_, AppError, _>(async move |conn| {
-                if db::companies::business_id_taken(conn, &new.business_id, None).await? {
-                    return Err(AppError::bad_input(
-                        "businessId",
-                        "a company with this business ID is already registered",
-                    ));
-                }
+                ensure_business_id_free(conn, &new.business_id, None).await?;
                 Ok(db::companies::insert(conn, &author, &new).await?)
             })
             .await?;
@@ -427,12 +432,7 @@ impl CompanyMutation {
         let row = locked_write(ctx, id, Action::Update, move |conn, old: CompanyRow| {
             Box::pin(async move {
                 if let Some(b) = &changes.business_id {
-                    if db::companies::business_id_taken(conn, b, Some(id)).await? {
-                        return Err(AppError::bad_input(
-                            "businessId",
-                            "a company with this business ID is already registered",
-                        ));
-                    }
+                    ensure_business_id_free(conn, b, Some(id)).await?;
                 }
                 Ok(db::companies::update(conn, &author, &old, &changes).await?)
             })

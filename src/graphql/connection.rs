@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, OutputType, SimpleObject};
 
-use crate::db::page::{Keyset, PageRequest};
+use crate::db::page::{Keyset, PageRequest, Paged};
 use crate::error::{AppError, AppResult};
 
 pub const DEFAULT_PAGE: i32 = 20;
@@ -48,12 +48,11 @@ pub fn wants_total(ctx: &Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }
 
-pub fn build<R, N: OutputType>(
+pub fn build<R: Paged, N: OutputType>(
     mut rows: Vec<R>,
     first: usize,
     after: bool,
     total: i64,
-    key: impl Fn(&R) -> Keyset,
     wrap: impl Fn(R) -> N,
 ) -> Conn<N> {
     let has_next = rows.len() > first;
@@ -62,7 +61,7 @@ pub fn build<R, N: OutputType>(
         Connection::with_additional_fields(after, has_next, Totals { total_count: total });
     conn.edges.extend(
         rows.into_iter()
-            .map(|r| Edge::new(key(&r).encode(), wrap(r))),
+            .map(|r| Edge::new(r.keyset().encode(), wrap(r))),
     );
     conn
 }

@@ -13,7 +13,6 @@ use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
 use crate::db::change_log::ChangeRow;
 use crate::db::contacts::{ContactFields, ContactFilter, ContactRow, NewContact};
-use crate::db::page::Keyset;
 use crate::db::{self, CompanyId, ContactId};
 use crate::error::{AppError, AppResult};
 use crate::validate;
@@ -280,10 +279,6 @@ impl ContactQuery {
             first,
             page.after.is_some(),
             total,
-            |r| Keyset {
-                created_at: r.created_at,
-                id: r.id.0,
-            },
             Contact,
         ))
     }

@@ -10,7 +10,6 @@ use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, S
 use super::input::{self, checked, keep_or_set, required, short_text};
 use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
-use crate::db::page::Keyset;
 use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
 use crate::db::{self, CompanyId, ContactId, ServiceId};
 use crate::error::{AppError, AppResult};
@@ -165,10 +164,6 @@ impl ServiceQuery {
             first,
             page.after.is_some(),
             total,
-            |r| Keyset {
-                created_at: r.created_at,
-                id: r.id.0,
-            },
             Service,
         ))
     }
