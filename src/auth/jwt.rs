@@ -35,6 +35,13 @@ pub struct JwtConfig {
     /// JWKS URL of the identity provider (fetched at start, refetched for an unknown `kid`).
     #[arg(long = "jwt-jwks-url", env = "JWT_JWKS_URL")]
     pub jwks_url: Option<String>,
+    /// A JWKS is refetched for an unknown `kid` (key rotation) at most this often.
+    #[arg(
+        long = "jwt-jwks-refetch-secs",
+        env = "JWT_JWKS_REFETCH_SECS",
+        default_value_t = 60
+    )]
+    pub jwks_refetch_secs: u64,
     /// HS256 development key, used when no JWKS is configured; created on first run.
     #[arg(
         long = "jwt-dev-key-file",
@@ -107,14 +114,12 @@ enum JwksSource {
 }
 
 pub struct Verifier {
+    refetch: Duration,
     issuer: String,
     audience: String,
     leeway: u64,
     keys: Keys,
 }
-
-/// A JWKS is refetched for an unknown `kid` at most this often.
-const JWKS_REFETCH: Duration = Duration::from_secs(60);
 
 impl Verifier {
     pub async fn from_config(config: &JwtConfig) -> anyhow::Result<Self> {
@@ -145,6 +150,7 @@ impl Verifier {
             )?)),
         };
         Ok(Verifier {
+            refetch: Duration::from_secs(config.jwks_refetch_secs),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_secs,
@@ -181,9 +187,9 @@ impl Verifier {
                 let (key, key_alg) = match found {
                     Some(k) => k,
                     None => {
-                        // Key rotation: refetch, but not more than once a minute.
+                        // Key rotation: refetch, but not more often than configured.
                         let mut last = last_fetch.lock().await;
-                        if last.elapsed() >= JWKS_REFETCH {
+                        if last.elapsed() >= self.refetch {
                             *last = Instant::now();
                             match fetch_jwks(source).await {
                                 Ok(keys) => *store.write().await = keys,
@@ -263,16 +269,21 @@ async fn fetch_jwks(
             .await
             .map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?,
         JwksSource::Url(url) => {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?;
-            client
-                .get(url)
-                .send()
-                .await?
-                .error_for_status()?
-                .text()
-                .await?
+            let fetch = async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()?;
+                client
+                    .get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            };
+            fetch
+                .await
+                .map_err(|e: reqwest::Error| anyhow::anyhow!("fetching JWKS from {url}: {e}"))?
         }
     };
     let set: JwkSet = serde_json::from_str(&text)?;

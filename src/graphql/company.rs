@@ -94,6 +94,8 @@ impl Company {
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
         self.0.erased_at
     }
+    /// (Complexity: a company has a handful of contacts; 5 is the estimate the cost limit uses.)
+    #[graphql(complexity = "5 * child_complexity")]
     async fn contacts(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Contact>>> {
         let rows = ctx
             .loader()?
@@ -102,6 +104,7 @@ impl Company {
             .unwrap_or_default();
         Ok(Some(rows.into_iter().map(Contact).collect()))
     }
+    #[graphql(complexity = "10 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
         let rows = ctx
             .loader()?
@@ -229,6 +232,7 @@ impl CompanyQuery {
             .ok_or(AppError::NotFound("company"))
     }
 
+    #[graphql(complexity = "connection::cost(first, child_complexity)")]
     async fn companies(
         &self,
         ctx: &Context<'_>,

@@ -17,6 +17,13 @@ pub struct Totals {
 
 pub type Conn<N> = Connection<String, N, Totals>;
 
+/// A connection costs its page size times what each node costs, so the
+/// complexity limit sees `first: 100` as a hundred nodes.
+pub fn cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let first = first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    first.saturating_mul(child_complexity)
+}
+
 /// Validates `first` and `after`; the request fetches one row more than the
 /// page so `hasNextPage` needs no second query.
 pub fn page_request(first: Option<i32>, after: Option<String>) -> AppResult<(PageRequest, usize)> {

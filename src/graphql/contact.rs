@@ -162,6 +162,7 @@ impl Contact {
         self.0.erased_at
     }
     /// Services the person received.
+    #[graphql(complexity = "5 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
         ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
         let rows = ctx
@@ -245,6 +246,7 @@ impl ContactQuery {
             .ok_or(AppError::NotFound("contact"))
     }
 
+    #[graphql(complexity = "connection::cost(first, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -118,6 +118,7 @@ impl ServiceQuery {
             .ok_or(AppError::NotFound("service"))
     }
 
+    #[graphql(complexity = "connection::cost(first, child_complexity)")]
     async fn services(
         &self,
         ctx: &Context<'_>,

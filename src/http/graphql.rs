@@ -317,8 +317,13 @@ async fn execute(
     }
 }
 
-/// Every error gets a code from the closed set: the executor's own parse and
-/// validation errors have none, and they are the client's input errors.
+/// The messages of async-graphql's own depth and complexity limits (7.x,
+/// `validation/mod.rs`); they carry no code of their own.
+const LIMIT_MESSAGES: [&str; 2] = ["Query is too complex.", "Query is nested too deep."];
+
+/// Every error gets a code from the closed set. The executor's own parse and
+/// validation errors have none: its depth and complexity limits are
+/// `QUERY_TOO_COMPLEX`, the rest are the client's input errors.
 fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
     for err in &mut response.errors {
         let has_code = err
@@ -326,8 +331,14 @@ fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
-            let ext = err.extensions.get_or_insert_with(Default::default);
-            ext.set("code", ErrorCode::BadUserInput.as_str());
+            let code = if LIMIT_MESSAGES.contains(&err.message.as_str()) {
+                ErrorCode::QueryTooComplex
+            } else {
+                ErrorCode::BadUserInput
+            };
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code.as_str());
         }
     }
     response

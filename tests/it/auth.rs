@@ -184,69 +184,96 @@ async fn unknown_purpose_is_bad_request_and_known_one_is_used() {
     assert!(body.contains("\"purpose\":\"MARKETING\""), "{body}");
 }
 
-/// RS256 and ES256 keys from a JWKS file; an HS256 token signed with the
-/// public key material (HS/RS confusion) and a dev-key token are refused.
+/// Keys made with openssl for a test: PEMs to sign with, and their JWKS.
+struct Keys {
+    dir: std::path::PathBuf,
+    rsa_pem: Vec<u8>,
+    ec_pem: Vec<u8>,
+    rsa_jwk: serde_json::Value,
+    ec_jwk: serde_json::Value,
+}
+
+impl Keys {
+    fn make() -> Keys {
+        let dir = std::env::temp_dir().join(format!("kasvu-jwks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl is installed");
+            assert!(out.status.success(), "openssl {args:?}");
+            out.stdout
+        };
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.pem",
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "ec.pem",
+        ]);
+        let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let modulus =
+            String::from_utf8_lossy(&openssl(&["rsa", "-in", "rsa.pem", "-noout", "-modulus"]))
+                .trim()
+                .trim_start_matches("Modulus=")
+                .to_owned();
+        let ec_der = openssl(&["pkey", "-in", "ec.pem", "-pubout", "-outform", "DER"]);
+        let point = &ec_der[ec_der.len() - 65..]; // 0x04 || X || Y
+        Keys {
+            rsa_pem: std::fs::read(dir.join("rsa.pem")).expect("rsa"),
+            ec_pem: std::fs::read(dir.join("ec.pem")).expect("ec"),
+            rsa_jwk: json!({"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256", "n": enc(&hex::decode(modulus).expect("hex")), "e": "AQAB"}),
+            ec_jwk: json!({"kty": "EC", "kid": "ec1", "use": "sig", "alg": "ES256", "crv": "P-256", "x": enc(&point[1..33]), "y": enc(&point[33..])}),
+            dir,
+        }
+    }
+
+    fn sign(&self, alg: jsonwebtoken::Algorithm, kid: &str, claims: &Claims) -> String {
+        use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&self.rsa_pem).expect("rsa key"),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&self.ec_pem).expect("ec key"),
+            _ => EncodingKey::from_secret(self.rsa_jwk["n"].as_str().unwrap_or("").as_bytes()),
+        };
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.into());
+        encode(&h, claims, &key).expect("sign")
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// RS256 and ES256 keys from a JWKS file; an HS256 token keyed with the
+/// public key material (HS/RS confusion) and a mismatched algorithm are refused.
 #[tokio::test]
 async fn jwks_keys_verify_and_hs256_is_refused_in_jwks_mode() {
-    let dir = std::env::temp_dir().join(format!("kasvu-jwks-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let openssl = |args: &[&str]| {
-        let ok = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .status()
-            .expect("openssl is installed")
-            .success();
-        assert!(ok, "openssl {args:?}");
-    };
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        "rsa.pem",
-    ]);
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        "ec.pem",
-    ]);
-    openssl(&["pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"]);
-    let rsa_pem = std::fs::read(dir.join("rsa.pem")).expect("rsa");
-    let ec_pem = std::fs::read(dir.join("ec.pem")).expect("ec");
-    // The JWKS: the RSA modulus and exponent, and the EC point, from openssl's text output.
-    let rsa_text = std::process::Command::new("openssl")
-        .args(["rsa", "-in", "rsa.pem", "-noout", "-modulus"])
-        .current_dir(&dir)
-        .output()
-        .expect("modulus");
-    let modulus_hex = String::from_utf8_lossy(&rsa_text.stdout)
-        .trim()
-        .trim_start_matches("Modulus=")
-        .to_owned();
-    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(hex::decode(modulus_hex).expect("hex"));
-    let ec_der = std::process::Command::new("openssl")
-        .args(["pkey", "-pubin", "-in", "ec.pub.pem", "-outform", "DER"])
-        .current_dir(&dir)
-        .output()
-        .expect("der");
-    let point = &ec_der.stdout[ec_der.stdout.len() - 65..]; // 0x04 || X || Y
-    let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let jwks = json!({"keys": [
-        {"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"},
-        {"kty": "EC", "kid": "ec1", "use": "sig", "alg": "ES256", "crv": "P-256", "x": enc(&point[1..33]), "y": enc(&point[33..])},
-    ]});
-    std::fs::write(dir.join("jwks.json"), jwks.to_string()).expect("jwks");
-
+    use jsonwebtoken::Algorithm::{ES256, HS256, RS256};
+    let keys = Keys::make();
+    let file = keys.dir.join("jwks.json");
+    std::fs::write(
+        &file,
+        json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string(),
+    )
+    .expect("jwks");
     let t = TestApp::with(Options {
-        jwks_file: Some(dir.join("jwks.json")),
+        jwks_file: Some(file),
         ..Options::default()
     })
     .await;
@@ -258,48 +285,89 @@ async fn jwks_keys_verify_and_hs256_is_refused_in_jwks_mode() {
         None,
         Duration::from_secs(60),
     );
-    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some("rsa1".into());
-    let rs = encode(
-        &h,
-        &claims,
-        &EncodingKey::from_rsa_pem(&rsa_pem).expect("rsa key"),
-    )
-    .expect("sign");
-    assert_eq!(t.data(&rs, Q, json!({})).await["viewer"]["sub"], "idp-user");
-    let mut h = Header::new(Algorithm::ES256);
-    h.kid = Some("ec1".into());
-    let es = encode(
-        &h,
-        &claims,
-        &EncodingKey::from_ec_pem(&ec_pem).expect("ec key"),
-    )
-    .expect("sign");
-    assert_eq!(t.data(&es, Q, json!({})).await["viewer"]["sub"], "idp-user");
+    assert_eq!(
+        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({}))
+            .await["viewer"]["sub"],
+        "idp-user"
+    );
+    assert_eq!(
+        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({}))
+            .await["viewer"]["sub"],
+        "idp-user"
+    );
     // An ES256 header on the RSA key id: the key decides the algorithm.
-    let mut h = Header::new(Algorithm::ES256);
-    h.kid = Some("rsa1".into());
-    let mixed = encode(
-        &h,
-        &claims,
-        &EncodingKey::from_ec_pem(&ec_pem).expect("ec key"),
-    )
-    .expect("sign");
-    expect_401(&t, &mixed, "algorithm").await;
+    expect_401(&t, &keys.sign(ES256, "rsa1", &claims), "algorithm").await;
     // HS256 "signed" with the RSA public modulus: refused before any check.
-    let mut h = Header::new(Algorithm::HS256);
-    h.kid = Some("rsa1".into());
-    let confused = encode(&h, &claims, &EncodingKey::from_secret(n.as_bytes())).expect("sign");
-    expect_401(&t, &confused, "algorithm HS256 is not allowed").await;
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some("unknown".into());
-    let unknown = encode(
-        &h,
-        &claims,
-        &EncodingKey::from_rsa_pem(&rsa_pem).expect("rsa key"),
+    expect_401(
+        &t,
+        &keys.sign(HS256, "rsa1", &claims),
+        "algorithm HS256 is not allowed",
     )
-    .expect("sign");
-    expect_401(&t, &unknown, "key id").await;
-    let _ = std::fs::remove_dir_all(&dir);
+    .await;
+    expect_401(&t, &keys.sign(RS256, "unknown", &claims), "key id").await;
+}
+
+/// A JWKS served over HTTP (a local listener standing in for the identity
+/// provider): fetched at start, refetched when a token names a new key.
+#[tokio::test]
+async fn jwks_url_is_fetched_and_refetched_for_a_rotated_key() {
+    use jsonwebtoken::Algorithm::{ES256, RS256};
+    use std::sync::{Arc, RwLock};
+    let keys = Keys::make();
+    let served = Arc::new(RwLock::new(json!({"keys": [keys.rsa_jwk]}).to_string()));
+    let state = served.clone();
+    let idp = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let body = state.read().map(|s| s.clone()).unwrap_or_default();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, idp).await });
+
+    let t = TestApp::with(Options {
+        jwks_url: Some(format!("http://{addr}/jwks.json")),
+        ..Options::default()
+    })
+    .await;
+    let claims = Claims::new(
+        &t.jwt,
+        "idp-user",
+        "TEM",
+        &["viewer"],
+        None,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({}))
+            .await["viewer"]["sub"],
+        "idp-user"
+    );
+    expect_401(&t, &keys.sign(ES256, "ec1", &claims), "key id").await;
+    // The provider rotates in a new key; the next token that names it is accepted.
+    *served.write().expect("lock") = json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string();
+    assert_eq!(
+        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({}))
+            .await["viewer"]["sub"],
+        "idp-user"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_jwks_url_stops_the_start_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener); // nothing listens there now
+    let err = TestApp::try_with(Options {
+        jwks_url: Some(format!("http://{addr}/jwks.json")),
+        ..Options::default()
+    })
+    .await
+    .err()
+    .expect("start must fail");
+    assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
 }

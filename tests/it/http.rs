@@ -129,17 +129,17 @@ async fn too_many_root_fields_are_refused() {
 
 #[tokio::test]
 async fn too_deep_and_too_complex_queries_are_refused() {
-    let t = TestApp::with(Options {
+    let shallow = TestApp::with(Options {
         limits: Limits {
             max_depth: 4,
-            max_complexity: 30,
             ..Limits::default()
         },
         ..Options::default()
     })
     .await;
-    let deep = "{ companies { nodes { contacts { company { contacts { id } } } } } }";
-    let (_, body) = t.gql(&t.editor(), deep, json!({})).await;
+    let deep = "{ companies(first: 1) { nodes { contacts { company { contacts { id } } } } } }";
+    let (_, body) = shallow.gql(&shallow.editor(), deep, json!({})).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -147,8 +147,18 @@ async fn too_deep_and_too_complex_queries_are_refused() {
             .contains("nested too deep"),
         "{body}"
     );
-    let many = "{ companies { nodes { id name municipality country website industryCode businessId legalBasis source createdAt updatedAt registeredBy companyForm lastProcessedAt legalHold erasedAt } } contacts { nodes { id firstName lastName email phone title roleInCompany homeCountry homeMunicipality postalAddress nickname nativeName nativeAddress nativeTitle workCountry industry } } services { nodes { id kind title provider status requestedAt deliveredAt invoicedAt legalBasis source amountEur notes } } }";
-    let (_, body) = t.gql(&t.editor(), many, json!({})).await;
+
+    let cheap = TestApp::with(Options {
+        limits: Limits {
+            max_complexity: 30,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let many = "{ companies(first: 2) { nodes { id name municipality country website industryCode businessId legalBasis source createdAt updatedAt registeredBy companyForm lastProcessedAt legalHold erasedAt } } services(first: 1) { nodes { id kind title provider status requestedAt deliveredAt invoicedAt legalBasis source amountEur notes } } }";
+    let (_, body) = cheap.gql(&cheap.editor(), many, json!({})).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -156,6 +166,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
             .contains("complex"),
         "{body}"
     );
+    assert!(body["data"].is_null());
 }
 
 #[tokio::test]
@@ -303,4 +314,111 @@ async fn internal_error_cause_never_reaches_the_client() {
         .as_str()
         .unwrap_or("")
         .contains(rid));
+}
+
+/// Holds an exclusive lock on `companies` from another connection until dropped.
+async fn lock_companies(t: &TestApp) -> diesel_async::AsyncPgConnection {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut c = diesel_async::AsyncPgConnection::establish(&t.db_url)
+        .await
+        .expect("connect");
+    diesel::sql_query("BEGIN")
+        .execute(&mut c)
+        .await
+        .expect("begin");
+    diesel::sql_query("LOCK TABLE companies IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut c)
+        .await
+        .expect("lock");
+    c
+}
+
+#[tokio::test]
+async fn statement_timeout_is_unavailable_not_internal() {
+    let t = TestApp::with(Options {
+        statement_timeout_ms: Some(300),
+        ..Options::default()
+    })
+    .await;
+    let lock = lock_companies(&t).await;
+    let (status, body) = t
+        .gql(
+            &t.editor(),
+            "{ companies(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    drop(lock);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&body), "UNAVAILABLE", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("statement timeout"),
+        "{body}"
+    );
+    // The pool recovers: the next request is served.
+    t.data(
+        &t.editor(),
+        "{ companies(first: 1) { nodes { id } } }",
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn request_timeout_is_unavailable() {
+    let t = TestApp::with(Options {
+        limits: Limits {
+            request_timeout_secs: 1,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let lock = lock_companies(&t).await;
+    let started = std::time::Instant::now();
+    let (_, body) = t
+        .gql(
+            &t.editor(),
+            "{ companies(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    drop(lock);
+    assert_eq!(code(&body), "UNAVAILABLE", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A connection costs its page size times its nodes, so `first: 100` cannot
+/// slip under the complexity limit that `first: 10` meets.
+#[tokio::test]
+async fn complexity_grows_with_page_size() {
+    let t = TestApp::with(Options {
+        limits: Limits {
+            max_complexity: 200,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let q = "query($n: Int) { companies(first: $n) { nodes { id name municipality } } }";
+    t.data(&t.editor(), q, json!({"n": 10})).await;
+    let (_, body) = t.gql(&t.editor(), q, json!({"n": 100})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("complex"),
+        "{body}"
+    );
+    assert!(body["data"].is_null());
 }

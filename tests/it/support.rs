@@ -112,9 +112,15 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct TestApp {
     pub app: AppState,
     pub router: axum::Router,
-    pub db_name: String,
     pub db_url: String,
     pub jwt: JwtConfig,
+    _db: TestDb,
+}
+
+/// The test's database and key directory, removed when dropped (also when
+/// the app failed to build).
+struct TestDb {
+    name: String,
     key_dir: PathBuf,
 }
 
@@ -123,6 +129,8 @@ pub struct Options {
     pub limits: Limits,
     pub graphiql: bool,
     pub jwks_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl TestApp {
@@ -131,6 +139,11 @@ impl TestApp {
     }
 
     pub async fn with(opts: Options) -> TestApp {
+        Self::try_with(opts).await.expect("build app")
+    }
+
+    /// Builds the app, or says why it would not start.
+    pub async fn try_with(opts: Options) -> anyhow::Result<TestApp> {
         let tpl = template().await;
         let db_name = format!(
             "kasvu_test_{}_{}",
@@ -148,7 +161,8 @@ impl TestApp {
             issuer: "kasvu-test".into(),
             audience: "kasvu-gateway".into(),
             jwks_file: opts.jwks_file,
-            jwks_url: None,
+            jwks_url: opts.jwks_url,
+            jwks_refetch_secs: 0,
             dev_key_file: key_dir.join("dev.key"),
             leeway_secs: 0,
         };
@@ -158,7 +172,7 @@ impl TestApp {
                 db_pool_size: 4,
                 db_wait_timeout_ms: 5000,
                 db_connect_timeout_ms: 5000,
-                db_statement_timeout_ms: 10_000,
+                db_statement_timeout_ms: opts.statement_timeout_ms.unwrap_or(10_000),
             },
             redis_url: None,
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -170,16 +184,19 @@ impl TestApp {
         };
         // The signing key exists before the verifier loads it.
         kasvu_gateway::auth::dev_key(&jwt.dev_key_file, true).expect("dev key");
-        let app = App::build(config).await.expect("build app");
+        let db = TestDb {
+            name: db_name,
+            key_dir,
+        };
+        let app = App::build(config).await?;
         let router = kasvu_gateway::http::router(app.clone());
-        TestApp {
+        Ok(TestApp {
             app,
             router,
-            db_name,
             db_url,
             jwt,
-            key_dir,
-        }
+            _db: db,
+        })
     }
 
     pub fn token(&self, org: &str, roles: &[&str]) -> String {
@@ -277,9 +294,9 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
+impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.db_name.clone();
+        let name = self.name.clone();
         let _ = std::fs::remove_dir_all(&self.key_dir);
         // Dropped from a plain thread: Drop cannot await, and the test's runtime may be gone.
         let _ = std::thread::spawn(move || {
