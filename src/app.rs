@@ -15,7 +15,7 @@ pub struct App {
     pub pool: PgPool,
     pub statements: StatementCounter,
     pub verifier: Verifier,
-    pub authorizer: Authorizer,
+    pub authorizer: Arc<Authorizer>,
     pub metrics: Metrics,
 }
 
@@ -24,6 +24,16 @@ pub type AppState = Arc<App>;
 impl App {
     /// Builds the application; migrates first unless configured not to.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let authorizer = Arc::new(Authorizer::load(&config.policy_dir)?);
+        Self::build_with(config, authorizer).await
+    }
+
+    /// Builds the application around an authorizer already loaded from
+    /// `config.policy_dir` (tests share one rather than check the policy per app).
+    pub async fn build_with(
+        config: Config,
+        authorizer: Arc<Authorizer>,
+    ) -> anyhow::Result<AppState> {
         if !config.no_migrate {
             let applied = db::run_migrations(&config.db.database_url).await?;
             if !applied.is_empty() {
@@ -37,7 +47,6 @@ impl App {
             statements.clone(),
         )?;
         let verifier = Verifier::from_config(&config.jwt).await?;
-        let authorizer = Authorizer::load(&config.policy_dir)?;
         tracing::info!(
             policy_version = authorizer.version(),
             auth = verifier.mode(),

@@ -54,6 +54,20 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) the gateway serves.
     Schema,
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run the table-driven policy tests (`<POLICY_DIR>/tests/*.table`) and report each case.
+    Test {
+        #[arg(long, env = "POLICY_DIR", default_value = "policies")]
+        policy_dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -117,6 +131,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth::actor_from_claims(claims.clone(), auth::Purpose::CustomerRelationship)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", auth::sign_dev_token(&jwt, &claims)?);
+            Ok(())
+        }
+        Command::Policy {
+            command: PolicyCommand::Test { policy_dir },
+        } => {
+            let engine = crate::authz::PolicyEngine::load(&policy_dir)?;
+            let outcomes = crate::authz::cases::run(
+                &engine,
+                crate::authz::cases::load(&policy_dir.join("tests"))?,
+            )?;
+            let failed = outcomes.iter().filter(|o| !o.passed()).count();
+            for o in &outcomes {
+                let place = format!("{}:{}", o.case.file.display(), o.case.line);
+                if o.passed() {
+                    println!("ok    {place}  {}", o.case.text);
+                } else {
+                    let got = if o.allowed { "allow" } else { "deny" };
+                    println!(
+                        "FAIL  {place}  {}\n      got {got} {}",
+                        o.case.text,
+                        o.rules.join(", ")
+                    );
+                }
+            }
+            println!("policy {}: {} queries", engine.version(), engine.queries());
+            println!("{} passed, {} failed", outcomes.len() - failed, failed);
+            anyhow::ensure!(failed == 0, "{failed} policy case(s) failed");
             Ok(())
         }
         Command::Schema => {

@@ -7,9 +7,14 @@
 //! it for the real policy. Every resolver and mutation already asks here, per
 //! resource and field class, so enforcing the policy changes this module only.
 
+pub mod cases;
+pub mod engine;
+
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+
+pub use engine::{PolicyEngine, Principal, Record, RecordDecision, DEFAULT_DENY};
 
 use crate::auth::Actor;
 use crate::db::companies::CompanyRow;
@@ -147,6 +152,66 @@ impl Authorizer {
             allowed: true,
             rule: FOUNDATION_RULE,
         }
+    }
+}
+
+impl Principal {
+    /// What the policy sees of an actor: not the person, only the facts the
+    /// rules use, so decisions memoize across the people who share them.
+    pub fn of(actor: &Actor) -> Self {
+        Principal {
+            org: actor.org.as_str().to_owned(),
+            org_kind: actor.org_kind().as_str().to_owned(),
+            roles: actor.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            in_eu_eea: actor.in_eu_eea(),
+            purpose: actor.purpose.as_str().to_owned(),
+        }
+    }
+}
+
+/// A decision and the rules behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub rules: Vec<String>,
+}
+
+/// Composes the policy's answers the way the gateway enforces them: a refused
+/// request, then a hidden record, then the field class or write rule; R12
+/// when nothing allows. `create` judges the record to be written, so
+/// visibility does not apply to it.
+pub fn verdict(
+    engine: &PolicyEngine,
+    actor: &Principal,
+    action: &str,
+    record: &Record,
+    class: Option<&str>,
+) -> anyhow::Result<Verdict> {
+    let deny = |rules: Vec<String>| {
+        Ok(Verdict {
+            allowed: false,
+            rules,
+        })
+    };
+    let d = engine.decide(actor, record)?;
+    if let Some(rule) = &d.refused {
+        return deny(vec![rule.clone()]);
+    }
+    if action != "create" && !d.hidden.is_empty() {
+        return deny(d.hidden.clone());
+    }
+    let allowed_by = match (action, class) {
+        ("read", Some(class)) => d.readable.get(class).cloned().unwrap_or_default(),
+        ("read", None) => anyhow::bail!("a read decision needs a field class"),
+        (write, _) => engine.write_rules(actor, write, record)?,
+    };
+    if allowed_by.is_empty() {
+        deny(vec![DEFAULT_DENY.to_owned()])
+    } else {
+        Ok(Verdict {
+            allowed: true,
+            rules: allowed_by,
+        })
     }
 }
 

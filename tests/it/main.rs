@@ -3,6 +3,7 @@
 mod auth;
 mod http;
 mod mutations;
+mod policy;
 mod queries;
 mod schema;
 mod support;

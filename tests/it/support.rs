@@ -109,6 +109,18 @@ async fn template() -> &'static str {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The default policy, loaded and checked once per test process.
+fn authorizer() -> std::sync::Arc<kasvu_gateway::authz::Authorizer> {
+    static AUTHORIZER: std::sync::OnceLock<std::sync::Arc<kasvu_gateway::authz::Authorizer>> =
+        std::sync::OnceLock::new();
+    AUTHORIZER
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
+            std::sync::Arc::new(kasvu_gateway::authz::Authorizer::load(&dir).expect("policy loads"))
+        })
+        .clone()
+}
+
 pub struct TestApp {
     pub app: AppState,
     pub router: axum::Router,
@@ -188,7 +200,7 @@ impl TestApp {
             name: db_name,
             key_dir,
         };
-        let app = App::build(config).await?;
+        let app = App::build_with(config, authorizer()).await?;
         let router = kasvu_gateway::http::router(app.clone());
         Ok(TestApp {
             app,

@@ -1,0 +1,18 @@
+# R9 dpo: every controller's DPO lists and handles every data subject request
+# (they are handled jointly) and produces subject access reports; a DPO
+# restricts, lifts restriction, sets or lifts a legal hold on and erases the
+# contacts (and sole trader companies) its own organisation registered.
+
+grants(p: Principal, _r: Record, "request", "R9-dpo") if
+    is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
+
+may_write(p: Principal, action: String, r: Record, "R9-dpo") if
+    action in ["restrict", "lift_restriction", "legal_hold", "lift_legal_hold", "erase"] and
+    is_controller(p) and has_role(p, "dpo") and p.in_eu_eea and r.owner = p.org and
+    (r.kind = "contact" or (r.kind = "company" and r.sole_trader));
+
+# R10 auditor: audit events, decision explanations, the policy version and
+# the chain check. An auditor role alone reads no personal field: it grants
+# only the class `audit` (separation of duties).
+
+grants(p: Principal, _r: Record, "audit", "R10-auditor") if has_role(p, "auditor");

@@ -1,0 +1,287 @@
+//! The policy engine: the only code that calls oso.
+//!
+//! The Rust oso crate has no `authorized_fields`, so one `readable` query with
+//! variables for the class and the rule answers every field class of a record
+//! at once. Decisions are memoized on everything the policy can see (actor
+//! facts and record facts), so a page of rows costs a number of policy queries
+//! that grows with the distinct fact combinations, not with rows × fields.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use oso::{Oso, PolarClass, PolarValue};
+
+/// What the policy sees of an actor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PolarClass)]
+#[polar(class_name = "Principal")]
+pub struct Principal {
+    #[polar(attribute)]
+    pub org: String,
+    #[polar(attribute)]
+    pub org_kind: String,
+    /// Sorted, without duplicates.
+    #[polar(attribute)]
+    pub roles: Vec<String>,
+    #[polar(attribute)]
+    pub in_eu_eea: bool,
+    #[polar(attribute)]
+    pub purpose: String,
+}
+
+/// What the policy sees of a row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PolarClass)]
+#[polar(class_name = "Record")]
+pub struct Record {
+    /// company, confidential, contact or service.
+    #[polar(attribute)]
+    pub kind: String,
+    /// The registering organisation, or a service's provider.
+    #[polar(attribute)]
+    pub owner: String,
+    /// Processing restricted, or an objection being assessed.
+    #[polar(attribute)]
+    pub restricted: bool,
+    #[polar(attribute)]
+    pub marketing_objection: bool,
+    /// Its company's industry is in the recipients' scope (TOL 01–03, 10, 11).
+    #[polar(attribute)]
+    pub in_sector: bool,
+    #[polar(attribute)]
+    pub sole_trader: bool,
+    #[polar(attribute)]
+    pub erased: bool,
+}
+
+/// Everything the policy says about one actor and one record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordDecision {
+    /// The rule that refuses the whole request, if any (403).
+    pub refused: Option<String>,
+    /// The rules that hide the record, if any (NOT_FOUND, left out of lists).
+    pub hidden: Vec<String>,
+    /// Readable field class → the rules that allow it.
+    pub readable: BTreeMap<String, Vec<String>>,
+}
+
+/// Answered when no rule allows.
+pub const DEFAULT_DENY: &str = "R12-default-deny";
+
+pub struct PolicyEngine {
+    oso: Oso,
+    version: String,
+    files: Vec<PathBuf>,
+    memo: Mutex<HashMap<(Principal, Record), Arc<RecordDecision>>>,
+    queries: AtomicU64,
+}
+
+/// A memo this large is cleared rather than grown: the fact space is small
+/// (organisations × role sets × purposes × record facts), so this only bounds
+/// a pathological mix.
+const MEMO_LIMIT: usize = 100_000;
+
+/// The rules the gateway queries; a policy must define each.
+const ENTRY_RULES: [&str; 4] = ["refused", "hidden", "readable", "may_write"];
+
+impl PolicyEngine {
+    /// Loads every `.polar` file of `dir` and checks the policy by asking each
+    /// entry rule about every combination of probe facts: a rule that names an
+    /// unknown class, attribute or rule fails here, not on a user's request.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let files = policy_files(dir)?;
+        anyhow::ensure!(!files.is_empty(), "no .polar files in {}", dir.display());
+        let mut oso = Oso::new();
+        oso.register_class(Principal::get_polar_class())?;
+        oso.register_class(Record::get_polar_class())?;
+        oso.load_files(files.clone())
+            .map_err(|e| anyhow::anyhow!("policy in {} does not load: {e}", dir.display()))?;
+        let engine = PolicyEngine {
+            oso,
+            version: super::policy_version(dir)?,
+            files,
+            memo: Mutex::new(HashMap::new()),
+            queries: AtomicU64::new(0),
+        };
+        engine.check()?;
+        Ok(engine)
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Policy queries made so far (a metric, and how tests bound the cost).
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let probe_actor = Principal {
+            org: "TEM".into(),
+            org_kind: "CONTROLLER".into(),
+            roles: vec![
+                "auditor".into(),
+                "confidential".into(),
+                "dpo".into(),
+                "editor".into(),
+                "viewer".into(),
+            ],
+            in_eu_eea: true,
+            purpose: "CUSTOMER_RELATIONSHIP".into(),
+        };
+        for rule in ENTRY_RULES {
+            anyhow::ensure!(
+                self.defines(rule),
+                "the policy defines no rule `{rule}`, which the gateway asks"
+            );
+        }
+        // No flag, all flags, and each flag alone and each flag missing: every
+        // rule body is reached with its attributes, at a tenth of the full grid.
+        let probes = [0u8, 31, 1, 2, 4, 8, 16, 30, 29, 27, 23, 15];
+        for kind in ["company", "confidential", "contact", "service"] {
+            for bits in probes {
+                let record = Record {
+                    kind: kind.into(),
+                    owner: "TEM".into(),
+                    restricted: bits & 1 != 0,
+                    marketing_objection: bits & 2 != 0,
+                    in_sector: bits & 4 != 0,
+                    sole_trader: bits & 8 != 0,
+                    erased: bits & 16 != 0,
+                };
+                for purpose in ["CUSTOMER_RELATIONSHIP", "MARKETING", "DATA_SUBJECT_REQUEST"] {
+                    let actor = Principal {
+                        purpose: purpose.into(),
+                        ..probe_actor.clone()
+                    };
+                    self.evaluate(&actor, &record)
+                        .map_err(|e| anyhow::anyhow!("policy check failed: {e}"))?;
+                    for action in ["create", "update", "delete", "erase"] {
+                        self.write_rules(&actor, action, &record)
+                            .map_err(|e| anyhow::anyhow!("policy check failed: {e}"))?;
+                    }
+                }
+            }
+        }
+        self.queries.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether a rule of that name is defined: a rule head starts a line.
+    fn defines(&self, rule: &str) -> bool {
+        let head = format!("{rule}(");
+        self.files.iter().any(|f| {
+            std::fs::read_to_string(f)
+                .is_ok_and(|text| text.lines().any(|l| l.trim_start().starts_with(&head)))
+        })
+    }
+
+    fn strings(
+        &self,
+        rule: &str,
+        args: impl oso::ToPolarList,
+        vars: &[&str],
+    ) -> anyhow::Result<Vec<Vec<String>>> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::new();
+        for result in self.oso.query_rule(rule, args)? {
+            let result = result?;
+            let mut row = Vec::with_capacity(vars.len());
+            for v in vars {
+                row.push(result.get_typed::<String>(v)?);
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn evaluate(&self, actor: &Principal, record: &Record) -> anyhow::Result<RecordDecision> {
+        let var = |v: &str| PolarValue::Variable(v.to_owned());
+        let a = || actor.clone();
+        let r = || record.clone();
+        let refused = self
+            .strings("refused", (a(), var("rule")), &["rule"])?
+            .into_iter()
+            .flatten()
+            .next();
+        let mut hidden: Vec<String> = self
+            .strings("hidden", (a(), r(), var("rule")), &["rule"])?
+            .into_iter()
+            .flatten()
+            .collect();
+        hidden.sort();
+        hidden.dedup();
+        let mut readable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pair in self.strings(
+            "readable",
+            (a(), r(), var("class"), var("rule")),
+            &["class", "rule"],
+        )? {
+            let rules = readable.entry(pair[0].clone()).or_default();
+            if !rules.contains(&pair[1]) {
+                rules.push(pair[1].clone());
+            }
+        }
+        Ok(RecordDecision {
+            refused,
+            hidden,
+            readable,
+        })
+    }
+
+    /// The memoized decision for one actor and one record.
+    pub fn decide(
+        &self,
+        actor: &Principal,
+        record: &Record,
+    ) -> anyhow::Result<Arc<RecordDecision>> {
+        let key = (actor.clone(), record.clone());
+        if let Some(d) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(d);
+        }
+        let decision = Arc::new(self.evaluate(actor, record)?);
+        if let Ok(mut memo) = self.memo.lock() {
+            if memo.len() >= MEMO_LIMIT {
+                memo.clear();
+            }
+            memo.insert(key, decision.clone());
+        }
+        Ok(decision)
+    }
+
+    /// The rules that allow `action` on `record` (empty: denied).
+    pub fn write_rules(
+        &self,
+        actor: &Principal,
+        action: &str,
+        record: &Record,
+    ) -> anyhow::Result<Vec<String>> {
+        let args = (
+            actor.clone(),
+            action.to_owned(),
+            record.clone(),
+            PolarValue::Variable("rule".into()),
+        );
+        Ok(self
+            .strings("may_write", args, &["rule"])?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+fn policy_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading policy directory {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "polar"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
