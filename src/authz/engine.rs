@@ -254,6 +254,31 @@ impl PolicyEngine {
         Ok(decision)
     }
 
+    /// The rule refusing this actor's whole request, if any.
+    pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
+        let v = PolarValue::Variable("rule".into());
+        Ok(self
+            .strings("refused", (actor.clone(), v), &["rule"])?
+            .into_iter()
+            .flatten()
+            .next())
+    }
+
+    /// The rules hiding `record` from the actor (empty: visible). Uses the
+    /// memo when the full decision is known.
+    pub fn hidden(&self, actor: &Principal, record: &Record) -> anyhow::Result<Vec<String>> {
+        let key = (actor.clone(), record.clone());
+        if let Some(d) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(d.hidden.clone());
+        }
+        let v = PolarValue::Variable("rule".into());
+        Ok(self
+            .strings("hidden", (actor.clone(), record.clone(), v), &["rule"])?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// The rules that allow `action` on `record` (empty: denied).
     pub fn write_rules(
         &self,

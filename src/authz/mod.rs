@@ -1,11 +1,10 @@
 //! Authorization: the one place where the policy decides, and the only code
 //! that will call the policy engine.
 //!
-//! Foundation stage: the Polar policies (access.md R1–R12) are the next piece of
-//! work. Until then every authenticated actor may read and write everything,
-//! and each decision names the rule `foundation-allow-all` so nobody mistakes
-//! it for the real policy. Every resolver and mutation already asks here, per
-//! resource and field class, so enforcing the policy changes this module only.
+//! The Polar policies of access.md (R1–R12) decide: whole requests
+//! (`refused`), which rows an actor sees (`hidden`, turned into SQL by
+//! [`Authorizer::visibility`]), each field class (`readable`) and each change
+//! (`may_write`).
 
 pub mod cases;
 pub mod engine;
@@ -16,11 +15,15 @@ use sha2::{Digest, Sha256};
 
 pub use engine::{PolicyEngine, Principal, Record, RecordDecision, DEFAULT_DENY};
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
 use crate::auth::Actor;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
 use crate::db::contacts::ContactRow;
 use crate::db::services::ServiceRow;
+use crate::db::visible::{self, Visible, VisibleCombo};
 use crate::db::OrgCode;
 
 /// The field classes of access.md; every GraphQL field is in exactly one.
@@ -57,52 +60,6 @@ impl FieldClass {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ResourceKind {
-    Company,
-    Confidential,
-    Contact,
-    Service,
-}
-
-/// What the policy may see of a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ResourceFacts {
-    pub kind: ResourceKind,
-    /// The registering organisation, or the provider of a service.
-    pub owner: OrgCode,
-}
-
-impl ResourceFacts {
-    pub fn company(row: &CompanyRow) -> Self {
-        ResourceFacts {
-            kind: ResourceKind::Company,
-            owner: row.registered_by,
-        }
-    }
-
-    pub fn confidential(row: &ConfidentialRow) -> Self {
-        ResourceFacts {
-            kind: ResourceKind::Confidential,
-            owner: row.registered_by,
-        }
-    }
-
-    pub fn contact(row: &ContactRow) -> Self {
-        ResourceFacts {
-            kind: ResourceKind::Contact,
-            owner: row.registered_by,
-        }
-    }
-
-    pub fn service(row: &ServiceRow) -> Self {
-        ResourceFacts {
-            kind: ResourceKind::Service,
-            owner: row.provider,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Create,
@@ -110,48 +67,234 @@ pub enum Action {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub rule: &'static str,
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
 }
 
-const FOUNDATION_RULE: &str = "foundation-allow-all";
+/// What the policy sees of rows: built here, in one place, from the data.
+impl Record {
+    fn base(kind: &str, owner: OrgCode) -> Self {
+        Record {
+            kind: kind.to_owned(),
+            owner: owner.as_str().to_owned(),
+            restricted: false,
+            marketing_objection: false,
+            in_sector: false,
+            sole_trader: false,
+            erased: false,
+        }
+    }
+
+    /// A row about to be created by `owner` (nothing about it is hidden yet).
+    pub fn new_row(kind: &str, owner: OrgCode) -> Self {
+        Self::base(kind, owner)
+    }
+
+    pub fn company(row: &CompanyRow) -> Self {
+        Record {
+            in_sector: visible::in_sector(row.industry_code.as_deref()),
+            sole_trader: row.company_form == crate::db::CompanyForm::SoleTrader,
+            erased: row.erased_at.is_some(),
+            ..Self::base("company", row.registered_by)
+        }
+    }
+
+    /// `company_industry`: the industry code of the row's company.
+    pub fn confidential(row: &ConfidentialRow, company_industry: Option<&str>) -> Self {
+        Record {
+            in_sector: visible::in_sector(company_industry),
+            ..Self::base("confidential", row.registered_by)
+        }
+    }
+
+    pub fn contact(row: &ContactRow, company_industry: Option<&str>) -> Self {
+        Record {
+            restricted: row.restricted || row.objection_pending,
+            marketing_objection: row.marketing_objection,
+            in_sector: visible::in_sector(company_industry),
+            erased: row.erased_at.is_some(),
+            ..Self::base("contact", row.registered_by)
+        }
+    }
+
+    pub fn service(row: &ServiceRow, company_industry: Option<&str>) -> Self {
+        Record {
+            in_sector: visible::in_sector(company_industry),
+            ..Self::base("service", row.provider)
+        }
+    }
+}
+
+/// The rows of each table an actor may see, derived from the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    pub companies: Visible,
+    pub contacts: Visible,
+    pub services: Visible,
+    pub confidential: Visible,
+}
+
+impl Visibility {
+    pub fn all() -> Self {
+        Visibility {
+            companies: Visible::All,
+            contacts: Visible::All,
+            services: Visible::All,
+            confidential: Visible::All,
+        }
+    }
+}
+
+/// Which facts vary within each table (the others are constant there; see
+/// `db::visible::FactColumns`): restricted, marketing objection, in sector,
+/// erased, sole trader.
+const VARYING: [(&str, [bool; 5]); 4] = [
+    ("company", [false, false, true, true, true]),
+    ("contact", [true, true, true, true, false]),
+    ("service", [false, false, true, false, false]),
+    ("confidential", [false, false, true, false, false]),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub rules: Vec<String>,
+}
+
+impl Decision {
+    pub fn rule(&self) -> &str {
+        self.rules.first().map_or(DEFAULT_DENY, String::as_str)
+    }
+}
 
 pub struct Authorizer {
-    version: String,
+    engine: PolicyEngine,
+    visibility: Mutex<HashMap<Principal, Arc<Visibility>>>,
 }
 
 impl Authorizer {
-    /// Reads the policy directory; the version is the SHA-256 of its `.polar`
-    /// files (names and contents, in name order).
+    /// Loads and checks the policy; a policy that does not load or names an
+    /// unknown class, attribute or rule stops the start.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         Ok(Authorizer {
-            version: policy_version(dir)?,
+            engine: PolicyEngine::load(dir)?,
+            visibility: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The SHA-256 of the policy files in force.
     pub fn version(&self) -> &str {
-        &self.version
+        self.engine.version()
     }
 
+    pub fn engine(&self) -> &PolicyEngine {
+        &self.engine
+    }
+
+    /// The rule that refuses this actor's whole request, if any (R6, R8: 403).
+    pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
+        self.engine.refused(actor)
+    }
+
+    /// Which rows of each table the actor may see: the policy's `hidden` rule
+    /// asked for every combination of the facts that vary in that table and
+    /// every owner, once per actor profile.
+    pub fn visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
+        if let Some(v) = self
+            .visibility
+            .lock()
+            .ok()
+            .and_then(|m| m.get(actor).cloned())
+        {
+            return Ok(v);
+        }
+        let mut tables = Vec::new();
+        for (kind, varying) in VARYING {
+            let mut by_facts: BTreeMap<[bool; 5], Vec<OrgCode>> = BTreeMap::new();
+            for bits in 0u8..32 {
+                let facts: [bool; 5] = std::array::from_fn(|i| bits & (1 << i) != 0);
+                if facts.iter().zip(varying).any(|(on, varies)| *on && !varies) {
+                    continue;
+                }
+                for owner in OrgCode::ALL {
+                    let record = Record {
+                        restricted: facts[0],
+                        marketing_objection: facts[1],
+                        in_sector: facts[2],
+                        erased: facts[3],
+                        sole_trader: facts[4],
+                        ..Record::base(kind, *owner)
+                    };
+                    if self.engine.hidden(actor, &record)?.is_empty() {
+                        by_facts.entry(facts).or_default().push(*owner);
+                    }
+                }
+            }
+            let combos = by_facts
+                .into_iter()
+                .map(|(f, owners)| VisibleCombo {
+                    restricted: f[0],
+                    marketing_objection: f[1],
+                    in_sector: f[2],
+                    erased: f[3],
+                    sole_trader: f[4],
+                    owners: (owners.len() < OrgCode::ALL.len()).then_some(owners),
+                })
+                .collect();
+            tables.push(Visible::Any(combos));
+        }
+        let [companies, contacts, services, confidential] =
+            <[Visible; 4]>::try_from(tables).map_err(|_| anyhow::anyhow!("four tables"))?;
+        let v = Arc::new(Visibility {
+            companies,
+            contacts,
+            services,
+            confidential,
+        });
+        if let Ok(mut m) = self.visibility.lock() {
+            m.insert(actor.clone(), v.clone());
+        }
+        Ok(v)
+    }
+
+    /// May the actor read `class` of this (visible) record?
     pub fn read_field(
         &self,
-        _actor: &Actor,
-        _resource: &ResourceFacts,
-        _class: FieldClass,
-    ) -> Decision {
-        Decision {
-            allowed: true,
-            rule: FOUNDATION_RULE,
-        }
+        actor: &Principal,
+        record: &Record,
+        class: FieldClass,
+    ) -> anyhow::Result<Decision> {
+        let v = verdict(&self.engine, actor, "read", record, Some(class.as_str()))?;
+        Ok(Decision {
+            allowed: v.allowed,
+            rules: v.rules,
+        })
     }
 
-    pub fn write(&self, _actor: &Actor, _action: Action, _resource: &ResourceFacts) -> Decision {
-        Decision {
-            allowed: true,
-            rule: FOUNDATION_RULE,
-        }
+    /// May the actor make this change? `hidden` is true when the record is
+    /// invisible to the actor (the caller answers NOT_FOUND, not FORBIDDEN).
+    pub fn write(
+        &self,
+        actor: &Principal,
+        action: Action,
+        record: &Record,
+    ) -> anyhow::Result<(Decision, bool)> {
+        let hidden =
+            action != Action::Create && !self.engine.decide(actor, record)?.hidden.is_empty();
+        let v = verdict(&self.engine, actor, action.as_str(), record, None)?;
+        Ok((
+            Decision {
+                allowed: v.allowed,
+                rules: v.rules,
+            },
+            hidden,
+        ))
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::page::{keyset_page, like_pattern, PageRequest};
 use super::schema::{companies, company_confidential, contacts, services};
+use super::visible::{FactColumns, Visible};
 use super::{
     change_log, ChangeAuthor, CompanyForm, CompanyId, DataSource, Entity, LegalBasis, OrgCode,
 };
@@ -76,8 +77,8 @@ pub struct CompanyFilter {
     pub registered_by: Option<OrgCode>,
 }
 
-fn filtered(f: &CompanyFilter) -> companies::BoxedQuery<'static, Pg> {
-    let mut q = companies::table.into_boxed();
+fn filtered(f: &CompanyFilter, vis: &Visible) -> companies::BoxedQuery<'static, Pg> {
+    let mut q = companies::table.into_boxed().filter(visible_sql(vis));
     if let Some(s) = &f.name_contains {
         q = q.filter(companies::name.ilike(like_pattern(s)));
     }
@@ -104,24 +105,31 @@ fn filtered(f: &CompanyFilter) -> companies::BoxedQuery<'static, Pg> {
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &CompanyFilter,
+    vis: &Visible,
     page: PageRequest,
 ) -> QueryResult<Vec<CompanyRow>> {
-    keyset_page!(filtered(f), companies, page)
+    keyset_page!(filtered(f, vis), companies, page)
         .select(CompanyRow::as_select())
         .load(conn)
         .await
 }
 
-pub async fn count(conn: &mut AsyncPgConnection, f: &CompanyFilter) -> QueryResult<i64> {
-    filtered(f).count().get_result(conn).await
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    f: &CompanyFilter,
+    vis: &Visible,
+) -> QueryResult<i64> {
+    filtered(f, vis).count().get_result(conn).await
 }
 
 pub async fn by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[CompanyId],
+    vis: &Visible,
 ) -> QueryResult<Vec<CompanyRow>> {
     companies::table
         .filter(companies::id.eq_any(ids))
+        .filter(visible_sql(vis))
         .select(CompanyRow::as_select())
         .load(conn)
         .await
@@ -247,4 +255,8 @@ pub async fn touch(conn: &mut AsyncPgConnection, id: CompanyId) -> QueryResult<u
         .set(companies::last_processed_at.eq(Utc::now()))
         .execute(conn)
         .await
+}
+
+fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::companies()))
 }

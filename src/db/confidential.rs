@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use super::schema::company_confidential as cc;
+use super::visible::{FactColumns, Visible};
 use super::{change_log, ChangeAuthor, CompanyId, ConfidentialId, Entity, OrgCode};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -50,9 +51,13 @@ pub struct ConfidentialChanges {
 pub async fn by_company_ids(
     conn: &mut AsyncPgConnection,
     ids: &[CompanyId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ConfidentialRow>> {
     cc::table
         .filter(cc::company_id.eq_any(ids))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            &vis.sql(&FactColumns::confidential()),
+        ))
         .order((cc::created_at.asc(), cc::id.asc()))
         .select(ConfidentialRow::as_select())
         .load(conn)

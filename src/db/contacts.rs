@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::page::{keyset_page, like_pattern, PageRequest};
 use super::schema::{contacts, services};
+use super::visible::{FactColumns, Visible};
 use super::{
     change_log, ChangeAuthor, CompanyId, ContactId, DataSource, Entity, LegalBasis, OrgCode,
 };
@@ -99,8 +100,8 @@ pub struct ContactFilter {
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
 diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-fn filtered(f: &ContactFilter) -> contacts::BoxedQuery<'static, Pg> {
-    let mut q = contacts::table.into_boxed();
+fn filtered(f: &ContactFilter, vis: &Visible) -> contacts::BoxedQuery<'static, Pg> {
+    let mut q = contacts::table.into_boxed().filter(visible_sql(vis));
     if let Some(id) = f.company_id {
         q = q.filter(contacts::company_id.eq(id));
     }
@@ -123,24 +124,31 @@ fn filtered(f: &ContactFilter) -> contacts::BoxedQuery<'static, Pg> {
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &ContactFilter,
+    vis: &Visible,
     page: PageRequest,
 ) -> QueryResult<Vec<ContactRow>> {
-    keyset_page!(filtered(f), contacts, page)
+    keyset_page!(filtered(f, vis), contacts, page)
         .select(ContactRow::as_select())
         .load(conn)
         .await
 }
 
-pub async fn count(conn: &mut AsyncPgConnection, f: &ContactFilter) -> QueryResult<i64> {
-    filtered(f).count().get_result(conn).await
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    f: &ContactFilter,
+    vis: &Visible,
+) -> QueryResult<i64> {
+    filtered(f, vis).count().get_result(conn).await
 }
 
 pub async fn by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[ContactId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ContactRow>> {
     contacts::table
         .filter(contacts::id.eq_any(ids))
+        .filter(visible_sql(vis))
         .select(ContactRow::as_select())
         .load(conn)
         .await
@@ -149,9 +157,11 @@ pub async fn by_ids(
 pub async fn by_company_ids(
     conn: &mut AsyncPgConnection,
     ids: &[CompanyId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ContactRow>> {
     contacts::table
         .filter(contacts::company_id.eq_any(ids))
+        .filter(visible_sql(vis))
         .order((contacts::created_at.asc(), contacts::id.asc()))
         .select(ContactRow::as_select())
         .load(conn)
@@ -238,4 +248,8 @@ pub async fn touch(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<u
         .set(contacts::last_processed_at.eq(Utc::now()))
         .execute(conn)
         .await
+}
+
+fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::contacts()))
 }

@@ -11,6 +11,7 @@ pub mod page;
 pub mod schema;
 pub mod seed;
 pub mod services;
+pub mod visible;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::page::{keyset_page, PageRequest};
 use super::schema::services;
+use super::visible::{FactColumns, Visible};
 use super::{
     change_log, companies, contacts, ChangeAuthor, CompanyId, ContactId, DataSource, Entity,
     LegalBasis, OrgCode, ServiceId, ServiceKind, ServiceStatus,
@@ -80,8 +81,8 @@ pub struct ServiceFilter {
     pub requested_to: Option<DateTime<Utc>>,
 }
 
-fn filtered(f: &ServiceFilter) -> services::BoxedQuery<'static, Pg> {
-    let mut q = services::table.into_boxed();
+fn filtered(f: &ServiceFilter, vis: &Visible) -> services::BoxedQuery<'static, Pg> {
+    let mut q = services::table.into_boxed().filter(visible_sql(vis));
     if let Some(v) = f.company_id {
         q = q.filter(services::company_id.eq(v));
     }
@@ -109,24 +110,31 @@ fn filtered(f: &ServiceFilter) -> services::BoxedQuery<'static, Pg> {
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &ServiceFilter,
+    vis: &Visible,
     page: PageRequest,
 ) -> QueryResult<Vec<ServiceRow>> {
-    keyset_page!(filtered(f), services, page)
+    keyset_page!(filtered(f, vis), services, page)
         .select(ServiceRow::as_select())
         .load(conn)
         .await
 }
 
-pub async fn count(conn: &mut AsyncPgConnection, f: &ServiceFilter) -> QueryResult<i64> {
-    filtered(f).count().get_result(conn).await
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    f: &ServiceFilter,
+    vis: &Visible,
+) -> QueryResult<i64> {
+    filtered(f, vis).count().get_result(conn).await
 }
 
 pub async fn by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[ServiceId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ServiceRow>> {
     services::table
         .filter(services::id.eq_any(ids))
+        .filter(visible_sql(vis))
         .select(ServiceRow::as_select())
         .load(conn)
         .await
@@ -135,9 +143,11 @@ pub async fn by_ids(
 pub async fn by_company_ids(
     conn: &mut AsyncPgConnection,
     ids: &[CompanyId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ServiceRow>> {
     services::table
         .filter(services::company_id.eq_any(ids))
+        .filter(visible_sql(vis))
         .order((services::created_at.asc(), services::id.asc()))
         .select(ServiceRow::as_select())
         .load(conn)
@@ -147,9 +157,11 @@ pub async fn by_company_ids(
 pub async fn by_contact_ids(
     conn: &mut AsyncPgConnection,
     ids: &[ContactId],
+    vis: &Visible,
 ) -> QueryResult<Vec<ServiceRow>> {
     services::table
         .filter(services::contact_id.eq_any(ids))
+        .filter(visible_sql(vis))
         .order((services::created_at.asc(), services::id.asc()))
         .select(ServiceRow::as_select())
         .load(conn)
@@ -222,4 +234,8 @@ pub async fn delete(
         .await?;
     change_log::record(conn, author, Entity::Service, old.id.0, Some(old), None).await?;
     Ok(())
+}
+
+fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::services()))
 }

@@ -10,7 +10,7 @@ use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
 use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::authz::{Action, FieldClass, Record};
 use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
 use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
 use crate::db::{self, CompanyId, ConfidentialId};
@@ -21,8 +21,8 @@ use diesel_async::AsyncConnection;
 pub struct Company(pub CompanyRow);
 
 impl Company {
-    fn facts(&self) -> ResourceFacts {
-        ResourceFacts::company(&self.0)
+    fn facts(&self) -> Record {
+        Record::company(&self.0)
     }
 
     /// A sole trader's name and business ID are personal data (access.md).
@@ -102,7 +102,7 @@ impl Company {
             .load_one(ContactsOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(Some(rows.into_iter().map(Contact).collect()))
+        Ok(Some(Contact::many(ctx, rows).await?))
     }
     #[graphql(complexity = "10 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
@@ -111,7 +111,7 @@ impl Company {
             .load_one(ServicesOfCompany(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(Some(rows.into_iter().map(Service).collect()))
+        Ok(Some(Service::many(ctx, rows).await?))
     }
     /// Confidential data, one entry per registering controller.
     async fn confidential(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<CompanyConfidential>>> {
@@ -120,18 +120,34 @@ impl Company {
             .load_one(ConfidentialOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(Some(rows.into_iter().map(CompanyConfidential).collect()))
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| CompanyConfidential::new(r, self.0.industry_code.as_deref()))
+                .collect(),
+        ))
     }
 }
 
-pub struct CompanyConfidential(pub ConfidentialRow);
+pub struct CompanyConfidential {
+    pub row: ConfidentialRow,
+    /// What the policy sees of this row.
+    record: Record,
+}
 
 impl CompanyConfidential {
+    pub fn new(row: ConfidentialRow, company_industry: Option<&str>) -> Self {
+        CompanyConfidential {
+            record: Record::confidential(&row, company_industry),
+            row,
+        }
+    }
+
+    pub async fn one(ctx: &Context<'_>, row: ConfidentialRow) -> AppResult<Self> {
+        super::one_with_company_facts(ctx, row, |r| r.company_id, CompanyConfidential::new).await
+    }
+
     fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(
-            &ResourceFacts::confidential(&self.0),
-            FieldClass::CompanyConfidential,
-        )?;
+        ctx.guard(&self.record, FieldClass::CompanyConfidential)?;
         Ok(Some(value))
     }
 }
@@ -139,33 +155,35 @@ impl CompanyConfidential {
 #[Object]
 impl CompanyConfidential {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, self.0.registered_by.into())
+        self.read(ctx, self.row.registered_by.into())
     }
     async fn turnover_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
         Ok(self
-            .read(ctx, self.0.turnover_eur.clone().map(Decimal))?
+            .read(ctx, self.row.turnover_eur.clone().map(Decimal))?
             .flatten())
     }
     async fn employee_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
-        Ok(self.read(ctx, self.0.employee_count)?.flatten())
+        Ok(self.read(ctx, self.row.employee_count)?.flatten())
     }
     async fn risk_rating(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.0.risk_rating.clone())?.flatten())
+        Ok(self.read(ctx, self.row.risk_rating.clone())?.flatten())
     }
     async fn funding_decisions(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.0.funding_decisions.clone())?.flatten())
+        Ok(self
+            .read(ctx, self.row.funding_decisions.clone())?
+            .flatten())
     }
     async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.0.notes.clone())?.flatten())
+        Ok(self.read(ctx, self.row.notes.clone())?.flatten())
     }
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.0.created_at)
+        self.read(ctx, self.row.created_at)
     }
     async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.0.updated_at)
+        self.read(ctx, self.row.updated_at)
     }
 }
 
@@ -243,14 +261,15 @@ impl CompanyQuery {
         let (page, first) = connection::page_request(first, after)?;
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
         let mut conn = ctx.conn().await?;
-        let rows = db::companies::list(&mut conn, &filter, page).await?;
+        let rows =
+            db::companies::list(&mut conn, &filter, &ctx.visibility()?.companies, page).await?;
         // Primed so `contact.company` and `service.company` under this page cost no query.
         ctx.loader()?
             .feed_many(rows.iter().map(|r| (r.id, r.clone())))
             .await;
         preload_children(ctx, &rows).await?;
         let total = if connection::wants_total(ctx) {
-            db::companies::count(&mut conn, &filter).await?
+            db::companies::count(&mut conn, &filter, &ctx.visibility()?.companies).await?
         } else {
             0
         };
@@ -406,13 +425,7 @@ impl CompanyMutation {
             legal_basis: required("legalBasis", c.legal_basis)?,
             source: required("source", c.source)?,
         };
-        ctx.guard_write(
-            Action::Create,
-            &ResourceFacts {
-                kind: ResourceKind::Company,
-                owner: author.org,
-            },
-        )?;
+        ctx.guard_write(Action::Create, &Record::new_row("company", author.org))?;
         let row = ctx
             .conn()
             .await?
@@ -488,13 +501,7 @@ impl CompanyMutation {
             funding_decisions: input::on_create(c.funding_decisions),
             notes: input::on_create(c.notes),
         };
-        ctx.guard_write(
-            Action::Create,
-            &ResourceFacts {
-                kind: ResourceKind::Confidential,
-                owner: author.org,
-            },
-        )?;
+        ctx.guard_write(Action::Create, &Record::new_row("confidential", author.org))?;
         let row = ctx.conn().await?.transaction::<_, AppError, _>(async move |conn| {
                 db::companies::lock(conn, company).await?.ok_or(AppError::NotFound("company"))?;
                 if db::confidential::exists_for(conn, company, author.org).await? {
@@ -503,7 +510,7 @@ impl CompanyMutation {
                 Ok(db::confidential::insert(conn, &author, &new).await?)
             })
         .await?;
-        Ok(CompanyConfidential(row))
+        CompanyConfidential::one(ctx, row).await
     }
 
     async fn update_company_confidential(
@@ -526,7 +533,7 @@ impl CompanyMutation {
             },
         )
         .await?;
-        Ok(CompanyConfidential(row))
+        CompanyConfidential::one(ctx, row).await
     }
 
     async fn delete_company_confidential(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {

@@ -10,7 +10,7 @@ use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ChangesOfContact, ServicesOfContact};
 use super::service::Service;
 use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::authz::{Action, FieldClass, Record};
 use crate::db::change_log::ChangeRow;
 use crate::db::contacts::{ContactFields, ContactFilter, ContactRow, NewContact};
 use crate::db::{self, CompanyId, ContactId};
@@ -18,7 +18,11 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 use diesel_async::AsyncConnection;
 
-pub struct Contact(pub ContactRow);
+pub struct Contact {
+    pub row: ContactRow,
+    /// What the policy sees of this contact.
+    record: Record,
+}
 
 /// The access.md class of a contact column (also decides who reads its history).
 pub fn field_class(column: &str) -> FieldClass {
@@ -35,12 +39,27 @@ pub fn field_class(column: &str) -> FieldClass {
 }
 
 impl Contact {
-    fn facts(&self) -> ResourceFacts {
-        ResourceFacts::contact(&self.0)
+    pub fn new(row: ContactRow, company_industry: Option<&str>) -> Self {
+        Contact {
+            record: Record::contact(&row, company_industry),
+            row,
+        }
+    }
+
+    pub async fn many(ctx: &Context<'_>, rows: Vec<ContactRow>) -> AppResult<Vec<Contact>> {
+        super::with_company_facts(ctx, rows, |r| r.company_id, Contact::new).await
+    }
+
+    pub async fn one(ctx: &Context<'_>, row: ContactRow) -> AppResult<Contact> {
+        super::one_with_company_facts(ctx, row, |r| r.company_id, Contact::new).await
+    }
+
+    fn facts(&self) -> &Record {
+        &self.record
     }
 
     fn read<T>(&self, ctx: &Context<'_>, class: FieldClass, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.facts(), class)?;
+        ctx.guard(self.facts(), class)?;
         Ok(Some(value))
     }
 
@@ -50,7 +69,7 @@ impl Contact {
         class: FieldClass,
         value: &Option<String>,
     ) -> AppResult<Option<String>> {
-        ctx.guard(&self.facts(), class)?;
+        ctx.guard(self.facts(), class)?;
         Ok(value.clone())
     }
 }
@@ -63,162 +82,164 @@ use FieldClass::{
 #[Object]
 impl Contact {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     async fn first_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.first_name)
+        self.text(ctx, Ident, &self.row.first_name)
     }
     async fn last_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.last_name)
+        self.text(ctx, Ident, &self.row.last_name)
     }
     async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.email)
+        self.text(ctx, Ident, &self.row.email)
     }
     async fn phone(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.phone)
+        self.text(ctx, Ident, &self.row.phone)
     }
     async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.title)
+        self.text(ctx, Ident, &self.row.title)
     }
     async fn role_in_company(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.0.role_in_company)
+        self.text(ctx, Ident, &self.row.role_in_company)
     }
     async fn home_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.0.home_country)
+        self.text(ctx, Home, &self.row.home_country)
     }
     async fn home_municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.0.home_municipality)
+        self.text(ctx, Home, &self.row.home_municipality)
     }
     async fn postal_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.0.postal_address)
+        self.text(ctx, Home, &self.row.postal_address)
     }
     async fn nickname(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.nickname)
+        self.text(ctx, Additional, &self.row.nickname)
     }
     async fn native_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.native_name)
+        self.text(ctx, Additional, &self.row.native_name)
     }
     async fn native_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.native_address)
+        self.text(ctx, Additional, &self.row.native_address)
     }
     async fn native_title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.native_title)
+        self.text(ctx, Additional, &self.row.native_title)
     }
     async fn work_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.work_country)
+        self.text(ctx, Additional, &self.row.work_country)
     }
     async fn industry(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.industry)
+        self.text(ctx, Additional, &self.row.industry)
     }
     async fn investment_profile(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.investment_profile)
+        self.text(ctx, Additional, &self.row.investment_profile)
     }
     async fn expertise_level(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.expertise_level)
+        self.text(ctx, Additional, &self.row.expertise_level)
     }
     async fn job_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.job_description)
+        self.text(ctx, Additional, &self.row.job_description)
     }
     async fn other_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.0.other_description)
+        self.text(ctx, Additional, &self.row.other_description)
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(&self.facts(), Processing)?;
+        ctx.guard(self.facts(), Processing)?;
         Ok(ctx
             .loader()?
-            .load_one(self.0.company_id)
+            .load_one(self.row.company_id)
             .await?
             .map(Company))
     }
     async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, Processing, self.0.registered_by.into())
+        self.read(ctx, Processing, self.row.registered_by.into())
     }
     async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.read(ctx, Processing, self.0.legal_basis.into())
+        self.read(ctx, Processing, self.row.legal_basis.into())
     }
     async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.read(ctx, Processing, self.0.source.into())
+        self.read(ctx, Processing, self.row.source.into())
     }
     /// Processing restricted (GDPR art. 18).
     async fn restricted(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.0.restricted)
+        self.read(ctx, Processing, self.row.restricted)
     }
     async fn marketing_objection(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.0.marketing_objection)
+        self.read(ctx, Processing, self.row.marketing_objection)
     }
     async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.0.legal_hold)
+        self.read(ctx, Processing, self.row.legal_hold)
     }
     async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.0.last_processed_at)
+        self.read(ctx, Processing, self.row.last_processed_at)
     }
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.0.created_at)
+        self.read(ctx, Processing, self.row.created_at)
     }
     async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.0.updated_at)
+        self.read(ctx, Processing, self.row.updated_at)
     }
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
-        self.0.erased_at
+        self.row.erased_at
     }
     /// Services the person received.
     #[graphql(complexity = "5 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
-        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
         let rows = ctx
             .loader()?
-            .load_one(ServicesOfContact(self.0.id))
+            .load_one(ServicesOfContact(self.row.id))
             .await?
             .unwrap_or_default();
-        Ok(Some(rows.into_iter().map(Service).collect()))
+        Ok(Some(Service::many(ctx, rows).await?))
     }
     /// The change log of this record, oldest first; an entry is shown when its field is readable.
     async fn changes(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<ContactChange>>> {
-        ctx.guard(&self.facts(), FieldClass::History)?;
+        ctx.guard(self.facts(), FieldClass::History)?;
         let rows = ctx
             .loader()?
-            .load_one(ChangesOfContact(self.0.id))
+            .load_one(ChangesOfContact(self.row.id))
             .await?
             .unwrap_or_default();
         let facts = self.facts();
         Ok(Some(
             rows.into_iter()
-                .filter(|r| ctx.guard(&facts, field_class(&r.field)).is_ok())
-                .map(ContactChange)
+                .filter(|r| ctx.guard(facts, field_class(&r.field)).is_ok())
+                .map(|row| ContactChange { row })
                 .collect(),
         ))
     }
 }
 
-pub struct ContactChange(pub ChangeRow);
+pub struct ContactChange {
+    row: ChangeRow,
+}
 
 #[Object]
 impl ContactChange {
     /// The changed column (snake_case, as in the register).
     async fn field(&self) -> &str {
-        &self.0.field
+        &self.row.field
     }
     async fn old_value(&self) -> Option<&str> {
-        self.0.old_value.as_deref()
+        self.row.old_value.as_deref()
     }
     async fn new_value(&self) -> Option<&str> {
-        self.0.new_value.as_deref()
+        self.row.new_value.as_deref()
     }
     /// True when an erasure removed the values.
     async fn redacted(&self) -> bool {
-        self.0.redacted
+        self.row.redacted
     }
     async fn changed_by(&self) -> &str {
-        &self.0.changed_by
+        &self.row.changed_by
     }
     async fn changed_by_org(&self) -> Organization {
-        self.0.changed_by_org.into()
+        self.row.changed_by_org.into()
     }
     async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
+        self.row.changed_at
     }
     async fn request_id(&self) -> Option<&str> {
-        self.0.request_id.as_deref()
+        self.row.request_id.as_deref()
     }
 }
 
@@ -239,11 +260,10 @@ pub struct ContactQuery;
 impl ContactQuery {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Contact>> {
         let id: ContactId = parse_id("id", &id)?;
-        ctx.loader()?
-            .load_one(id)
-            .await?
-            .map(|r| Some(Contact(r)))
-            .ok_or(AppError::NotFound("contact"))
+        match ctx.loader()?.load_one(id).await? {
+            Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
+            None => Err(AppError::NotFound("contact")),
+        }
     }
 
     #[graphql(complexity = "connection::cost(first, child_complexity)")]
@@ -267,21 +287,23 @@ impl ContactQuery {
             registered_by: f.registered_by.map(Into::into),
         };
         let mut conn = ctx.conn().await?;
-        let rows = db::contacts::list(&mut conn, &filter, page).await?;
+        let rows =
+            db::contacts::list(&mut conn, &filter, &ctx.visibility()?.contacts, page).await?;
         ctx.loader()?
             .feed_many(rows.iter().map(|r| (r.id, r.clone())))
             .await;
         let total = if connection::wants_total(ctx) {
-            db::contacts::count(&mut conn, &filter).await?
+            db::contacts::count(&mut conn, &filter, &ctx.visibility()?.contacts).await?
         } else {
             0
         };
+        let nodes = Contact::many(ctx, rows).await?;
         Ok(connection::build(
-            rows,
+            nodes,
             first,
             page.after.is_some(),
             total,
-            Contact,
+            |n| n,
         ))
     }
 }
@@ -361,13 +383,7 @@ impl ContactMutation {
         required("lastName", fields.last_name.as_ref())?;
         required("legalBasis", fields.legal_basis)?;
         required("source", fields.source)?;
-        ctx.guard_write(
-            Action::Create,
-            &ResourceFacts {
-                kind: ResourceKind::Contact,
-                owner: author.org,
-            },
-        )?;
+        ctx.guard_write(Action::Create, &Record::new_row("contact", author.org))?;
         let new = NewContact {
             company_id: company,
             registered_by: author.org,
@@ -383,7 +399,7 @@ impl ContactMutation {
                 Ok(db::contacts::insert(conn, &author, &new).await?)
             })
             .await?;
-        Ok(Contact(row))
+        Contact::one(ctx, row).await
     }
 
     async fn update_contact(
@@ -399,7 +415,7 @@ impl ContactMutation {
             Box::pin(async move { Ok(db::contacts::update(conn, &author, &old, &fields).await?) })
         })
         .await?;
-        Ok(Contact(row))
+        Contact::one(ctx, row).await
     }
 
     /// Deletes a contact entered by mistake; a person's data that must go for
@@ -425,5 +441,11 @@ impl ContactMutation {
         )
         .await?;
         Ok(id)
+    }
+}
+
+impl crate::db::page::Paged for Contact {
+    fn keyset(&self) -> crate::db::page::Keyset {
+        self.row.keyset()
     }
 }

@@ -7,6 +7,7 @@ use std::hash::Hash;
 
 use async_graphql::dataloader::Loader;
 
+use crate::authz::Visibility;
 use crate::db::change_log::ChangeRow;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
@@ -14,14 +15,17 @@ use crate::db::contacts::ContactRow;
 use crate::db::services::ServiceRow;
 use crate::db::{self, CompanyId, ContactId, Entity, PgPool, ServiceId};
 use crate::error::AppError;
+use std::sync::Arc;
 
+/// Reads only what the actor may see: every query carries the actor's visibility.
 pub struct DbReader {
     pool: PgPool,
+    vis: Arc<Visibility>,
 }
 
 impl DbReader {
-    pub fn new(pool: PgPool) -> Self {
-        DbReader { pool }
+    pub fn new(pool: PgPool, vis: Arc<Visibility>) -> Self {
+        DbReader { pool, vis }
     }
 }
 
@@ -59,7 +63,7 @@ fn grouped<K: Hash + Eq + Copy, V>(
 }
 
 macro_rules! loader {
-    ($key:ty => $value:ty, |$conn:ident, $keys:ident| $body:expr) => {
+    ($key:ty => $value:ty, |$conn:ident, $keys:ident, $vis:ident| $body:expr) => {
         impl Loader<$key> for DbReader {
             type Value = $value;
             type Error = AppError;
@@ -67,34 +71,35 @@ macro_rules! loader {
             async fn load(&self, $keys: &[$key]) -> Result<HashMap<$key, $value>, AppError> {
                 let mut conn = self.pool.get().await?;
                 let $conn = &mut *conn;
+                let $vis = &*self.vis;
                 Ok($body)
             }
         }
     };
 }
 
-loader!(CompanyId => CompanyRow, |conn, keys| by_key(db::companies::by_ids(conn, keys).await?, |r| r.id));
-loader!(ContactId => ContactRow, |conn, keys| by_key(db::contacts::by_ids(conn, keys).await?, |r| r.id));
-loader!(ServiceId => ServiceRow, |conn, keys| by_key(db::services::by_ids(conn, keys).await?, |r| r.id));
-loader!(ContactsOf => Vec<ContactRow>, |conn, keys| {
+loader!(CompanyId => CompanyRow, |conn, keys, vis| by_key(db::companies::by_ids(conn, keys, &vis.companies).await?, |r| r.id));
+loader!(ContactId => ContactRow, |conn, keys, vis| by_key(db::contacts::by_ids(conn, keys, &vis.contacts).await?, |r| r.id));
+loader!(ServiceId => ServiceRow, |conn, keys, vis| by_key(db::services::by_ids(conn, keys, &vis.services).await?, |r| r.id));
+loader!(ContactsOf => Vec<ContactRow>, |conn, keys, vis| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::contacts::by_company_ids(conn, &ids).await?, |r| ContactsOf(r.company_id))
+    grouped(keys, db::contacts::by_company_ids(conn, &ids, &vis.contacts).await?, |r| ContactsOf(r.company_id))
 });
-loader!(ServicesOfCompany => Vec<ServiceRow>, |conn, keys| {
+loader!(ServicesOfCompany => Vec<ServiceRow>, |conn, keys, vis| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::services::by_company_ids(conn, &ids).await?, |r| ServicesOfCompany(r.company_id))
+    grouped(keys, db::services::by_company_ids(conn, &ids, &vis.services).await?, |r| ServicesOfCompany(r.company_id))
 });
-loader!(ServicesOfContact => Vec<ServiceRow>, |conn, keys| {
+loader!(ServicesOfContact => Vec<ServiceRow>, |conn, keys, vis| {
     let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-    let rows = db::services::by_contact_ids(conn, &ids).await?;
+    let rows = db::services::by_contact_ids(conn, &ids, &vis.services).await?;
     // by_contact_ids returns only rows with a contact.
     grouped(keys, rows, |r| ServicesOfContact(r.contact_id.unwrap_or(ContactId(uuid::Uuid::nil()))))
 });
-loader!(ConfidentialOf => Vec<ConfidentialRow>, |conn, keys| {
+loader!(ConfidentialOf => Vec<ConfidentialRow>, |conn, keys, vis| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::confidential::by_company_ids(conn, &ids).await?, |r| ConfidentialOf(r.company_id))
+    grouped(keys, db::confidential::by_company_ids(conn, &ids, &vis.confidential).await?, |r| ConfidentialOf(r.company_id))
 });
-loader!(ChangesOfContact => Vec<ChangeRow>, |conn, keys| {
+loader!(ChangesOfContact => Vec<ChangeRow>, |conn, keys, _vis| {
     let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0 .0).collect();
     grouped(keys, db::change_log::for_entities(conn, Entity::Contact, &ids).await?, |r| ChangesOfContact(ContactId(r.entity_id)))
 });

@@ -17,7 +17,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuil
 
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::authz::{Action, FieldClass, ResourceFacts};
+use crate::authz::{Action, FieldClass, Principal, Record, Visibility};
 use crate::config::Limits;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
@@ -72,6 +72,10 @@ pub fn sdl() -> String {
 /// What one request carries: who asks, its id, and its own loader.
 pub struct RequestContext {
     pub actor: Actor,
+    /// What the policy sees of the actor.
+    pub principal: Principal,
+    /// The rows of each table this actor may see.
+    pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,
     pub loader: DataLoader<DbReader, HashMapCache>,
 }
@@ -81,6 +85,9 @@ pub trait ContextExt {
     fn request(&self) -> AppResult<&RequestContext>;
     fn actor(&self) -> AppResult<&Actor> {
         Ok(&self.request()?.actor)
+    }
+    fn visibility(&self) -> AppResult<&Visibility> {
+        Ok(&self.request()?.visibility)
     }
     fn loader(&self) -> AppResult<&DataLoader<DbReader, HashMapCache>> {
         Ok(&self.request()?.loader)
@@ -95,9 +102,12 @@ pub trait ContextExt {
     }
     /// A pooled connection; an exhausted pool is `UNAVAILABLE`.
     fn conn(&self) -> impl std::future::Future<Output = AppResult<PooledConn>> + Send;
-    /// Asks the policy whether this actor may read `class` of `resource`.
-    fn guard(&self, resource: &ResourceFacts, class: FieldClass) -> AppResult<()>;
-    fn guard_write(&self, action: Action, resource: &ResourceFacts) -> AppResult<()>;
+    /// Asks the policy whether this actor may read `class` of `record`:
+    /// denied is `FORBIDDEN` naming the class and the rule.
+    fn guard(&self, record: &Record, class: FieldClass) -> AppResult<()>;
+    /// Asks the policy whether this actor may make this change: a record
+    /// hidden from the actor is `NOT_FOUND`, a denied change `FORBIDDEN`.
+    fn guard_write(&self, action: Action, record: &Record) -> AppResult<()>;
 }
 
 impl ContextExt for Context<'_> {
@@ -116,36 +126,94 @@ impl ContextExt for Context<'_> {
         async move { Ok(pool?.get().await?) }
     }
 
-    fn guard(&self, resource: &ResourceFacts, class: FieldClass) -> AppResult<()> {
+    fn guard(&self, record: &Record, class: FieldClass) -> AppResult<()> {
         let decision = self
             .state()?
             .authorizer
-            .read_field(self.actor()?, resource, class);
+            .read_field(&self.request()?.principal, record, class)
+            .map_err(policy_error)?;
         if decision.allowed {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
                 "field class {} ({})",
                 class.as_str(),
-                decision.rule
+                decision.rule()
             )))
         }
     }
 
-    fn guard_write(&self, action: Action, resource: &ResourceFacts) -> AppResult<()> {
-        let decision = self
+    fn guard_write(&self, action: Action, record: &Record) -> AppResult<()> {
+        let (decision, hidden) = self
             .state()?
             .authorizer
-            .write(self.actor()?, action, resource);
-        if decision.allowed {
+            .write(&self.request()?.principal, action, record)
+            .map_err(policy_error)?;
+        if hidden {
+            Err(AppError::NotFound("record"))
+        } else if decision.allowed {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
-                "{action:?} is not allowed ({})",
-                decision.rule
+                "{} {} is not allowed ({})",
+                action.as_str(),
+                record.kind,
+                decision.rule()
             )))
         }
     }
+}
+
+/// A policy that fails to evaluate is an internal error: the cause is logged,
+/// and nothing is disclosed (fail closed).
+pub fn policy_error(e: anyhow::Error) -> AppError {
+    AppError::internal_msg(format!("policy evaluation failed: {e:#}"))
+}
+
+/// The industry code of a company the actor may see (the sector fact of its
+/// contacts, services and confidential rows).
+pub async fn company_industry(
+    ctx: &Context<'_>,
+    company: db::CompanyId,
+) -> AppResult<Option<String>> {
+    Ok(ctx
+        .loader()?
+        .load_one(company)
+        .await?
+        .and_then(|c| c.industry_code))
+}
+
+/// Wraps rows that belong to a company with what the policy sees of them:
+/// their company's sector comes from one batched (usually cached) lookup.
+pub async fn with_company_facts<R, N>(
+    ctx: &Context<'_>,
+    rows: Vec<R>,
+    company: impl Fn(&R) -> db::CompanyId,
+    make: impl Fn(R, Option<&str>) -> N,
+) -> AppResult<Vec<N>> {
+    let companies = ctx.loader()?.load_many(rows.iter().map(&company)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let industry = companies
+                .get(&company(&r))
+                .and_then(|c| c.industry_code.clone());
+            make(r, industry.as_deref())
+        })
+        .collect())
+}
+
+/// One row, wrapped as [`with_company_facts`] does.
+pub async fn one_with_company_facts<R, N>(
+    ctx: &Context<'_>,
+    row: R,
+    company: impl Fn(&R) -> db::CompanyId,
+    make: impl Fn(R, Option<&str>) -> N,
+) -> AppResult<N> {
+    with_company_facts(ctx, vec![row], company, make)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::internal_msg("a wrapped row vanished"))
 }
 
 /// A row a mutation locks before the policy judges it.
@@ -156,11 +224,29 @@ pub trait Guarded: Sized + Send {
         conn: &mut AsyncPgConnection,
         id: Self::Id,
     ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send;
-    fn facts(&self) -> ResourceFacts;
+    /// What the policy sees of the locked row.
+    fn record(
+        &self,
+        conn: &mut AsyncPgConnection,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<Record>> + Send;
+}
+
+/// The industry code of a row's company, read inside the mutation's transaction.
+async fn industry_of(
+    conn: &mut AsyncPgConnection,
+    company: db::CompanyId,
+) -> diesel::QueryResult<Option<String>> {
+    Ok(
+        db::companies::by_ids(conn, &[company], &db::visible::Visible::All)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|c| c.industry_code),
+    )
 }
 
 macro_rules! guarded {
-    ($row:ty, $id:ty, $name:literal, $module:ident, $facts:ident) => {
+    ($row:ty, $id:ty, $name:literal, $module:ident, |$this:ident, $conn:ident| $record:expr) => {
         impl Guarded for $row {
             type Id = $id;
             const NAME: &'static str = $name;
@@ -170,23 +256,60 @@ macro_rules! guarded {
             ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send {
                 db::$module::lock(conn, id)
             }
-            fn facts(&self) -> ResourceFacts {
-                ResourceFacts::$facts(self)
+            fn record(
+                &self,
+                $conn: &mut AsyncPgConnection,
+            ) -> impl std::future::Future<Output = diesel::QueryResult<Record>> + Send {
+                let $this = self;
+                async move { $record }
             }
         }
     };
 }
 
-guarded!(CompanyRow, db::CompanyId, "company", companies, company);
+guarded!(
+    CompanyRow,
+    db::CompanyId,
+    "company",
+    companies,
+    |row, _conn| Ok(Record::company(row))
+);
 guarded!(
     ConfidentialRow,
     db::ConfidentialId,
     "confidential row",
     confidential,
-    confidential
+    |row, conn| {
+        Ok(Record::confidential(
+            row,
+            industry_of(conn, row.company_id).await?.as_deref(),
+        ))
+    }
 );
-guarded!(ContactRow, db::ContactId, "contact", contacts, contact);
-guarded!(ServiceRow, db::ServiceId, "service", services, service);
+guarded!(
+    ContactRow,
+    db::ContactId,
+    "contact",
+    contacts,
+    |row, conn| {
+        Ok(Record::contact(
+            row,
+            industry_of(conn, row.company_id).await?.as_deref(),
+        ))
+    }
+);
+guarded!(
+    ServiceRow,
+    db::ServiceId,
+    "service",
+    services,
+    |row, conn| {
+        Ok(Record::service(
+            row,
+            industry_of(conn, row.company_id).await?.as_deref(),
+        ))
+    }
+);
 
 /// One transaction for an update or delete: lock the row (`NOT_FOUND` if it
 /// is gone), ask the policy, then do `work` with the locked row. The change
@@ -208,7 +331,11 @@ where
             let row = T::lock(conn, id)
                 .await?
                 .ok_or(AppError::NotFound(T::NAME))?;
-            ctx.guard_write(action, &row.facts())?;
+            let record = row.record(conn).await?;
+            ctx.guard_write(action, &record).map_err(|e| match e {
+                AppError::NotFound(_) => AppError::NotFound(T::NAME),
+                other => other,
+            })?;
             work(conn, row).await
         })
         .await

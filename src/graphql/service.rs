@@ -9,26 +9,45 @@ use super::contact::Contact;
 use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
 use super::input::{self, checked, keep_or_set, required, short_text};
 use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, ResourceFacts, ResourceKind};
+use crate::authz::{Action, FieldClass, Record};
 use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
 use crate::db::{self, CompanyId, ContactId, ServiceId};
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
-pub struct Service(pub ServiceRow);
+pub struct Service {
+    pub row: ServiceRow,
+    /// What the policy sees of this service.
+    record: Record,
+}
 
 impl Service {
-    fn facts(&self) -> ResourceFacts {
-        ResourceFacts::service(&self.0)
+    pub fn new(row: ServiceRow, company_industry: Option<&str>) -> Self {
+        Service {
+            record: Record::service(&row, company_industry),
+            row,
+        }
+    }
+
+    pub async fn many(ctx: &Context<'_>, rows: Vec<ServiceRow>) -> AppResult<Vec<Service>> {
+        super::with_company_facts(ctx, rows, |r| r.company_id, Service::new).await
+    }
+
+    pub async fn one(ctx: &Context<'_>, row: ServiceRow) -> AppResult<Service> {
+        super::one_with_company_facts(ctx, row, |r| r.company_id, Service::new).await
+    }
+
+    fn facts(&self) -> &Record {
+        &self.record
     }
 
     fn record<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
         Ok(Some(value))
     }
 
     fn internal<T>(&self, ctx: &Context<'_>, value: Option<T>) -> AppResult<Option<T>> {
-        ctx.guard(&self.facts(), FieldClass::ServiceInternal)?;
+        ctx.guard(self.facts(), FieldClass::ServiceInternal)?;
         Ok(value)
     }
 }
@@ -36,58 +55,61 @@ impl Service {
 #[Object]
 impl Service {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     async fn kind(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceKind>> {
-        self.record(ctx, self.0.kind.into())
+        self.record(ctx, self.row.kind.into())
     }
     async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.record(ctx, self.0.title.clone())
+        self.record(ctx, self.row.title.clone())
     }
     async fn provider(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.record(ctx, self.0.provider.into())
+        self.record(ctx, self.row.provider.into())
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
         Ok(ctx
             .loader()?
-            .load_one(self.0.company_id)
+            .load_one(self.row.company_id)
             .await?
             .map(Company))
     }
     /// The natural person who received the service, if any.
     async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
-        ctx.guard(&self.facts(), FieldClass::ServiceRecord)?;
-        match self.0.contact_id {
-            Some(id) => Ok(ctx.loader()?.load_one(id).await?.map(Contact)),
+        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
+        match self.row.contact_id {
+            Some(id) => match ctx.loader()?.load_one(id).await? {
+                Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
+                None => Ok(None),
+            },
             None => Ok(None),
         }
     }
     async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceStatus>> {
-        self.record(ctx, self.0.status.into())
+        self.record(ctx, self.row.status.into())
     }
     async fn requested_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.record(ctx, self.0.requested_at)
+        self.record(ctx, self.row.requested_at)
     }
     async fn delivered_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        Ok(self.record(ctx, self.0.delivered_at)?.flatten())
+        Ok(self.record(ctx, self.row.delivered_at)?.flatten())
     }
     async fn invoiced_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        Ok(self.record(ctx, self.0.invoiced_at)?.flatten())
+        Ok(self.record(ctx, self.row.invoiced_at)?.flatten())
     }
     async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.record(ctx, self.0.legal_basis.into())
+        self.record(ctx, self.row.legal_basis.into())
     }
     async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.record(ctx, self.0.source.into())
+        self.record(ctx, self.row.source.into())
     }
     /// Internal to the provider.
     async fn amount_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
-        self.internal(ctx, self.0.amount_eur.clone().map(Decimal))
+        self.internal(ctx, self.row.amount_eur.clone().map(Decimal))
     }
     /// Internal to the provider.
     async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.internal(ctx, self.0.notes.clone())
+        self.internal(ctx, self.row.notes.clone())
     }
 }
 
@@ -111,11 +133,10 @@ pub struct ServiceQuery;
 impl ServiceQuery {
     async fn service(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Service>> {
         let id: ServiceId = parse_id("id", &id)?;
-        ctx.loader()?
-            .load_one(id)
-            .await?
-            .map(|r| Some(Service(r)))
-            .ok_or(AppError::NotFound("service"))
+        match ctx.loader()?.load_one(id).await? {
+            Some(r) => Ok(Some(Service::one(ctx, r).await?)),
+            None => Err(AppError::NotFound("service")),
+        }
     }
 
     #[graphql(complexity = "connection::cost(first, child_complexity)")]
@@ -154,18 +175,20 @@ impl ServiceQuery {
             requested_to: f.requested_to,
         };
         let mut conn = ctx.conn().await?;
-        let rows = db::services::list(&mut conn, &filter, page).await?;
+        let rows =
+            db::services::list(&mut conn, &filter, &ctx.visibility()?.services, page).await?;
         let total = if connection::wants_total(ctx) {
-            db::services::count(&mut conn, &filter).await?
+            db::services::count(&mut conn, &filter, &ctx.visibility()?.services).await?
         } else {
             0
         };
+        let nodes = Service::many(ctx, rows).await?;
         Ok(connection::build(
-            rows,
+            nodes,
             first,
             page.after.is_some(),
             total,
-            Service,
+            |n| n,
         ))
     }
 }
@@ -214,13 +237,15 @@ impl ServiceInput {
 }
 
 /// The person a service is for must be a contact of the same company.
+/// A contact the actor may not see (restricted, say) is "no such contact".
 async fn check_contact(
     conn: &mut diesel_async::AsyncPgConnection,
     company: CompanyId,
     contact: Option<ContactId>,
+    visible: &crate::db::visible::Visible,
 ) -> AppResult<()> {
     if let Some(contact) = contact {
-        let rows = db::contacts::by_ids(conn, &[contact]).await?;
+        let rows = db::contacts::by_ids(conn, &[contact], visible).await?;
         match rows.first() {
             Some(c) if c.company_id == company => {}
             Some(_) => {
@@ -243,6 +268,7 @@ impl ServiceMutation {
     /// Records a service provided by the actor's organisation.
     async fn create_service(&self, ctx: &Context<'_>, input: ServiceInput) -> AppResult<Service> {
         let author = ctx.author()?;
+        let contacts_visible = ctx.visibility()?.contacts.clone();
         let company: CompanyId = parse_id(
             "companyId",
             &required("companyId", input.company_id.clone())?,
@@ -263,13 +289,7 @@ impl ServiceMutation {
             amount_eur: input::on_create(c.amount_eur),
             notes: input::on_create(c.notes),
         };
-        ctx.guard_write(
-            Action::Create,
-            &ResourceFacts {
-                kind: ResourceKind::Service,
-                owner: author.org,
-            },
-        )?;
+        ctx.guard_write(Action::Create, &Record::new_row("service", author.org))?;
         let row = ctx
             .conn()
             .await?
@@ -277,11 +297,11 @@ impl ServiceMutation {
                 db::companies::lock(conn, company)
                     .await?
                     .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
-                check_contact(conn, company, new.contact_id).await?;
+                check_contact(conn, company, new.contact_id, &contacts_visible).await?;
                 Ok(db::services::insert(conn, &author, &new).await?)
             })
             .await?;
-        Ok(Service(row))
+        Service::one(ctx, row).await
     }
 
     async fn update_service(
@@ -298,17 +318,18 @@ impl ServiceMutation {
             ));
         }
         let author = ctx.author()?;
+        let contacts_visible = ctx.visibility()?.contacts.clone();
         let changes = input.into_changes()?;
         let row = locked_write(ctx, id, Action::Update, move |conn, old: ServiceRow| {
             Box::pin(async move {
                 if let Some(contact) = changes.contact_id {
-                    check_contact(conn, old.company_id, contact).await?;
+                    check_contact(conn, old.company_id, contact, &contacts_visible).await?;
                 }
                 Ok(db::services::update(conn, &author, &old, &changes).await?)
             })
         })
         .await?;
-        Ok(Service(row))
+        Service::one(ctx, row).await
     }
 
     async fn delete_service(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
@@ -324,5 +345,11 @@ impl ServiceMutation {
         )
         .await?;
         Ok(id)
+    }
+}
+
+impl crate::db::page::Paged for Service {
+    fn keyset(&self) -> crate::db::page::Keyset {
+        self.row.keyset()
     }
 }

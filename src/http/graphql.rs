@@ -20,9 +20,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 use crate::auth::{self, Actor};
+use crate::authz::{Principal, Visibility};
 use crate::error::{AppError, ErrorCode, REQUEST_ID};
 use crate::graphql::loader::DbReader;
 use crate::graphql::{limits, RequestContext};
+use std::sync::Arc;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -60,6 +62,65 @@ fn with_request_id(mut res: Response, request_id: &str) -> Response {
         res.headers_mut().insert("x-request-id", v);
     }
     res
+}
+
+/// Who asks, as the policy sees them, and what they may see.
+struct Who {
+    actor: Actor,
+    principal: Principal,
+    visibility: Arc<Visibility>,
+}
+
+/// The policy's request-level decision: an actor it refuses outright (R6,
+/// R8) gets 403 for the whole request. Otherwise the actor's visibility, which
+/// costs policy queries the first time a kind of actor is seen (memoized after).
+async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Response> {
+    let principal = Principal::of(&actor);
+    let authorizer = s.app.authorizer.clone();
+    let p = principal.clone();
+    let decided = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        match authorizer.refused(&p)? {
+            Some(rule) => Ok(Err(rule)),
+            None => Ok(Ok(authorizer.visibility(&p)?)),
+        }
+    })
+    .await;
+    match decided {
+        Ok(Ok(Ok(visibility))) => Ok(Who {
+            actor,
+            principal,
+            visibility,
+        }),
+        Ok(Ok(Err(rule))) => {
+            let m = format!("access denied: this request is refused by rule {rule}");
+            Err(error_response(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                &m,
+                request_id,
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(request_id, error = %format!("{e:#}"), "policy evaluation failed");
+            let m = format!("internal error (request {request_id})");
+            Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalServerError,
+                &m,
+                request_id,
+            ))
+        }
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "policy task failed");
+            let m = format!("internal error (request {request_id})");
+            Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalServerError,
+                &m,
+                request_id,
+            ))
+        }
+    }
 }
 
 async fn authenticate(
@@ -141,6 +202,10 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
         Ok(a) => a,
         Err(res) => return res,
     };
+    let who = match admit(&s, actor, &request_id).await {
+        Ok(w) => w,
+        Err(res) => return res,
+    };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -180,7 +245,7 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
     let single = requests.len() == 1;
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
-        responses.push(execute(&s, &actor, &request_id, request, false).await.inner);
+        responses.push(execute(&s, &who, &request_id, request, false).await.inner);
     }
     let batch = if single {
         BatchResponse::Single(responses.remove(0))
@@ -198,6 +263,10 @@ pub async fn get(
     let request_id = uuid::Uuid::new_v4().to_string();
     let actor = match authenticate(&s, &headers, &request_id).await {
         Ok(a) => a,
+        Err(res) => return res,
+    };
+    let who = match admit(&s, actor, &request_id).await {
+        Ok(w) => w,
         Err(res) => return res,
     };
     let Some(query) = params.get("query") else {
@@ -225,7 +294,7 @@ pub async fn get(
             }
         }
     }
-    let response = execute(&s, &actor, &request_id, request, true).await;
+    let response = execute(&s, &who, &request_id, request, true).await;
     if response.http_status == Some(StatusCode::METHOD_NOT_ALLOWED) {
         let mut res = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -252,7 +321,7 @@ fn gql_error(err: AppError) -> GqlResponse {
 
 async fn execute(
     s: &HttpState,
-    actor: &Actor,
+    who: &Who,
     request_id: &str,
     request: Request,
     get_only: bool,
@@ -284,10 +353,12 @@ async fn execute(
         }
     }
     let request = request.data(RequestContext {
-        actor: actor.clone(),
+        actor: who.actor.clone(),
+        principal: who.principal.clone(),
+        visibility: who.visibility.clone(),
         request_id: request_id.to_owned(),
         loader: DataLoader::with_cache(
-            DbReader::new(s.app.pool.clone()),
+            DbReader::new(s.app.pool.clone(), who.visibility.clone()),
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
         ),

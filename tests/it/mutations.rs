@@ -111,7 +111,11 @@ async fn delete_company_with_dependents_is_refused_and_empty_one_deleted() {
     let t = TestApp::new().await;
     let tok = t.editor();
     let busy = t
-        .data(&tok, "{ companies(first: 1) { nodes { id } } }", json!({}))
+        .data(
+            &tok,
+            "{ companies(first: 1, filter: {registeredBy: ELY}) { nodes { id } } }",
+            json!({}),
+        )
         .await["companies"]["nodes"][0]["id"]
         .clone();
     let (_, body) = t

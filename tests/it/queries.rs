@@ -185,6 +185,7 @@ async fn company_filters_match_sql() {
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }
 
+/// A TEM viewer sees every contact but restricted, objecting (R5) and erased (R11) ones.
 #[tokio::test]
 async fn contact_and_service_filters_match_sql() {
     let t = TestApp::new().await;
@@ -196,7 +197,7 @@ async fn contact_and_service_filters_match_sql() {
     assert_eq!(
         d["contacts"]["totalCount"],
         t.sql_count(&format!(
-            "SELECT count(*) FROM contacts WHERE company_id = '{cid}'"
+            "SELECT count(*) FROM contacts WHERE company_id = '{cid}' AND NOT (restricted OR objection_pending) AND erased_at IS NULL"
         ))
         .await
     );
@@ -206,14 +207,14 @@ async fn contact_and_service_filters_match_sql() {
     assert_eq!(
         d["contacts"]["totalCount"],
         t.sql_count(
-            "SELECT count(*) FROM contacts WHERE first_name || ' ' || last_name ILIKE '%aino kor%'"
+            "SELECT count(*) FROM contacts WHERE first_name || ' ' || last_name ILIKE '%aino kor%' AND NOT (restricted OR objection_pending) AND erased_at IS NULL"
         )
         .await
     );
     let d = t.data(&tok, q, json!({"f": {"registeredBy": "UM"}})).await;
     assert_eq!(
         d["contacts"]["totalCount"],
-        t.sql_count("SELECT count(*) FROM contacts WHERE registered_by = 'UM'")
+        t.sql_count("SELECT count(*) FROM contacts WHERE registered_by = 'UM' AND NOT (restricted OR objection_pending) AND erased_at IS NULL")
             .await
     );
     let email = t
