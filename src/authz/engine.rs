@@ -73,6 +73,7 @@ pub struct PolicyEngine {
     version: String,
     files: Vec<PathBuf>,
     memo: Mutex<HashMap<(Principal, Record), Arc<RecordDecision>>>,
+    refusals: Mutex<HashMap<Principal, Option<String>>>,
     queries: AtomicU64,
 }
 
@@ -101,6 +102,7 @@ impl PolicyEngine {
             version: super::policy_version(dir)?,
             files,
             memo: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
             queries: AtomicU64::new(0),
         };
         engine.check()?;
@@ -256,12 +258,24 @@ impl PolicyEngine {
 
     /// The rule refusing this actor's whole request, if any.
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
+        if let Some(r) = self
+            .refusals
+            .lock()
+            .ok()
+            .and_then(|m| m.get(actor).cloned())
+        {
+            return Ok(r);
+        }
         let v = PolarValue::Variable("rule".into());
-        Ok(self
+        let rule = self
             .strings("refused", (actor.clone(), v), &["rule"])?
             .into_iter()
             .flatten()
-            .next())
+            .next();
+        if let Ok(mut m) = self.refusals.lock() {
+            m.insert(actor.clone(), rule.clone());
+        }
+        Ok(rule)
     }
 
     /// The rules hiding `record` from the actor (empty: visible). Uses the

@@ -1,5 +1,6 @@
 //! The one integration-test binary: real PostgreSQL, the real router.
 
+mod access;
 mod auth;
 mod http;
 mod mutations;

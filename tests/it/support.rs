@@ -143,6 +143,9 @@ pub struct Options {
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
     pub statement_timeout_ms: Option<u64>,
+    /// Load a policy of its own instead of the process-wide one (for tests
+    /// that count policy queries, which parallel tests would disturb).
+    pub own_policy: bool,
 }
 
 impl TestApp {
@@ -200,7 +203,11 @@ impl TestApp {
             name: db_name,
             key_dir,
         };
-        let app = App::build_with(config, authorizer()).await?;
+        let app = if opts.own_policy {
+            App::build(config).await?
+        } else {
+            App::build_with(config, authorizer()).await?
+        };
         let router = kasvu_gateway::http::router(app.clone());
         Ok(TestApp {
             app,
@@ -292,6 +299,51 @@ impl TestApp {
             .get_result(&mut c)
             .await
             .expect("count")
+    }
+
+    /// The first column of the first row, as text (`SELECT id::text …`).
+    pub async fn sql_text(&self, sql: &str) -> String {
+        let mut c = AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect");
+        diesel::dsl::sql::<diesel::sql_types::Text>(sql)
+            .get_result(&mut c)
+            .await
+            .expect("a row")
+    }
+
+    pub fn token_at(&self, org: &str, roles: &[&str], country: &str) -> String {
+        self.token_with(Claims::new(
+            &self.jwt,
+            "test-user",
+            org,
+            roles,
+            Some(country),
+            std::time::Duration::from_secs(600),
+        ))
+    }
+
+    /// POSTs with an `X-Processing-Purpose`.
+    pub async fn gql_for(
+        &self,
+        token: &str,
+        purpose: &str,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
+        let req = Request::post("/graphql")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("x-processing-purpose", purpose)
+            .body(Body::from(
+                json!({ "query": query, "variables": variables }).to_string(),
+            ))
+            .expect("request");
+        let (status, _, body) = self.send(req).await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
     }
 
     pub async fn sql_exec(&self, sql: &str) {

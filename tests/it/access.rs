@@ -1,0 +1,448 @@
+//! access.md through GraphQL: each rule as the personas meet it.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{code, Options, TestApp};
+
+const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
+
+fn errors_at<'a>(body: &'a Value, field: &str) -> Vec<&'a Value> {
+    body["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|e| {
+                    e["path"]
+                        .as_array()
+                        .is_some_and(|p| p.last() == Some(&json!(field)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn recipient_cannot_see_home_address() {
+    let t = TestApp::new().await;
+    let id = t.sql_text(&format!("SELECT c.id::text FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.home_country IS NOT NULL LIMIT 1")).await;
+    let (_, body) = t.gql(&t.token("MMM", &["viewer"]), "query($id: ID!) { contact(id: $id) { lastName homeCountry postalAddress nickname registeredBy } }", json!({"id": id})).await;
+    let c = &body["data"]["contact"];
+    assert!(
+        c["lastName"].is_string() && c["registeredBy"].is_string(),
+        "{body}"
+    );
+    assert!(c["homeCountry"].is_null() && c["nickname"].is_null());
+    let home = errors_at(&body, "homeCountry");
+    assert_eq!(home.len(), 1, "{body}");
+    assert_eq!(home[0]["extensions"]["code"], "FORBIDDEN");
+    assert!(home[0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("contact.home"));
+    assert!(errors_at(&body, "nickname")[0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("contact.additional"));
+}
+
+#[tokio::test]
+async fn recipients_see_only_agriculture_and_food_companies() {
+    let t = TestApp::new().await;
+    for org in ["MMM", "RUOKAVIRASTO"] {
+        let tok = t.token(org, &["viewer"]);
+        let d = t.data(&tok, "{ companies(first: 100) { totalCount nodes { industryCode contacts { id } services { id } } } }", json!({})).await;
+        assert_eq!(
+            d["companies"]["totalCount"],
+            t.sql_count(&format!(
+                "SELECT count(*) FROM companies WHERE {SECTOR} AND erased_at IS NULL"
+            ))
+            .await
+        );
+        for c in d["companies"]["nodes"].as_array().expect("nodes") {
+            let code = c["industryCode"].as_str().expect("code");
+            assert!(
+                ["01", "02", "03", "10", "11"]
+                    .iter()
+                    .any(|p| code.starts_with(p)),
+                "{code}"
+            );
+        }
+        let d = t
+            .data(
+                &tok,
+                "{ contacts { totalCount } services { totalCount } }",
+                json!({}),
+            )
+            .await;
+        let contacts = t.sql_count(&format!("SELECT count(*) FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.erased_at IS NULL")).await;
+        assert_eq!(d["contacts"]["totalCount"], contacts);
+        let services = t.sql_count(&format!("SELECT count(*) FROM services s JOIN companies co ON co.id = s.company_id WHERE co.{SECTOR}")).await;
+        assert_eq!(d["services"]["totalCount"], services);
+        let other = t
+            .sql_text(&format!(
+                "SELECT id::text FROM companies WHERE NOT {SECTOR} LIMIT 1"
+            ))
+            .await;
+        let (_, body) = t
+            .gql(
+                &tok,
+                "query($id: ID!) { company(id: $id) { id name } }",
+                json!({"id": other}),
+            )
+            .await;
+        assert_eq!(code(&body), "NOT_FOUND", "{body}");
+        assert!(body["data"]["company"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn recipients_cannot_write_or_read_internal_data() {
+    let t = TestApp::new().await;
+    let tok = t.token("MMM", &["viewer", "editor", "confidential"]);
+    let (_, body) = t.gql(&tok, "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }", json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(
+        t.sql_count("SELECT count(*) FROM companies WHERE business_id = '0512696-4'")
+            .await,
+        0
+    );
+    let (_, body) = t
+        .gql(
+            &tok,
+            "{ services(first: 5) { nodes { kind amountEur } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        !errors_at(&body, "amountEur").is_empty()
+            && body["data"]["services"]["nodes"][0]["kind"].is_string(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn actors_abroad_other_than_bfoy_are_refused_whole_requests() {
+    let t = TestApp::new().await;
+    for (org, cc) in [("TEM", "US"), ("BF", "GB"), ("MMM", "CN")] {
+        let (status, body) = t
+            .gql(
+                &t.token_at(org, &["viewer"], cc),
+                "{ viewer { sub } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{org}@{cc}: {body}");
+        assert_eq!(code(&body), "FORBIDDEN");
+        assert!(body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("R8-abroad"));
+    }
+    // Inside the EEA, abroad from Finland is still in.
+    t.data(
+        &t.token_at("TEM", &["viewer"], "NO"),
+        "{ viewer { sub } }",
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bfoy_abroad_reads_only_what_business_services_need() {
+    let t = TestApp::new().await;
+    let tok = t.token_at("BFOY", &["viewer", "editor", "confidential"], "US");
+    let (status, body) = t.gql(&tok, "{ contacts(first: 3) { nodes { lastName email registeredBy homeMunicipality industry } } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let n = &body["data"]["contacts"]["nodes"][0];
+    assert!(
+        n["lastName"].is_string() && n["registeredBy"].is_string(),
+        "{body}"
+    );
+    assert!(
+        !errors_at(&body, "homeMunicipality").is_empty()
+            && !errors_at(&body, "industry").is_empty()
+    );
+    let (_, body) = t.gql(&tok, "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }", json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() {
+    let t = TestApp::new().await;
+    let id = t
+        .sql_text("SELECT id::text FROM contacts WHERE restricted AND erased_at IS NULL LIMIT 1")
+        .await;
+    let q = "query($id: ID!) { contact(id: $id) { lastName restricted } }";
+    let (_, body) = t
+        .gql(&t.token("TEM", &["viewer", "dpo"]), q, json!({"id": id}))
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let (status, body) = t
+        .gql_for(
+            &t.token("TEM", &["dpo"]),
+            "DATA_SUBJECT_REQUEST",
+            q,
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["contact"]["restricted"], true, "{body}");
+    // Left out of nested lists too.
+    let company = t
+        .sql_text(&format!(
+            "SELECT company_id::text FROM contacts WHERE id = '{id}'"
+        ))
+        .await;
+    let d = t
+        .data(
+            &t.token("TEM", &["viewer"]),
+            "query($id: ID!) { company(id: $id) { contacts { id } } }",
+            json!({"id": company}),
+        )
+        .await;
+    assert!(!d["company"]["contacts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|c| c["id"] == id.as_str()));
+    // And an editor cannot change them.
+    let owner = t
+        .sql_text(&format!(
+            "SELECT registered_by FROM contacts WHERE id = '{id}'"
+        ))
+        .await;
+    let (_, body) = t
+        .gql(
+            &t.token(&owner, &["editor"]),
+            "mutation($id: ID!) { updateContact(id: $id, input: {title: \"x\"}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+}
+
+#[tokio::test]
+async fn marketing_leaves_out_objecting_and_restricted_contacts_and_refuses_recipients() {
+    let t = TestApp::new().await;
+    let (_, body) = t
+        .gql_for(
+            &t.token("TEM", &["viewer"]),
+            "MARKETING",
+            "{ contacts { totalCount } }",
+            json!({}),
+        )
+        .await;
+    let expected = t.sql_count("SELECT count(*) FROM contacts WHERE NOT marketing_objection AND NOT restricted AND NOT objection_pending AND erased_at IS NULL").await;
+    assert_eq!(body["data"]["contacts"]["totalCount"], expected, "{body}");
+    for org in ["MMM", "RUOKAVIRASTO"] {
+        let (status, body) = t
+            .gql_for(
+                &t.token(org, &["viewer"]),
+                "MARKETING",
+                "{ viewer { sub } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("R6-marketing"));
+    }
+    let (status, _) = t
+        .gql_for(
+            &t.token_at("BFOY", &["viewer"], "US"),
+            "MARKETING",
+            "{ viewer { sub } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn confidential_rows_only_to_their_own_orgs_confidential_role() {
+    let t = TestApp::new().await;
+    let company = t.sql_text("SELECT company_id::text FROM company_confidential GROUP BY company_id HAVING count(*) > 1 LIMIT 1").await;
+    let q = "query($id: ID!) { company(id: $id) { confidential { registeredBy riskRating } } }";
+    let orgs: Vec<String> = {
+        let all = t.sql_text(&format!("SELECT string_agg(registered_by, ',' ORDER BY registered_by) FROM company_confidential WHERE company_id = '{company}'")).await;
+        all.split(',').map(str::to_owned).collect()
+    };
+    for org in &orgs {
+        let d = t
+            .data(
+                &t.token(org, &["viewer", "confidential"]),
+                q,
+                json!({"id": company}),
+            )
+            .await;
+        let rows = d["company"]["confidential"]
+            .as_array()
+            .expect("rows")
+            .clone();
+        assert_eq!(rows.len(), 1, "{org} sees only its own: {d}");
+        assert_eq!(rows[0]["registeredBy"], org.as_str());
+        assert!(rows[0]["riskRating"].is_string());
+    }
+    for (org, roles) in [
+        (orgs[0].as_str(), vec!["viewer"]),
+        ("TEM", vec!["viewer", "dpo"]),
+        ("MMM", vec!["viewer", "confidential"]),
+    ] {
+        let d = t
+            .data(
+                &t.token(org, &roles),
+                "{ companies(first: 100) { nodes { confidential { id } } } }",
+                json!({}),
+            )
+            .await;
+        let seen: usize = d["companies"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|c| c["confidential"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(seen, 0, "{org} {roles:?}");
+    }
+}
+
+#[tokio::test]
+async fn internal_service_data_only_to_the_provider() {
+    let t = TestApp::new().await;
+    let id = t
+        .sql_text(
+            "SELECT id::text FROM services WHERE provider = 'BF' AND notes IS NOT NULL LIMIT 1",
+        )
+        .await;
+    let q = "query($id: ID!) { service(id: $id) { title notes amountEur } }";
+    let d = t
+        .data(&t.token("BF", &["viewer"]), q, json!({"id": id}))
+        .await;
+    assert!(d["service"]["notes"].is_string());
+    let (_, body) = t
+        .gql(&t.token("ELY", &["viewer"]), q, json!({"id": id}))
+        .await;
+    assert!(
+        body["data"]["service"]["title"].is_string() && body["data"]["service"]["notes"].is_null()
+    );
+    assert!(
+        errors_at(&body, "notes")[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("service.internal"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_auditor_alone_reads_no_personal_field() {
+    let t = TestApp::new().await;
+    let (_, body) = t.gql(&t.token("TEM", &["auditor"]), "{ contacts(first: 2) { nodes { id lastName email } } companies(first: 1) { nodes { name } } }", json!({})).await;
+    let nodes = body["data"]["contacts"]["nodes"].as_array().expect("nodes");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["lastName"].is_null() && n["email"].is_null()),
+        "{body}"
+    );
+    assert!(!errors_at(&body, "lastName").is_empty() && !errors_at(&body, "name").is_empty());
+}
+
+#[tokio::test]
+async fn writes_only_to_rows_of_the_actors_org() {
+    let t = TestApp::new().await;
+    let theirs = t
+        .sql_text("SELECT id::text FROM companies WHERE registered_by = 'TEM' LIMIT 1")
+        .await;
+    let before = t.sql_count("SELECT count(*) FROM change_log").await;
+    let (_, body) = t
+        .gql(
+            &t.token("ELY", &["editor"]),
+            "mutation($id: ID!) { updateCompany(id: $id, input: {municipality: \"Oulu\"}) { id } }",
+            json!({"id": theirs}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("R12-default-deny"));
+    assert_eq!(t.sql_count("SELECT count(*) FROM change_log").await, before);
+    let (_, body) = t.gql(&t.token("ELY", &["viewer"]), "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }", json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let d = t.data(&t.token("TEM", &["editor"]), "mutation($id: ID!) { updateCompany(id: $id, input: {municipality: \"Oulu\"}) { municipality } }", json!({"id": theirs})).await;
+    assert_eq!(d["updateCompany"]["municipality"], "Oulu");
+}
+
+/// Aliases, fragments, inline fragments, repeats and every path to a contact
+/// reach the same decision.
+#[tokio::test]
+async fn no_bypass_through_aliases_fragments_or_other_paths() {
+    let t = TestApp::new().await;
+    let tok = t.token("MMM", &["viewer"]);
+    let id = t.sql_text(&format!("SELECT c.id::text FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.home_country IS NOT NULL AND EXISTS (SELECT 1 FROM services s WHERE s.contact_id = c.id) LIMIT 1")).await;
+    let company = t
+        .sql_text(&format!(
+            "SELECT company_id::text FROM contacts WHERE id = '{id}'"
+        ))
+        .await;
+    let q = r#"query($id: ID!, $company: ID!) {
+        contact(id: $id) { a: homeCountry homeCountry b: homeCountry ...F ... on Contact { c: homeCountry } }
+        company(id: $company) { contacts { x: homeCountry } }
+        contacts(filter: {companyId: $company}) { nodes { y: homeCountry } edges { node { z: homeCountry } } }
+        services(filter: {companyId: $company}) { nodes { contact { w: homeCountry } } }
+    }
+    fragment F on Contact { d: homeCountry }"#;
+    let (_, body) = t.gql(&tok, q, json!({"id": id, "company": company})).await;
+    let text = body["data"].to_string();
+    let home = t
+        .sql_text(&format!(
+            "SELECT home_country FROM contacts WHERE id = '{id}'"
+        ))
+        .await;
+    assert!(
+        !text.contains(&format!("\"{home}\"")),
+        "a home country leaked: {body}"
+    );
+    let forbidden = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|e| e["extensions"]["code"] == "FORBIDDEN")
+        .count();
+    assert!(forbidden >= 9, "{forbidden} denials: {body}");
+}
+
+/// A page of 50 companies with contacts and services costs policy queries
+/// for the distinct fact combinations once; the same page again costs none.
+#[tokio::test]
+async fn policy_queries_grow_with_fact_combinations_not_rows() {
+    let t = TestApp::with(Options {
+        own_policy: true,
+        ..Options::default()
+    })
+    .await;
+    let q = "{ companies(first: 50) { nodes { name municipality contacts { lastName email homeCountry services { kind status amountEur } } } } }";
+    let engine = t.app.authorizer.engine();
+    for (org, roles) in [("TEM", vec!["viewer"]), ("MMM", vec!["viewer"])] {
+        let tok = t.token(org, &roles);
+        t.data(&tok, "{ viewer { sub } }", json!({})).await; // visibility derived once per actor profile
+        let before = engine.queries();
+        let (_, body) = t.gql(&tok, q, json!({})).await;
+        assert!(body["data"]["companies"]["nodes"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty()));
+        let cold = engine.queries() - before;
+        // 50 companies, ~150 contacts, ~450 services, ~10 fields each: thousands
+        // of field decisions, but only as many queries as distinct facts × 3.
+        assert!(
+            cold <= 3 * 4 * 10 * 4,
+            "{org}: {cold} policy queries for one page"
+        );
+        let before = engine.queries();
+        t.gql(&tok, q, json!({})).await;
+        assert_eq!(engine.queries() - before, 0, "{org}: memoized");
+    }
+}
