@@ -74,6 +74,8 @@ pub struct PolicyEngine {
     files: Vec<PathBuf>,
     memo: Mutex<HashMap<(Principal, Record), Arc<RecordDecision>>>,
     refusals: Mutex<HashMap<Principal, Option<String>>>,
+    /// Visibility alone, as derived for SQL filters and asked row by row.
+    hidden_memo: Mutex<HashMap<(Principal, Record), Vec<String>>>,
     queries: AtomicU64,
 }
 
@@ -103,6 +105,7 @@ impl PolicyEngine {
             files,
             memo: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
+            hidden_memo: Mutex::new(HashMap::new()),
             queries: AtomicU64::new(0),
         };
         engine.check()?;
@@ -285,12 +288,27 @@ impl PolicyEngine {
         if let Some(d) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(d.hidden.clone());
         }
+        if let Some(h) = self
+            .hidden_memo
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(h);
+        }
         let v = PolarValue::Variable("rule".into());
-        Ok(self
+        let rules: Vec<String> = self
             .strings("hidden", (actor.clone(), record.clone(), v), &["rule"])?
             .into_iter()
             .flatten()
-            .collect())
+            .collect();
+        if let Ok(mut m) = self.hidden_memo.lock() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(key, rules.clone());
+        }
+        Ok(rules)
     }
 
     /// The rules that allow `action` on `record` (empty: denied).

@@ -298,6 +298,12 @@ pub struct SeedReport {
     pub millis: u128,
 }
 
+/// Clears every personal column of a contact (its tombstone keeps the rest).
+const ERASE_CONTACT: &str = "first_name = NULL, last_name = NULL, home_country = NULL, home_municipality = NULL,
+    postal_address = NULL, email = NULL, phone = NULL, title = NULL, role_in_company = NULL, nickname = NULL,
+    native_name = NULL, native_address = NULL, native_title = NULL, work_country = NULL, industry = NULL,
+    investment_profile = NULL, expertise_level = NULL, job_description = NULL, other_description = NULL";
+
 /// Five years and a margin: what the retention rule treats as expired.
 const OLD_DAYS: (i64, i64) = (5 * 366 + 10, 8 * 365);
 
@@ -659,6 +665,24 @@ pub async fn seed(
             for chunk in servs.chunks(2500) {
                 diesel::insert_into(services::table).values(chunk).execute(conn).await?;
             }
+            // Tombstones (R11): some sole traders erased with their contacts,
+            // and some other contacts; every personal field cleared.
+            diesel::sql_query(format!(
+                "UPDATE companies SET name = NULL, business_id = NULL, website = NULL, erased_at = now() - interval '20 days',
+                    erased_by = 'seed-dpo', erased_by_org = registered_by
+                 WHERE id IN (SELECT id FROM companies WHERE company_form = 'SOLE_TRADER' AND NOT legal_hold ORDER BY id LIMIT {})",
+                5 * scale
+            ))
+            .execute(conn)
+            .await?;
+            diesel::sql_query(format!(
+                "UPDATE contacts SET {ERASE_CONTACT}, erased_at = now() - interval '20 days', erased_by = 'seed-dpo', erased_by_org = registered_by
+                 WHERE company_id IN (SELECT id FROM companies WHERE erased_at IS NOT NULL)
+                    OR id IN (SELECT id FROM contacts WHERE NOT legal_hold ORDER BY id LIMIT {})",
+                30 * scale
+            ))
+            .execute(conn)
+            .await?;
             for chunk in reqs.chunks(2000) {
                 diesel::insert_into(data_subject_requests::table).values(chunk).execute(conn).await?;
             }

@@ -264,7 +264,7 @@ async fn marketing_leaves_out_objecting_and_restricted_contacts_and_refuses_reci
 #[tokio::test]
 async fn confidential_rows_only_to_their_own_orgs_confidential_role() {
     let t = TestApp::new().await;
-    let company = t.sql_text("SELECT company_id::text FROM company_confidential GROUP BY company_id HAVING count(*) > 1 LIMIT 1").await;
+    let company = t.sql_text("SELECT cc.company_id::text FROM company_confidential cc JOIN companies c ON c.id = cc.company_id WHERE c.erased_at IS NULL GROUP BY cc.company_id HAVING count(*) > 1 LIMIT 1").await;
     let q = "query($id: ID!) { company(id: $id) { confidential { registeredBy riskRating } } }";
     let orgs: Vec<String> = {
         let all = t.sql_text(&format!("SELECT string_agg(registered_by, ',' ORDER BY registered_by) FROM company_confidential WHERE company_id = '{company}'")).await;
@@ -445,4 +445,208 @@ async fn policy_queries_grow_with_fact_combinations_not_rows() {
         t.gql(&tok, q, json!({})).await;
         assert_eq!(engine.queries() - before, 0, "{org}: memoized");
     }
+}
+
+/// The personas of the authorization issue.
+fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
+    use kasvu_gateway::auth::{Actor, Purpose, Role};
+    use kasvu_gateway::db::OrgCode;
+    let a = |org: OrgCode, roles: &[Role], country: &str, purpose: Purpose| Actor {
+        sub: "persona".into(),
+        org,
+        roles: roles.to_vec(),
+        country: country.into(),
+        purpose,
+    };
+    use Purpose::*;
+    use Role::*;
+    vec![
+        (
+            "TEM viewer",
+            a(OrgCode::Tem, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "ELY editor",
+            a(OrgCode::Ely, &[Viewer, Editor], "FI", CustomerRelationship),
+        ),
+        (
+            "BF confidential",
+            a(
+                OrgCode::Bf,
+                &[Viewer, Confidential],
+                "FI",
+                CustomerRelationship,
+            ),
+        ),
+        (
+            "FINNVERA confidential",
+            a(
+                OrgCode::Finnvera,
+                &[Confidential],
+                "FI",
+                CustomerRelationship,
+            ),
+        ),
+        (
+            "TEM dpo",
+            a(OrgCode::Tem, &[Dpo], "FI", CustomerRelationship),
+        ),
+        (
+            "TEM dpo handling a request",
+            a(OrgCode::Tem, &[Dpo], "FI", DataSubjectRequest),
+        ),
+        (
+            "auditor only",
+            a(OrgCode::Keha, &[Auditor], "FI", SecurityAudit),
+        ),
+        (
+            "viewer for marketing",
+            a(OrgCode::Bf, &[Viewer], "FI", Marketing),
+        ),
+        (
+            "MMM reader",
+            a(OrgCode::Mmm, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "RUOKAVIRASTO reader",
+            a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "BFOY in the US",
+            a(OrgCode::Bfoy, &[Viewer], "US", CustomerRelationship),
+        ),
+        (
+            "TEM in the US",
+            a(OrgCode::Tem, &[Viewer], "US", CustomerRelationship),
+        ),
+    ]
+}
+
+/// For every persona, over the whole seeded register: the rows the SQL filter
+/// (derived from the policy) returns are exactly the rows the policy, asked
+/// row by row, says are visible.
+#[tokio::test]
+async fn sql_visibility_equals_per_row_policy_decisions() {
+    use std::collections::{BTreeSet, HashMap};
+
+    use kasvu_gateway::authz::{Principal, Record};
+    use kasvu_gateway::db::page::PageRequest;
+    use kasvu_gateway::db::visible::Visible;
+    use kasvu_gateway::db::{self, CompanyId};
+
+    let t = TestApp::new().await;
+    let authz = t.app.authorizer.clone();
+    let mut conn = t.app.pool.get().await.expect("connection");
+    let everything = PageRequest {
+        after: None,
+        limit: 1_000_000,
+    };
+    let companies = db::companies::list(&mut conn, &Default::default(), &Visible::All, everything)
+        .await
+        .expect("companies");
+    let contacts = db::contacts::list(&mut conn, &Default::default(), &Visible::All, everything)
+        .await
+        .expect("contacts");
+    let services = db::services::list(&mut conn, &Default::default(), &Visible::All, everything)
+        .await
+        .expect("services");
+    let company_ids: Vec<CompanyId> = companies.iter().map(|c| c.id).collect();
+    let confidential = db::confidential::by_company_ids(&mut conn, &company_ids, &Visible::All)
+        .await
+        .expect("confidential");
+    let industry: HashMap<CompanyId, Option<String>> = companies
+        .iter()
+        .map(|c| (c.id, c.industry_code.clone()))
+        .collect();
+    let of = |id: &CompanyId| industry.get(id).cloned().flatten();
+    assert!(
+        companies.iter().any(|c| c.erased_at.is_some())
+            && contacts.iter().any(|c| c.erased_at.is_some()),
+        "the seed has tombstones"
+    );
+
+    let mut mismatches = Vec::new();
+    for (name, actor) in personas() {
+        let p = Principal::of(&actor);
+        if authz.refused(&p).expect("policy").is_some() {
+            assert_eq!(name, "TEM in the US", "only TEM abroad is refused outright");
+            continue;
+        }
+        let vis = authz.visibility(&p).expect("visibility");
+        let visible = |r: Record| authz.engine().hidden(&p, &r).expect("policy").is_empty();
+
+        let sql: BTreeSet<_> =
+            db::companies::list(&mut conn, &Default::default(), &vis.companies, everything)
+                .await
+                .expect("q")
+                .into_iter()
+                .map(|r| r.id.0)
+                .collect();
+        let policy: BTreeSet<_> = companies
+            .iter()
+            .filter(|r| visible(Record::company(r)))
+            .map(|r| r.id.0)
+            .collect();
+        mismatches.extend(
+            sql.symmetric_difference(&policy)
+                .map(|id| format!("{name}: company {id}")),
+        );
+
+        let sql: BTreeSet<_> =
+            db::contacts::list(&mut conn, &Default::default(), &vis.contacts, everything)
+                .await
+                .expect("q")
+                .into_iter()
+                .map(|r| r.id.0)
+                .collect();
+        let policy: BTreeSet<_> = contacts
+            .iter()
+            .filter(|r| visible(Record::contact(r, of(&r.company_id).as_deref())))
+            .map(|r| r.id.0)
+            .collect();
+        mismatches.extend(
+            sql.symmetric_difference(&policy)
+                .map(|id| format!("{name}: contact {id}")),
+        );
+
+        let sql: BTreeSet<_> =
+            db::services::list(&mut conn, &Default::default(), &vis.services, everything)
+                .await
+                .expect("q")
+                .into_iter()
+                .map(|r| r.id.0)
+                .collect();
+        let policy: BTreeSet<_> = services
+            .iter()
+            .filter(|r| visible(Record::service(r, of(&r.company_id).as_deref())))
+            .map(|r| r.id.0)
+            .collect();
+        mismatches.extend(
+            sql.symmetric_difference(&policy)
+                .map(|id| format!("{name}: service {id}")),
+        );
+
+        let sql: BTreeSet<_> =
+            db::confidential::by_company_ids(&mut conn, &company_ids, &vis.confidential)
+                .await
+                .expect("q")
+                .into_iter()
+                .map(|r| r.id.0)
+                .collect();
+        let policy: BTreeSet<_> = confidential
+            .iter()
+            .filter(|r| visible(Record::confidential(r, of(&r.company_id).as_deref())))
+            .map(|r| r.id.0)
+            .collect();
+        mismatches.extend(
+            sql.symmetric_difference(&policy)
+                .map(|id| format!("{name}: confidential row {id}")),
+        );
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:?}",
+        mismatches.len(),
+        mismatches.iter().take(5).collect::<Vec<_>>()
+    );
 }
