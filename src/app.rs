@@ -1,7 +1,7 @@
 //! One `App` per process: pools, authenticator, authorizer, config. Shared as
 //! a cheap `AppState` (an `Arc`).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::auth::Verifier;
 use crate::authz::Authorizer;
@@ -15,7 +15,8 @@ pub struct App {
     pub pool: PgPool,
     pub statements: StatementCounter,
     pub verifier: Verifier,
-    pub authorizer: Arc<Authorizer>,
+    /// The policy in force; [`App::reload_policy`] swaps it.
+    authorizer: RwLock<Arc<Authorizer>>,
     pub metrics: Metrics,
 }
 
@@ -57,9 +58,30 @@ impl App {
             pool,
             statements,
             verifier,
-            authorizer,
+            authorizer: RwLock::new(authorizer),
             metrics: Metrics::new()?,
         }))
+    }
+
+    /// The policy in force. A request takes it once and keeps it, so a
+    /// reload never changes the rules under a request in flight.
+    pub fn authorizer(&self) -> Arc<Authorizer> {
+        match self.authorizer.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads the policy directory again. A policy that does not load or
+    /// fails its check is refused and the one in force stays.
+    pub fn reload_policy(&self) -> anyhow::Result<String> {
+        let fresh = Arc::new(Authorizer::load(&self.config.policy_dir)?);
+        let version = fresh.version().to_owned();
+        match self.authorizer.write() {
+            Ok(mut a) => *a = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(version)
     }
 
     /// The executable schema with this app's state attached.

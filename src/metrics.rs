@@ -75,13 +75,30 @@ impl Metrics {
     }
 
     /// The registry in text format, plus counters kept outside it.
-    pub fn render(&self, db_statements: u64) -> String {
+    pub fn render(&self, db_statements: u64, policy_queries: u64, policy_seconds: f64) -> String {
         let mut out = TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
-        out.push_str("# HELP kasvu_db_statements_total SQL statements sent to PostgreSQL\n");
-        out.push_str("# TYPE kasvu_db_statements_total counter\n");
-        out.push_str(&format!("kasvu_db_statements_total {db_statements}\n"));
+        let mut counter = |name: &str, help: &str, value: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        };
+        counter(
+            "kasvu_db_statements_total",
+            "SQL statements sent to PostgreSQL",
+            db_statements.to_string(),
+        );
+        counter(
+            "kasvu_policy_queries_total",
+            "Policy queries asked of the Polar engine (memoized decisions ask none)",
+            policy_queries.to_string(),
+        );
+        counter(
+            "kasvu_policy_seconds_total",
+            "Time spent in policy queries",
+            format!("{policy_seconds:.6}"),
+        );
         out
     }
 }

@@ -65,6 +65,9 @@ pub struct RecordDecision {
     pub readable: BTreeMap<String, Vec<String>>,
 }
 
+static PROCESS_QUERIES: AtomicU64 = AtomicU64::new(0);
+static PROCESS_NANOS: AtomicU64 = AtomicU64::new(0);
+
 /// Answered when no rule allows.
 pub const DEFAULT_DENY: &str = "R12-default-deny";
 
@@ -123,6 +126,15 @@ impl PolicyEngine {
     /// Policy queries made so far (a metric, and how tests bound the cost).
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Policy queries and the seconds spent in them by every engine of the
+    /// process (a reload replaces the engine; these counters go on).
+    pub fn process_totals() -> (u64, f64) {
+        (
+            PROCESS_QUERIES.load(Ordering::Relaxed),
+            PROCESS_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
+        )
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -192,7 +204,21 @@ impl PolicyEngine {
         args: impl oso::ToPolarList,
         vars: &[&str],
     ) -> anyhow::Result<Vec<Vec<String>>> {
+        let started = std::time::Instant::now();
+        let out = self.query_strings(rule, args, vars);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.queries.fetch_add(1, Ordering::Relaxed);
+        PROCESS_QUERIES.fetch_add(1, Ordering::Relaxed);
+        PROCESS_NANOS.fetch_add(nanos, Ordering::Relaxed);
+        out
+    }
+
+    fn query_strings(
+        &self,
+        rule: &str,
+        args: impl oso::ToPolarList,
+        vars: &[&str],
+    ) -> anyhow::Result<Vec<Vec<String>>> {
         let mut out = Vec::new();
         for result in self.oso.query_rule(rule, args)? {
             let result = result?;

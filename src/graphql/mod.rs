@@ -74,6 +74,8 @@ pub struct RequestContext {
     pub actor: Actor,
     /// What the policy sees of the actor.
     pub principal: Principal,
+    /// The policy this request is decided by (a reload does not change it mid-request).
+    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
     /// The rows of each table this actor may see.
     pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,
@@ -128,7 +130,7 @@ impl ContextExt for Context<'_> {
 
     fn guard(&self, record: &Record, class: FieldClass) -> AppResult<()> {
         let decision = self
-            .state()?
+            .request()?
             .authorizer
             .read_field(&self.request()?.principal, record, class)
             .map_err(policy_error)?;
@@ -145,7 +147,7 @@ impl ContextExt for Context<'_> {
 
     fn guard_write(&self, action: Action, record: &Record) -> AppResult<()> {
         let (decision, hidden) = self
-            .state()?
+            .request()?
             .authorizer
             .write(&self.request()?.principal, action, record)
             .map_err(policy_error)?;

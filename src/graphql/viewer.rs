@@ -39,6 +39,6 @@ impl ViewerQuery {
 
     /// SHA-256 of the policy files in force.
     async fn policy_version(&self, ctx: &Context<'_>) -> AppResult<String> {
-        Ok(ctx.state()?.authorizer.version().to_owned())
+        Ok(ctx.request()?.authorizer.version().to_owned())
     }
 }

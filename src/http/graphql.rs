@@ -69,6 +69,8 @@ struct Who {
     actor: Actor,
     principal: Principal,
     visibility: Arc<Visibility>,
+    /// The policy in force when the request came in; it decides the whole request.
+    authorizer: Arc<crate::authz::Authorizer>,
 }
 
 /// The policy's request-level decision: an actor it refuses outright (R6,
@@ -76,7 +78,8 @@ struct Who {
 /// costs policy queries the first time a kind of actor is seen (memoized after).
 async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Response> {
     let principal = Principal::of(&actor);
-    let authorizer = s.app.authorizer.clone();
+    let authorizer = s.app.authorizer();
+    let policy = authorizer.clone();
     let p = principal.clone();
     let decided = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         match authorizer.refused(&p)? {
@@ -90,6 +93,7 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
             actor,
             principal,
             visibility,
+            authorizer: policy,
         }),
         Ok(Ok(Err(rule))) => {
             let m = format!("access denied: this request is refused by rule {rule}");
@@ -355,6 +359,7 @@ async fn execute(
     let request = request.data(RequestContext {
         actor: who.actor.clone(),
         principal: who.principal.clone(),
+        authorizer: who.authorizer.clone(),
         visibility: who.visibility.clone(),
         request_id: request_id.to_owned(),
         loader: DataLoader::with_cache(

@@ -52,7 +52,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
     match db.await {
         Ok(()) => (
             StatusCode::OK,
-            format!("ready; policy {}\n", s.app.authorizer.version()),
+            format!("ready; policy {}\n", s.app.authorizer().version()),
         )
             .into_response(),
         Err(e) => {
@@ -68,7 +68,12 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        s.app.metrics.render(s.app.statements.get()),
+        {
+            let (queries, seconds) = crate::authz::PolicyEngine::process_totals();
+            s.app
+                .metrics
+                .render(s.app.statements.get(), queries, seconds)
+        },
     )
         .into_response()
 }
@@ -87,10 +92,36 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
     let addr = app.config.listen_addr;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, graphiql = app.config.enable_graphiql, "serving");
+    spawn_policy_reloader(app.clone());
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// SIGHUP reloads the policy. Requests in flight finish under the policy
+/// they started with; an invalid new policy is logged and the old one stays.
+fn spawn_policy_reloader(app: AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; policy reload is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let app = app.clone();
+            match tokio::task::spawn_blocking(move || app.reload_policy()).await {
+                Ok(Ok(version)) => tracing::info!(policy_version = %version, "policy reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "policy reload refused; the policy in force stays")
+                }
+                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 async fn shutdown_signal() {

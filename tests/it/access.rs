@@ -425,7 +425,8 @@ async fn policy_queries_grow_with_fact_combinations_not_rows() {
     })
     .await;
     let q = "{ companies(first: 50) { nodes { name municipality contacts { lastName email homeCountry services { kind status amountEur } } } } }";
-    let engine = t.app.authorizer.engine();
+    let authorizer = t.app.authorizer();
+    let engine = authorizer.engine();
     for (org, roles) in [("TEM", vec!["viewer"]), ("MMM", vec!["viewer"])] {
         let tok = t.token(org, &roles);
         t.data(&tok, "{ viewer { sub } }", json!({})).await; // visibility derived once per actor profile
@@ -535,7 +536,7 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
     use kasvu_gateway::db::{self, CompanyId};
 
     let t = TestApp::new().await;
-    let authz = t.app.authorizer.clone();
+    let authz = t.app.authorizer();
     let mut conn = t.app.pool.get().await.expect("connection");
     let everything = PageRequest {
         after: None,

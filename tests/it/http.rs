@@ -254,6 +254,9 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
     );
     assert!(body.contains("kasvu_graphql_request_duration_seconds_bucket{operation=\"Dashboard\""));
     assert!(body.contains("kasvu_db_statements_total"));
+    assert!(
+        body.contains("kasvu_policy_queries_total") && body.contains("kasvu_policy_seconds_total")
+    );
 }
 
 #[tokio::test]

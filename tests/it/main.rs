@@ -6,5 +6,6 @@ mod http;
 mod mutations;
 mod policy;
 mod queries;
+mod reload;
 mod schema;
 mod support;
