@@ -54,11 +54,22 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) the gateway serves.
     Schema,
+    /// Benchmarks (run against a seeded database).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Authorization cost of the dashboard query, cold and memoized.
+    Policy(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +171,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} policy case(s) failed");
             Ok(())
         }
+        Command::Bench {
+            command: BenchCommand::Policy(args),
+        } => crate::bench::policy(args).await,
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
             Ok(())

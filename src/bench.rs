@@ -1,0 +1,135 @@
+//! `kasvu-gateway bench policy`: what authorization costs on the dashboard
+//! query (50 companies → contacts → services), through the real router and
+//! database, for a TEM viewer and an MMM reader: policy queries and policy
+//! time per request, cold (a fresh policy engine) and memoized.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+
+use crate::app::App;
+use crate::auth::{sign_dev_token, Claims, JwtConfig};
+use crate::authz::{Authorizer, PolicyEngine};
+use crate::config::{Config, DbConfig, Limits};
+
+pub const DASHBOARD: &str = "query Dashboard { companies(first: 50) { nodes { name municipality industryCode \
+    contacts { firstName lastName email homeCountry services { kind status requestedAt amountEur } } } } }";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[arg(long, env = "POLICY_DIR", default_value = "policies")]
+    pub policy_dir: std::path::PathBuf,
+    /// Memoized requests per persona.
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+}
+
+struct Sample {
+    queries: u64,
+    policy: Duration,
+    latency: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
+    let key_dir = std::env::temp_dir().join(format!("kasvu-bench-{}", uuid::Uuid::new_v4()));
+    let jwt = JwtConfig {
+        issuer: "kasvu-bench".into(),
+        audience: "kasvu-gateway".into(),
+        jwks_file: None,
+        jwks_url: None,
+        jwks_refetch_secs: 60,
+        dev_key_file: key_dir.join("dev.key"),
+        leeway_secs: 30,
+    };
+    crate::auth::dev_key(&jwt.dev_key_file, true)?;
+    println!("persona       phase      requests  policy queries/req  policy ms/req  latency p50 ms  p99 ms");
+    for (persona, org, roles) in [
+        ("TEM viewer", "TEM", ["viewer"]),
+        ("MMM reader", "MMM", ["viewer"]),
+    ] {
+        // A fresh engine per persona, so its first request is really cold.
+        let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
+        let config = Config {
+            db: args.db.clone(),
+            redis_url: None,
+            listen_addr: "127.0.0.1:0".parse()?,
+            policy_dir: args.policy_dir.clone(),
+            jwt: jwt.clone(),
+            limits: Limits::default(),
+            enable_graphiql: false,
+            no_migrate: true,
+        };
+        let app = App::build_with(config, authorizer.clone()).await?;
+        let router = crate::http::router(app);
+        let token = sign_dev_token(
+            &jwt,
+            &Claims::new(&jwt, "bench", org, &roles, None, Duration::from_secs(3600)),
+        )?;
+        let run = || async {
+            let (q0, s0) = (
+                authorizer.engine().queries(),
+                PolicyEngine::process_totals().1,
+            );
+            let req = Request::post("/graphql")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" })
+                        .to_string(),
+                ))?;
+            let started = Instant::now();
+            let res = router.clone().oneshot(req).await?;
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+            let latency = started.elapsed();
+            anyhow::ensure!(
+                body.starts_with(b"{\"data\":{\"companies\""),
+                "unexpected answer: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+            let policy = Duration::from_secs_f64((PolicyEngine::process_totals().1 - s0).max(0.0));
+            Ok::<_, anyhow::Error>(Sample {
+                queries: authorizer.engine().queries() - q0,
+                policy,
+                latency,
+            })
+        };
+        let cold = run().await?;
+        println!(
+            "{persona:<13} cold       {:>8}  {:>18}  {:>13.2}  {:>14.1}  {:>6.1}",
+            1,
+            cold.queries,
+            cold.policy.as_secs_f64() * 1e3,
+            cold.latency.as_secs_f64() * 1e3,
+            cold.latency.as_secs_f64() * 1e3
+        );
+        let mut samples = Vec::with_capacity(args.iterations);
+        for _ in 0..args.iterations {
+            samples.push(run().await?);
+        }
+        let n = samples.len().max(1) as f64;
+        let queries = samples.iter().map(|s| s.queries).sum::<u64>() as f64 / n;
+        let policy_ms = samples.iter().map(|s| s.policy.as_secs_f64()).sum::<f64>() / n * 1e3;
+        let mut lat: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+        lat.sort();
+        println!(
+            "{persona:<13} memoized   {:>8}  {:>18.1}  {:>13.3}  {:>14.1}  {:>6.1}",
+            samples.len(),
+            queries,
+            policy_ms,
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    let _ = std::fs::remove_dir_all(&key_dir);
+    Ok(())
+}
