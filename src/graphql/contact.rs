@@ -143,11 +143,11 @@ impl Contact {
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
         ctx.guard(self.facts(), Processing)?;
-        Ok(ctx
-            .loader()?
-            .load_one(self.row.company_id)
-            .await?
-            .map(Company))
+        // An invisible company reached through here is NOT_FOUND, as by id.
+        match ctx.loader()?.load_one(self.row.company_id).await? {
+            Some(c) => Ok(Some(Company(c))),
+            None => Err(AppError::NotFound("company")),
+        }
     }
     async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
         self.read(ctx, Processing, self.row.registered_by.into())

@@ -68,11 +68,11 @@ impl Service {
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
         ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
-        Ok(ctx
-            .loader()?
-            .load_one(self.row.company_id)
-            .await?
-            .map(Company))
+        // An invisible company reached through here is NOT_FOUND, as by id.
+        match ctx.loader()?.load_one(self.row.company_id).await? {
+            Some(c) => Ok(Some(Company(c))),
+            None => Err(AppError::NotFound("company")),
+        }
     }
     /// The natural person who received the service, if any.
     async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
@@ -80,7 +80,8 @@ impl Service {
         match self.row.contact_id {
             Some(id) => match ctx.loader()?.load_one(id).await? {
                 Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
-                None => Ok(None),
+                // Restricted, objecting or erased: invisible here as by id.
+                None => Err(AppError::NotFound("contact")),
             },
             None => Ok(None),
         }

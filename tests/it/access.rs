@@ -171,7 +171,7 @@ async fn bfoy_abroad_reads_only_what_business_services_need() {
 async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() {
     let t = TestApp::new().await;
     let id = t
-        .sql_text("SELECT id::text FROM contacts WHERE restricted AND erased_at IS NULL LIMIT 1")
+        .sql_text("SELECT c.id::text FROM contacts c WHERE c.restricted AND c.erased_at IS NULL AND EXISTS (SELECT 1 FROM services s WHERE s.contact_id = c.id) LIMIT 1")
         .await;
     let q = "query($id: ID!) { contact(id: $id) { lastName restricted } }";
     let (_, body) = t
@@ -206,6 +206,27 @@ async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() 
         .expect("list")
         .iter()
         .any(|c| c["id"] == id.as_str()));
+    // Reached through a service it is NOT_FOUND too, and the service is served.
+    let service = t
+        .sql_text(&format!(
+            "SELECT id::text FROM services WHERE contact_id = '{id}' LIMIT 1"
+        ))
+        .await;
+    let (_, body) = t
+        .gql(
+            &t.token("TEM", &["viewer"]),
+            "query($id: ID!) { service(id: $id) { kind contact { lastName } } }",
+            json!({"id": service}),
+        )
+        .await;
+    assert!(
+        body["data"]["service"]["kind"].is_string() && body["data"]["service"]["contact"].is_null(),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
     // And an editor cannot change them.
     let owner = t
         .sql_text(&format!(
