@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod http;
 mod mutations;
+mod personas;
 mod policy;
 mod queries;
 mod reload;

@@ -385,3 +385,78 @@ pub fn code(body: &Value) -> &str {
         .as_str()
         .unwrap_or("")
 }
+
+/// The personas of the authorization issue.
+pub fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
+    use kasvu_gateway::auth::{Actor, Purpose, Role};
+    use kasvu_gateway::db::OrgCode;
+    let a = |org: OrgCode, roles: &[Role], country: &str, purpose: Purpose| Actor {
+        sub: "persona".into(),
+        org,
+        roles: roles.to_vec(),
+        country: country.into(),
+        purpose,
+    };
+    use Purpose::*;
+    use Role::*;
+    vec![
+        (
+            "TEM viewer",
+            a(OrgCode::Tem, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "ELY editor",
+            a(OrgCode::Ely, &[Viewer, Editor], "FI", CustomerRelationship),
+        ),
+        (
+            "BF confidential",
+            a(
+                OrgCode::Bf,
+                &[Viewer, Confidential],
+                "FI",
+                CustomerRelationship,
+            ),
+        ),
+        (
+            "FINNVERA confidential",
+            a(
+                OrgCode::Finnvera,
+                &[Confidential],
+                "FI",
+                CustomerRelationship,
+            ),
+        ),
+        (
+            "TEM dpo",
+            a(OrgCode::Tem, &[Dpo], "FI", CustomerRelationship),
+        ),
+        (
+            "TEM dpo handling a request",
+            a(OrgCode::Tem, &[Dpo], "FI", DataSubjectRequest),
+        ),
+        (
+            "auditor only",
+            a(OrgCode::Keha, &[Auditor], "FI", SecurityAudit),
+        ),
+        (
+            "viewer for marketing",
+            a(OrgCode::Bf, &[Viewer], "FI", Marketing),
+        ),
+        (
+            "MMM reader",
+            a(OrgCode::Mmm, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "RUOKAVIRASTO reader",
+            a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship),
+        ),
+        (
+            "BFOY in the US",
+            a(OrgCode::Bfoy, &[Viewer], "US", CustomerRelationship),
+        ),
+        (
+            "TEM in the US",
+            a(OrgCode::Tem, &[Viewer], "US", CustomerRelationship),
+        ),
+    ]
+}
