@@ -166,13 +166,7 @@ fn parse_line(file: &Path, line: usize, text: &str) -> Result<Option<Case>, Stri
 
 /// Reads every `*.table` file under `dir`.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<Case>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "table"))
-        .collect();
-    files.sort();
+    let files = super::files_with_extension(dir, "table")?;
     let mut cases = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;

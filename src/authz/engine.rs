@@ -75,17 +75,55 @@ pub struct PolicyEngine {
     oso: Oso,
     version: String,
     files: Vec<PathBuf>,
-    memo: Mutex<HashMap<(Principal, Record), Arc<RecordDecision>>>,
-    refusals: Mutex<HashMap<Principal, Option<String>>>,
+    memo: Memo<(Principal, Record), Arc<RecordDecision>>,
+    refusals: Memo<Principal, Option<String>>,
     /// Visibility alone, as derived for SQL filters and asked row by row.
-    hidden_memo: Mutex<HashMap<(Principal, Record), Vec<String>>>,
+    hidden_memo: Memo<(Principal, Record), Vec<String>>,
     queries: AtomicU64,
 }
 
-/// A memo this large is cleared rather than grown: the fact space is small
-/// (organisations × role sets × purposes × record facts), so this only bounds
-/// a pathological mix.
+/// A memo of policy answers, bounded: past its limit it is cleared rather
+/// than grown. The fact space is small (organisations × role sets × purposes
+/// × record facts), so the limit only bounds a pathological mix.
+pub(crate) struct Memo<K, V> {
+    map: Mutex<HashMap<K, V>>,
+}
+
 const MEMO_LIMIT: usize = 100_000;
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone> Memo<K, V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// The remembered answer, or `compute`'s, remembered. Computed outside
+    /// the lock: policy queries are slow and may run on several threads.
+    pub(crate) fn get_or_try(
+        &self,
+        key: K,
+        compute: impl FnOnce() -> anyhow::Result<V>,
+    ) -> anyhow::Result<V> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let value = compute()?;
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(key, value.clone());
+        }
+        Ok(value)
+    }
+}
 
 /// The rules the gateway queries; a policy must define each.
 const ENTRY_RULES: [&str; 4] = ["refused", "hidden", "readable", "may_write"];
@@ -95,7 +133,7 @@ impl PolicyEngine {
     /// entry rule about every combination of probe facts: a rule that names an
     /// unknown class, attribute or rule fails here, not on a user's request.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let files = policy_files(dir)?;
+        let files = super::files_with_extension(dir, "polar")?;
         anyhow::ensure!(!files.is_empty(), "no .polar files in {}", dir.display());
         let mut oso = Oso::new();
         oso.register_class(Principal::get_polar_class())?;
@@ -106,9 +144,9 @@ impl PolicyEngine {
             oso,
             version: super::policy_version(dir)?,
             files,
-            memo: Mutex::new(HashMap::new()),
-            refusals: Mutex::new(HashMap::new()),
-            hidden_memo: Mutex::new(HashMap::new()),
+            memo: Memo::default(),
+            refusals: Memo::default(),
+            hidden_memo: Memo::default(),
             queries: AtomicU64::new(0),
         };
         engine.check()?;
@@ -271,70 +309,38 @@ impl PolicyEngine {
         actor: &Principal,
         record: &Record,
     ) -> anyhow::Result<Arc<RecordDecision>> {
-        let key = (actor.clone(), record.clone());
-        if let Some(d) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(d);
-        }
-        let decision = Arc::new(self.evaluate(actor, record)?);
-        if let Ok(mut memo) = self.memo.lock() {
-            if memo.len() >= MEMO_LIMIT {
-                memo.clear();
-            }
-            memo.insert(key, decision.clone());
-        }
-        Ok(decision)
+        self.memo.get_or_try((actor.clone(), record.clone()), || {
+            Ok(Arc::new(self.evaluate(actor, record)?))
+        })
     }
 
-    /// The rule refusing this actor's whole request, if any.
+    /// The rule refusing this actor's whole request, if any (memoized).
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
-        if let Some(r) = self
-            .refusals
-            .lock()
-            .ok()
-            .and_then(|m| m.get(actor).cloned())
-        {
-            return Ok(r);
-        }
-        let v = PolarValue::Variable("rule".into());
-        let rule = self
-            .strings("refused", (actor.clone(), v), &["rule"])?
-            .into_iter()
-            .flatten()
-            .next();
-        if let Ok(mut m) = self.refusals.lock() {
-            m.insert(actor.clone(), rule.clone());
-        }
-        Ok(rule)
+        self.refusals.get_or_try(actor.clone(), || {
+            let v = PolarValue::Variable("rule".into());
+            Ok(self
+                .strings("refused", (actor.clone(), v), &["rule"])?
+                .into_iter()
+                .flatten()
+                .next())
+        })
     }
 
-    /// The rules hiding `record` from the actor (empty: visible). Uses the
-    /// memo when the full decision is known.
+    /// The rules hiding `record` from the actor (empty: visible); from the
+    /// full decision when it is known.
     pub fn hidden(&self, actor: &Principal, record: &Record) -> anyhow::Result<Vec<String>> {
         let key = (actor.clone(), record.clone());
-        if let Some(d) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(d) = self.memo.get(&key) {
             return Ok(d.hidden.clone());
         }
-        if let Some(h) = self
-            .hidden_memo
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(h);
-        }
-        let v = PolarValue::Variable("rule".into());
-        let rules: Vec<String> = self
-            .strings("hidden", (actor.clone(), record.clone(), v), &["rule"])?
-            .into_iter()
-            .flatten()
-            .collect();
-        if let Ok(mut m) = self.hidden_memo.lock() {
-            if m.len() >= MEMO_LIMIT {
-                m.clear();
-            }
-            m.insert(key, rules.clone());
-        }
-        Ok(rules)
+        self.hidden_memo.get_or_try(key, || {
+            let v = PolarValue::Variable("rule".into());
+            Ok(self
+                .strings("hidden", (actor.clone(), record.clone(), v), &["rule"])?
+                .into_iter()
+                .flatten()
+                .collect())
+        })
     }
 
     /// The rules that allow `action` on `record` (empty: denied).
@@ -356,15 +362,4 @@ impl PolicyEngine {
             .flatten()
             .collect())
     }
-}
-
-fn policy_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("reading policy directory {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "polar"))
-        .collect();
-    files.sort();
-    Ok(files)
 }

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 pub use engine::{PolicyEngine, Principal, Record, RecordDecision, DEFAULT_DENY};
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::auth::Actor;
 use crate::db::companies::CompanyRow;
@@ -175,7 +175,7 @@ impl Decision {
 
 pub struct Authorizer {
     engine: PolicyEngine,
-    visibility: Mutex<HashMap<Principal, Arc<Visibility>>>,
+    visibility: engine::Memo<Principal, Arc<Visibility>>,
 }
 
 impl Authorizer {
@@ -184,7 +184,7 @@ impl Authorizer {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         Ok(Authorizer {
             engine: PolicyEngine::load(dir)?,
-            visibility: Mutex::new(HashMap::new()),
+            visibility: engine::Memo::default(),
         })
     }
 
@@ -206,14 +206,11 @@ impl Authorizer {
     /// asked for every combination of the facts that vary in that table and
     /// every owner, once per actor profile.
     pub fn visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
-        if let Some(v) = self
-            .visibility
-            .lock()
-            .ok()
-            .and_then(|m| m.get(actor).cloned())
-        {
-            return Ok(v);
-        }
+        self.visibility
+            .get_or_try(actor.clone(), || self.derive_visibility(actor))
+    }
+
+    fn derive_visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
         let mut tables = Vec::new();
         for (kind, varying) in VARYING {
             let mut by_facts: BTreeMap<[bool; 5], Vec<OrgCode>> = BTreeMap::new();
@@ -251,16 +248,12 @@ impl Authorizer {
         }
         let [companies, contacts, services, confidential] =
             <[Visible; 4]>::try_from(tables).map_err(|_| anyhow::anyhow!("four tables"))?;
-        let v = Arc::new(Visibility {
+        Ok(Arc::new(Visibility {
             companies,
             contacts,
             services,
             confidential,
-        });
-        if let Ok(mut m) = self.visibility.lock() {
-            m.insert(actor.clone(), v.clone());
-        }
-        Ok(v)
+        }))
     }
 
     /// May the actor read `class` of this (visible) record?
@@ -359,13 +352,7 @@ pub fn verdict(
 }
 
 pub fn policy_version(dir: &Path) -> anyhow::Result<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("reading policy directory {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "polar"))
-        .collect();
-    files.sort();
+    let files = files_with_extension(dir, "polar")?;
     let mut hash = Sha256::new();
     for f in files {
         hash.update(
@@ -379,4 +366,16 @@ pub fn policy_version(dir: &Path) -> anyhow::Result<String> {
         hash.update([0]);
     }
     Ok(format!("sha256:{}", hex::encode(hash.finalize())))
+}
+
+/// The files of `dir` whose names end in `.ext`, in name order.
+pub fn files_with_extension(dir: &Path, ext: &str) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files)
 }

@@ -88,6 +88,17 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
         }
     })
     .await;
+    // A policy that cannot be evaluated fails closed, and says so only in the log.
+    let fail = |cause: String| {
+        tracing::error!(request_id, error = %cause, "policy evaluation failed");
+        let m = format!("internal error (request {request_id})");
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServerError,
+            &m,
+            request_id,
+        )
+    };
     match decided {
         Ok(Ok(Ok(visibility))) => Ok(Who {
             actor,
@@ -104,26 +115,8 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
                 request_id,
             ))
         }
-        Ok(Err(e)) => {
-            tracing::error!(request_id, error = %format!("{e:#}"), "policy evaluation failed");
-            let m = format!("internal error (request {request_id})");
-            Err(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::InternalServerError,
-                &m,
-                request_id,
-            ))
-        }
-        Err(e) => {
-            tracing::error!(request_id, error = %e, "policy task failed");
-            let m = format!("internal error (request {request_id})");
-            Err(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::InternalServerError,
-                &m,
-                request_id,
-            ))
-        }
+        Ok(Err(e)) => Err(fail(format!("{e:#}"))),
+        Err(e) => Err(fail(e.to_string())),
     }
 }
 
