@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// Operation names are chosen by clients: past this many distinct names the
 /// label becomes "other", so a client cannot blow up the series count.
@@ -13,6 +15,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    policy_queries: Histogram,
     seen_operations: Mutex<HashSet<String>>,
 }
 
@@ -38,10 +41,21 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        let policy_queries = Histogram::with_opts(
+            HistogramOpts::new(
+                "kasvu_policy_queries_per_request",
+                "Policy queries one GraphQL request cost (0 when every decision was memoized)",
+            )
+            .buckets(vec![
+                0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
+            ]),
+        )?;
+        registry.register(Box::new(policy_queries.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
+            policy_queries,
             seen_operations: Mutex::new(HashSet::new()),
         })
     }
@@ -62,6 +76,10 @@ impl Metrics {
         } else {
             "other".to_owned()
         }
+    }
+
+    pub fn observe_policy_queries(&self, queries: u64) {
+        self.policy_queries.observe(queries as f64);
     }
 
     pub fn observe(&self, operation: Option<&str>, outcome: &str, seconds: f64) {

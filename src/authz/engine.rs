@@ -65,6 +65,12 @@ pub struct RecordDecision {
     pub readable: BTreeMap<String, Vec<String>>,
 }
 
+tokio::task_local! {
+    /// The policy queries of the request being served, when one is: the
+    /// gateway scopes it around a request's policy work and reports it.
+    pub static REQUEST_QUERIES: Arc<AtomicU64>;
+}
+
 static PROCESS_QUERIES: AtomicU64 = AtomicU64::new(0);
 static PROCESS_NANOS: AtomicU64 = AtomicU64::new(0);
 
@@ -248,6 +254,7 @@ impl PolicyEngine {
         self.queries.fetch_add(1, Ordering::Relaxed);
         PROCESS_QUERIES.fetch_add(1, Ordering::Relaxed);
         PROCESS_NANOS.fetch_add(nanos, Ordering::Relaxed);
+        let _ = REQUEST_QUERIES.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
         out
     }
 

@@ -24,7 +24,10 @@ use crate::authz::{Principal, Visibility};
 use crate::error::{AppError, ErrorCode, REQUEST_ID};
 use crate::graphql::loader::DbReader;
 use crate::graphql::{limits, RequestContext};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crate::authz::engine::REQUEST_QUERIES;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -71,6 +74,8 @@ struct Who {
     visibility: Arc<Visibility>,
     /// The policy in force when the request came in; it decides the whole request.
     authorizer: Arc<crate::authz::Authorizer>,
+    /// Policy queries this request has cost so far (admission included).
+    queries: Arc<AtomicU64>,
 }
 
 /// The policy's request-level decision: an actor it refuses outright (R6,
@@ -81,11 +86,13 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
     let authorizer = s.app.authorizer();
     let policy = authorizer.clone();
     let p = principal.clone();
+    let queries = Arc::new(AtomicU64::new(0));
+    let counted = queries.clone();
     let decided = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        match authorizer.refused(&p)? {
+        REQUEST_QUERIES.sync_scope(counted, || match authorizer.refused(&p)? {
             Some(rule) => Ok(Err(rule)),
             None => Ok(Ok(authorizer.visibility(&p)?)),
-        }
+        })
     })
     .await;
     // A policy that cannot be evaluated fails closed, and says so only in the log.
@@ -105,6 +112,7 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
             principal,
             visibility,
             authorizer: policy,
+            queries,
         }),
         Ok(Ok(Err(rule))) => {
             let m = format!("access denied: this request is refused by rule {rule}");
@@ -362,7 +370,10 @@ async fn execute(
         ),
     });
     let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
-    let run = REQUEST_ID.scope(request_id.to_owned(), s.schema.execute(request));
+    let run = REQUEST_ID.scope(
+        request_id.to_owned(),
+        REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
+    );
     let response = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => {
@@ -380,6 +391,10 @@ async fn execute(
         outcome,
         started.elapsed().as_secs_f64(),
     );
+    // Taken and reset: in a batch, admission is counted with the first request.
+    s.app
+        .metrics
+        .observe_policy_queries(who.queries.swap(0, Ordering::Relaxed));
     Executed {
         inner: response,
         http_status: None,

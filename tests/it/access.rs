@@ -466,6 +466,40 @@ async fn policy_queries_grow_with_fact_combinations_not_rows() {
         let before = engine.queries();
         t.gql(&tok, q, json!({})).await;
         assert_eq!(engine.queries() - before, 0, "{org}: memoized");
+        // The per-request metric saw that memoized request cost nothing.
+        let (_, _, metrics) = t
+            .send(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        let zero = metrics
+            .lines()
+            .find(|l| l.starts_with("kasvu_policy_queries_per_request_bucket{le=\"0\"}"))
+            .expect("histogram");
+        assert!(
+            zero.rsplit(' ')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                >= 1,
+            "{zero}"
+        );
+        // And the cold request's queries were counted to its request.
+        let sum = metrics
+            .lines()
+            .find(|l| l.starts_with("kasvu_policy_queries_per_request_sum"))
+            .expect("sum");
+        let sum: f64 = sum
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        assert!(
+            sum >= cold as f64,
+            "histogram sum {sum} < the cold request's {cold} queries"
+        );
     }
 }
 
