@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::audit::AuditWriter;
 use crate::auth::Verifier;
 use crate::authz::Authorizer;
 use crate::config::Config;
@@ -17,6 +18,8 @@ pub struct App {
     pub verifier: Verifier,
     /// The policy in force; [`App::reload_policy`] swaps it.
     authorizer: RwLock<Arc<Authorizer>>,
+    /// The single writer of the audit trail.
+    pub audit: AuditWriter,
     pub metrics: Metrics,
 }
 
@@ -47,6 +50,22 @@ impl App {
             &config.db.pool_settings(),
             statements.clone(),
         )?;
+        // The audit writer has connections of its own: requests that exhaust
+        // the main pool must not also stop every response (fail closed).
+        let audit_pool = db::build_pool(
+            &config.db.database_url,
+            &db::PoolSettings {
+                max_size: 2,
+                ..config.db.pool_settings()
+            },
+            statements.clone(),
+        )?;
+        let metrics = Metrics::new()?;
+        let audit = AuditWriter::start(
+            audit_pool,
+            config.audit.writer_settings(),
+            metrics.audit.clone(),
+        );
         let verifier = Verifier::from_config(&config.jwt).await?;
         tracing::info!(
             policy_version = authorizer.version(),
@@ -59,7 +78,8 @@ impl App {
             statements,
             verifier,
             authorizer: RwLock::new(authorizer),
-            metrics: Metrics::new()?,
+            audit,
+            metrics,
         }))
     }
 

@@ -66,6 +66,7 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
             policy_dir: args.policy_dir.clone(),
             jwt: jwt.clone(),
             limits: Limits::default(),
+            audit: crate::config::AuditConfig::default(),
             enable_graphiql: false,
             no_migrate: true,
         };

@@ -22,6 +22,66 @@ pub struct DbConfig {
     /// Postgres statement_timeout, milliseconds.
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
     pub db_statement_timeout_ms: u64,
+    /// The role the gateway's connections act as (`SET ROLE`): the register
+    /// in full, the audit trail insert and select only. The login of
+    /// DATABASE_URL must be a member (or a superuser). Empty: the login's own.
+    #[arg(long, env = "DB_ROLE", default_value = "kasvu_gateway", value_parser = parse_role)]
+    pub db_role: String,
+}
+
+fn parse_role(s: &str) -> Result<String, String> {
+    let ok = s.is_empty()
+        || (s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("a role name is lower-case letters, digits and _".to_owned())
+    }
+}
+
+/// The audit writer (src/audit/writer.rs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditConfig {
+    /// Requests that may wait for the audit writer; past this a request fails
+    /// with UNAVAILABLE at once.
+    #[arg(long, env = "AUDIT_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub audit_queue_capacity: usize,
+    /// Events one audit transaction takes at most.
+    #[arg(long, env = "AUDIT_BATCH_MAX_EVENTS", default_value_t = 5000)]
+    pub audit_batch_max_events: usize,
+    /// Milliseconds a request waits for its audit events to commit before it
+    /// fails with UNAVAILABLE (and the writer's lock and statement timeout).
+    #[arg(long, env = "AUDIT_COMMIT_TIMEOUT_MS", default_value_t = 2000)]
+    pub audit_commit_timeout_ms: u64,
+    /// One audit transaction per request, no group commit (benchmark baseline).
+    #[arg(long, env = "AUDIT_PER_REQUEST", default_value_t = false, hide = true)]
+    pub audit_per_request: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let d = crate::audit::WriterSettings::default();
+        AuditConfig {
+            audit_queue_capacity: d.queue_capacity,
+            audit_batch_max_events: d.max_batch_events,
+            audit_commit_timeout_ms: d.commit_timeout.as_millis() as u64,
+            audit_per_request: d.per_request,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn writer_settings(&self) -> crate::audit::WriterSettings {
+        crate::audit::WriterSettings {
+            queue_capacity: self.audit_queue_capacity,
+            max_batch_events: self.audit_batch_max_events,
+            commit_timeout: Duration::from_millis(self.audit_commit_timeout_ms),
+            per_request: self.audit_per_request,
+        }
+    }
 }
 
 impl DbConfig {
@@ -31,6 +91,7 @@ impl DbConfig {
             wait_timeout: Duration::from_millis(self.db_wait_timeout_ms),
             connect_timeout: Duration::from_millis(self.db_connect_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            role: (!self.db_role.is_empty()).then(|| self.db_role.clone()),
         }
     }
 }
@@ -84,6 +145,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub audit: AuditConfig,
     /// Serve GraphiQL at /graphiql, and allow introspection and field suggestions.
     #[arg(long, env = "ENABLE_GRAPHIQL", default_value_t = false)]
     pub enable_graphiql: bool,

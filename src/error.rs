@@ -43,8 +43,13 @@ type Cause = Arc<dyn std::error::Error + Send + Sync>;
 pub enum AppError {
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("access denied: {0}")]
-    Forbidden(String),
+    /// A denial; `audit_event` is the id of the event that recorded it, so a
+    /// complaint leads straight to the decision.
+    #[error("access denied: {message}")]
+    Forbidden {
+        message: String,
+        audit_event: uuid::Uuid,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("invalid {field}: {message}")]
@@ -65,6 +70,13 @@ impl AppError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>, audit_event: uuid::Uuid) -> Self {
+        AppError::Forbidden {
+            message: message.into(),
+            audit_event,
+        }
+    }
+
     pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         AppError::Internal(Arc::new(cause))
     }
@@ -76,7 +88,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
-            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::Forbidden { .. } => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::BadUserInput { .. } => ErrorCode::BadUserInput,
             AppError::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
@@ -144,6 +156,12 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", code.as_str());
             if let AppError::BadUserInput { field, .. } = &err {
                 ext.set("field", field.as_str());
+            }
+            if let AppError::Forbidden {
+                audit_event: id, ..
+            } = &err
+            {
+                ext.set("auditEventId", id.to_string());
             }
             if let (ErrorCode::InternalServerError, Some(id)) = (code, &request_id) {
                 ext.set("requestId", id.as_str());

@@ -5,6 +5,7 @@
 //! GraphQL, HTTP or the policy engine.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod bench;

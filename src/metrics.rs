@@ -16,7 +16,75 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     policy_queries: Histogram,
+    pub audit: AuditMetrics,
     seen_operations: Mutex<HashSet<String>>,
+}
+
+/// The audit writer's figures: how much it stores, in how large commits, how
+/// fast, and how often a request failed closed because it could not.
+#[derive(Clone)]
+pub struct AuditMetrics {
+    events: prometheus::IntCounter,
+    batch_events: Histogram,
+    commit_seconds: Histogram,
+    failures: IntCounterVec,
+}
+
+impl AuditMetrics {
+    fn new(registry: &Registry) -> anyhow::Result<Self> {
+        let events = prometheus::IntCounter::new(
+            "kasvu_audit_events_total",
+            "Audit events committed to the hash chain",
+        )?;
+        let batch_events = Histogram::with_opts(
+            HistogramOpts::new(
+                "kasvu_audit_batch_events",
+                "Events per audit commit (group commit of concurrent requests)",
+            )
+            .buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 5000.0,
+            ]),
+        )?;
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "kasvu_audit_commit_seconds",
+                "Time to commit one batch of audit events",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "kasvu_audit_failures_total",
+                "Requests failed closed because their audit events were not stored, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(batch_events.clone()))?;
+        registry.register(Box::new(commit_seconds.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(AuditMetrics {
+            events,
+            batch_events,
+            commit_seconds,
+            failures,
+        })
+    }
+
+    pub fn batch(&self, events: usize) {
+        self.events.inc_by(events as u64);
+        self.batch_events.observe(events as f64);
+    }
+
+    pub fn committed(&self, seconds: f64) {
+        self.commit_seconds.observe(seconds);
+    }
+
+    pub fn failed(&self, reason: &str) {
+        self.failures.with_label_values(&[reason]).inc();
+    }
 }
 
 impl Metrics {
@@ -51,7 +119,9 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(policy_queries.clone()))?;
+        let audit = AuditMetrics::new(&registry)?;
         Ok(Metrics {
+            audit,
             registry,
             requests,
             latency,

@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod engine;
+pub mod fields;
 
 use std::path::Path;
 

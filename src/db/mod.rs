@@ -1,6 +1,7 @@
 //! The data layer: diesel schema, rows, forms and query functions. Nothing here
 //! knows about GraphQL, HTTP or the policy engine.
 
+pub mod audit;
 pub mod change_log;
 pub mod companies;
 pub mod confidential;
@@ -42,6 +43,8 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// Postgres `statement_timeout` for every statement on these connections.
     pub statement_timeout: Duration,
+    /// `SET ROLE` on every connection (a checked identifier, see config).
+    pub role: Option<String>,
 }
 
 impl Default for PoolSettings {
@@ -51,6 +54,7 @@ impl Default for PoolSettings {
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            role: None,
         }
     }
 }
@@ -82,14 +86,23 @@ pub fn build_pool(
     counter: StatementCounter,
 ) -> anyhow::Result<PgPool> {
     let statement_timeout_ms = settings.statement_timeout.as_millis();
+    let role = settings.role.clone();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // No `SELECT 1` on every checkout: a broken connection is detected by
     // diesel-async itself and dropped, so the ping would only cost a round trip.
     config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let counter = counter.clone();
+        let role = role.clone();
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
+            if let Some(role) = role {
+                // Quoted; the name was checked to be a plain identifier.
+                diesel::sql_query(format!("SET ROLE \"{role}\""))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            }
             diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
                 .execute(&mut conn)
                 .await

@@ -1,6 +1,31 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (seq) {
+        seq -> Int8,
+        id -> Uuid,
+        occurred_at -> Timestamptz,
+        request_id -> Text,
+        trace_id -> Nullable<Text>,
+        actor_sub -> Text,
+        actor_org -> Text,
+        actor_roles -> Array<Nullable<Text>>,
+        actor_country -> Nullable<Text>,
+        purpose -> Text,
+        action -> Text,
+        resource_type -> Text,
+        resource_ids -> Array<Nullable<Uuid>>,
+        fields -> Array<Nullable<Text>>,
+        field_classes -> Array<Nullable<Text>>,
+        allowed -> Bool,
+        rules -> Array<Nullable<Text>>,
+        policy_version -> Text,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
     change_log (id) {
         id -> Int8,
         entity -> Text,
@@ -157,6 +182,7 @@ diesel::joinable!(services -> contacts (contact_id));
 diesel::joinable!(services -> organizations (provider));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
     change_log,
     companies,
     company_confidential,

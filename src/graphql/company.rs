@@ -10,7 +10,7 @@ use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
 use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, Record};
+use crate::authz::{Action, Record};
 use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
 use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
 use crate::db::{self, CompanyId, ConfidentialId};
@@ -25,17 +25,8 @@ impl Company {
         Record::company(&self.0)
     }
 
-    /// A sole trader's name and business ID are personal data (access.md).
-    fn identity_class(&self) -> FieldClass {
-        if self.0.company_form == db::CompanyForm::SoleTrader {
-            FieldClass::ContactIdentification
-        } else {
-            FieldClass::CompanyPublic
-        }
-    }
-
     fn public<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.facts(), FieldClass::CompanyPublic)?;
+        ctx.guard(&self.facts(), self.0.id.0)?;
         Ok(Some(value))
     }
 }
@@ -46,11 +37,11 @@ impl Company {
         ID(self.0.id.to_string())
     }
     async fn business_id(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        ctx.guard(&self.facts(), self.identity_class())?;
+        ctx.guard(&self.facts(), self.0.id.0)?;
         Ok(self.0.business_id.clone())
     }
     async fn name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        ctx.guard(&self.facts(), self.identity_class())?;
+        ctx.guard(&self.facts(), self.0.id.0)?;
         Ok(self.0.name.clone())
     }
     async fn company_form(&self, ctx: &Context<'_>) -> AppResult<Option<CompanyForm>> {
@@ -147,7 +138,7 @@ impl CompanyConfidential {
     }
 
     fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.record, FieldClass::CompanyConfidential)?;
+        ctx.guard(&self.record, self.row.id.0)?;
         Ok(Some(value))
     }
 }
@@ -425,13 +416,19 @@ impl CompanyMutation {
             legal_basis: required("legalBasis", c.legal_basis)?,
             source: required("source", c.source)?,
         };
-        ctx.guard_write(Action::Create, &Record::new_row("company", author.org))?;
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("company", author.org),
+            None,
+        )?;
         let row = ctx
             .conn()
             .await?
             .transaction::<_, AppError, _>(async move |conn| {
                 ensure_business_id_free(conn, &new.business_id, None).await?;
-                Ok(db::companies::insert(conn, &author, &new).await?)
+                let row = db::companies::insert(conn, &author, &new).await?;
+                grant.commit(conn, row.id.0).await?;
+                Ok(row)
             })
             .await?;
         Ok(Company(row))
@@ -501,13 +498,19 @@ impl CompanyMutation {
             funding_decisions: input::on_create(c.funding_decisions),
             notes: input::on_create(c.notes),
         };
-        ctx.guard_write(Action::Create, &Record::new_row("confidential", author.org))?;
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("confidential", author.org),
+            None,
+        )?;
         let row = ctx.conn().await?.transaction::<_, AppError, _>(async move |conn| {
                 db::companies::lock(conn, company).await?.ok_or(AppError::NotFound("company"))?;
                 if db::confidential::exists_for(conn, company, author.org).await? {
                     return Err(AppError::bad_input("companyId", "your organisation already has a confidential row for this company; update it"));
                 }
-                Ok(db::confidential::insert(conn, &author, &new).await?)
+                let row = db::confidential::insert(conn, &author, &new).await?;
+                grant.commit(conn, row.id.0).await?;
+                Ok(row)
             })
         .await?;
         CompanyConfidential::one(ctx, row).await

@@ -58,26 +58,17 @@ impl Contact {
         &self.record
     }
 
-    fn read<T>(&self, ctx: &Context<'_>, class: FieldClass, value: T) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), class)?;
+    /// The field being resolved, if the policy lets this actor read it.
+    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        ctx.guard(self.facts(), self.row.id.0)?;
         Ok(Some(value))
     }
 
-    fn text(
-        &self,
-        ctx: &Context<'_>,
-        class: FieldClass,
-        value: &Option<String>,
-    ) -> AppResult<Option<String>> {
-        ctx.guard(self.facts(), class)?;
+    fn text(&self, ctx: &Context<'_>, value: &Option<String>) -> AppResult<Option<String>> {
+        ctx.guard(self.facts(), self.row.id.0)?;
         Ok(value.clone())
     }
 }
-
-use FieldClass::{
-    ContactAdditional as Additional, ContactHome as Home, ContactIdentification as Ident,
-    ContactProcessing as Processing,
-};
 
 #[Object]
 impl Contact {
@@ -85,64 +76,64 @@ impl Contact {
         ID(self.row.id.to_string())
     }
     async fn first_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.first_name)
+        self.text(ctx, &self.row.first_name)
     }
     async fn last_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.last_name)
+        self.text(ctx, &self.row.last_name)
     }
     async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.email)
+        self.text(ctx, &self.row.email)
     }
     async fn phone(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.phone)
+        self.text(ctx, &self.row.phone)
     }
     async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.title)
+        self.text(ctx, &self.row.title)
     }
     async fn role_in_company(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Ident, &self.row.role_in_company)
+        self.text(ctx, &self.row.role_in_company)
     }
     async fn home_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.row.home_country)
+        self.text(ctx, &self.row.home_country)
     }
     async fn home_municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.row.home_municipality)
+        self.text(ctx, &self.row.home_municipality)
     }
     async fn postal_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Home, &self.row.postal_address)
+        self.text(ctx, &self.row.postal_address)
     }
     async fn nickname(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.nickname)
+        self.text(ctx, &self.row.nickname)
     }
     async fn native_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.native_name)
+        self.text(ctx, &self.row.native_name)
     }
     async fn native_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.native_address)
+        self.text(ctx, &self.row.native_address)
     }
     async fn native_title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.native_title)
+        self.text(ctx, &self.row.native_title)
     }
     async fn work_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.work_country)
+        self.text(ctx, &self.row.work_country)
     }
     async fn industry(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.industry)
+        self.text(ctx, &self.row.industry)
     }
     async fn investment_profile(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.investment_profile)
+        self.text(ctx, &self.row.investment_profile)
     }
     async fn expertise_level(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.expertise_level)
+        self.text(ctx, &self.row.expertise_level)
     }
     async fn job_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.job_description)
+        self.text(ctx, &self.row.job_description)
     }
     async fn other_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, Additional, &self.row.other_description)
+        self.text(ctx, &self.row.other_description)
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(self.facts(), Processing)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
             Some(c) => Ok(Some(Company(c))),
@@ -150,32 +141,32 @@ impl Contact {
         }
     }
     async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, Processing, self.row.registered_by.into())
+        self.read(ctx, self.row.registered_by.into())
     }
     async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.read(ctx, Processing, self.row.legal_basis.into())
+        self.read(ctx, self.row.legal_basis.into())
     }
     async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.read(ctx, Processing, self.row.source.into())
+        self.read(ctx, self.row.source.into())
     }
     /// Processing restricted (GDPR art. 18).
     async fn restricted(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.row.restricted)
+        self.read(ctx, self.row.restricted)
     }
     async fn marketing_objection(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.row.marketing_objection)
+        self.read(ctx, self.row.marketing_objection)
     }
     async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, Processing, self.row.legal_hold)
+        self.read(ctx, self.row.legal_hold)
     }
     async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.row.last_processed_at)
+        self.read(ctx, self.row.last_processed_at)
     }
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.row.created_at)
+        self.read(ctx, self.row.created_at)
     }
     async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, Processing, self.row.updated_at)
+        self.read(ctx, self.row.updated_at)
     }
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
         self.row.erased_at
@@ -183,7 +174,7 @@ impl Contact {
     /// Services the person received.
     #[graphql(complexity = "5 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
-        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         let rows = ctx
             .loader()?
             .load_one(ServicesOfContact(self.row.id))
@@ -193,7 +184,7 @@ impl Contact {
     }
     /// The change log of this record, oldest first; an entry is shown when its field is readable.
     async fn changes(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<ContactChange>>> {
-        ctx.guard(self.facts(), FieldClass::History)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         let rows = ctx
             .loader()?
             .load_one(ChangesOfContact(self.row.id))
@@ -202,9 +193,12 @@ impl Contact {
         let facts = self.facts();
         Ok(Some(
             rows.into_iter()
-                .filter(|r| ctx.guard(facts, field_class(&r.field)).is_ok())
-                .map(|row| ContactChange { row })
-                .collect(),
+                .filter_map(|r| match ctx.may_read(facts, field_class(&r.field)) {
+                    Ok(true) => Some(Ok(ContactChange { row: r })),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<AppResult<_>>()?,
         ))
     }
 }
@@ -383,7 +377,11 @@ impl ContactMutation {
         required("lastName", fields.last_name.as_ref())?;
         required("legalBasis", fields.legal_basis)?;
         required("source", fields.source)?;
-        ctx.guard_write(Action::Create, &Record::new_row("contact", author.org))?;
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("contact", author.org),
+            None,
+        )?;
         let new = NewContact {
             company_id: company,
             registered_by: author.org,
@@ -396,7 +394,9 @@ impl ContactMutation {
                 db::companies::lock(conn, company)
                     .await?
                     .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
-                Ok(db::contacts::insert(conn, &author, &new).await?)
+                let row = db::contacts::insert(conn, &author, &new).await?;
+                grant.commit(conn, row.id.0).await?;
+                Ok(row)
             })
             .await?;
         Contact::one(ctx, row).await

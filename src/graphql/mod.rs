@@ -16,8 +16,9 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::app::AppState;
+use crate::audit::{self, AuditEvent, Decided, Recorder};
 use crate::auth::Actor;
-use crate::authz::{Action, FieldClass, Principal, Record, Visibility};
+use crate::authz::{fields, Action, FieldClass, Principal, Record, Visibility};
 use crate::config::Limits;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
@@ -28,6 +29,7 @@ use crate::error::{AppError, AppResult};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::future::BoxFuture;
 use loader::DbReader;
+use uuid::Uuid;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -80,6 +82,8 @@ pub struct RequestContext {
     pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,
     pub loader: DataLoader<DbReader, HashMapCache>,
+    /// The request's audit events, committed before the response is sent.
+    pub audit: std::sync::Arc<Recorder>,
 }
 
 pub trait ContextExt {
@@ -104,12 +108,56 @@ pub trait ContextExt {
     }
     /// A pooled connection; an exhausted pool is `UNAVAILABLE`.
     fn conn(&self) -> impl std::future::Future<Output = AppResult<PooledConn>> + Send;
-    /// Asks the policy whether this actor may read `class` of `record`:
-    /// denied is `FORBIDDEN` naming the class and the rule.
-    fn guard(&self, record: &Record, class: FieldClass) -> AppResult<()>;
+    /// Asks the policy whether this actor may read the field being resolved
+    /// of `record` (resource `id`); its class comes from `authz::fields`.
+    /// Denied is `FORBIDDEN` naming the class, the rule and the audit event;
+    /// allowed reads of audited classes are recorded.
+    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()>;
+    /// Whether `class` of `record` is readable, deciding nothing visible to
+    /// the client (which change-log entries to show).
+    fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool>;
     /// Asks the policy whether this actor may make this change: a record
-    /// hidden from the actor is `NOT_FOUND`, a denied change `FORBIDDEN`.
-    fn guard_write(&self, action: Action, record: &Record) -> AppResult<()>;
+    /// hidden from the actor is `NOT_FOUND`, a denied change `FORBIDDEN`
+    /// (both recorded). Allowed, the grant must be committed in the
+    /// mutation's transaction ([`WriteGrant::commit`]).
+    fn guard_write(
+        &self,
+        action: Action,
+        record: &Record,
+        id: Option<Uuid>,
+    ) -> AppResult<WriteGrant>;
+}
+
+/// An allowed change whose audit event commits with the change itself.
+#[must_use = "the grant's audit event must be committed with the change"]
+pub struct WriteGrant {
+    event: AuditEvent,
+}
+
+impl WriteGrant {
+    /// Appends the change's event to the chain inside the mutation's
+    /// transaction: the change and its record commit together or not at all.
+    pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
+        self.event.resource_ids = vec![id];
+        Ok(audit::chain::append(conn, &[self.event]).await?)
+    }
+}
+
+/// The input fields a mutation names (never their values), for its audit event.
+fn written_fields(ctx: &Context<'_>) -> Vec<String> {
+    let mut fields: Vec<String> = ctx
+        .field()
+        .arguments()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(name, value)| match value {
+            async_graphql::Value::Object(o) => o.keys().map(|k| k.to_string()).collect(),
+            _ => vec![name.to_string()],
+        })
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
 }
 
 impl ContextExt for Context<'_> {
@@ -128,41 +176,93 @@ impl ContextExt for Context<'_> {
         async move { Ok(pool?.get().await?) }
     }
 
-    fn guard(&self, record: &Record, class: FieldClass) -> AppResult<()> {
-        let decision = self
-            .request()?
+    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()> {
+        let r = self.request()?;
+        let field = self.field().name();
+        // A field missing from the table is a bug; it fails closed.
+        let class = fields::class_of(&record.kind, field, record.sole_trader).ok_or_else(|| {
+            AppError::internal_msg(format!("{}.{field} has no access class", record.kind))
+        })?;
+        let decision = r
             .authorizer
-            .read_field(&self.request()?.principal, record, class)
+            .read_field(&r.principal, record, class)
             .map_err(policy_error)?;
+        let kind = fields::resource_type(&record.kind);
         if decision.allowed {
+            if class.is_audited() {
+                r.audit
+                    .read(kind, id, field, class.as_str(), &decision.rules);
+            }
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
-                "field class {} ({})",
-                class.as_str(),
-                decision.rule()
-            )))
+            let event = r.audit.deny(
+                "read",
+                kind,
+                Some(id),
+                Some(field),
+                Some(class.as_str()),
+                &decision.rules,
+            );
+            Err(AppError::forbidden(
+                format!("field class {} ({})", class.as_str(), decision.rule()),
+                event,
+            ))
         }
     }
 
-    fn guard_write(&self, action: Action, record: &Record) -> AppResult<()> {
-        let (decision, hidden) = self
-            .request()?
+    fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool> {
+        let r = self.request()?;
+        Ok(r.authorizer
+            .read_field(&r.principal, record, class)
+            .map_err(policy_error)?
+            .allowed)
+    }
+
+    fn guard_write(
+        &self,
+        action: Action,
+        record: &Record,
+        id: Option<Uuid>,
+    ) -> AppResult<WriteGrant> {
+        let r = self.request()?;
+        let (decision, hidden) = r
             .authorizer
-            .write(&self.request()?.principal, action, record)
+            .write(&r.principal, action, record)
             .map_err(policy_error)?;
-        if hidden {
-            Err(AppError::NotFound("record"))
-        } else if decision.allowed {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(format!(
-                "{} {} is not allowed ({})",
-                action.as_str(),
-                record.kind,
-                decision.rule()
-            )))
+        let kind = fields::resource_type(&record.kind);
+        let fields = written_fields(self);
+        if hidden || !decision.allowed {
+            let event = r
+                .audit
+                .deny(action.as_str(), kind, id, None, None, &decision.rules);
+            return Err(if hidden {
+                AppError::NotFound("record")
+            } else {
+                AppError::forbidden(
+                    format!(
+                        "{} {} is not allowed ({})",
+                        action.as_str(),
+                        record.kind,
+                        decision.rule()
+                    ),
+                    event,
+                )
+            });
         }
+        Ok(WriteGrant {
+            event: r.audit.subject().event(
+                Uuid::new_v4(),
+                Decided {
+                    action: action.as_str().to_owned(),
+                    resource_type: kind.to_owned(),
+                    resource_ids: Vec::new(),
+                    fields,
+                    field_classes: Vec::new(),
+                    allowed: true,
+                    rules: decision.rules,
+                },
+            ),
+        })
     }
 }
 
@@ -226,6 +326,8 @@ pub trait Guarded: Sized + Send {
         conn: &mut AsyncPgConnection,
         id: Self::Id,
     ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send;
+    /// The row's id, for the audit trail.
+    fn uuid(&self) -> Uuid;
     /// What the policy sees of the locked row.
     fn record(
         &self,
@@ -257,6 +359,9 @@ macro_rules! guarded {
                 id: $id,
             ) -> impl std::future::Future<Output = diesel::QueryResult<Option<Self>>> + Send {
                 db::$module::lock(conn, id)
+            }
+            fn uuid(&self) -> Uuid {
+                self.id.0
             }
             fn record(
                 &self,
@@ -334,11 +439,16 @@ where
                 .await?
                 .ok_or(AppError::NotFound(T::NAME))?;
             let record = row.record(conn).await?;
-            ctx.guard_write(action, &record).map_err(|e| match e {
-                AppError::NotFound(_) => AppError::NotFound(T::NAME),
-                other => other,
-            })?;
-            work(conn, row).await
+            let uuid = row.uuid();
+            let grant = ctx
+                .guard_write(action, &record, Some(uuid))
+                .map_err(|e| match e {
+                    AppError::NotFound(_) => AppError::NotFound(T::NAME),
+                    other => other,
+                })?;
+            let done = work(conn, row).await?;
+            grant.commit(conn, uuid).await?;
+            Ok(done)
         })
         .await
 }

@@ -9,7 +9,7 @@ use super::contact::Contact;
 use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
 use super::input::{self, checked, keep_or_set, required, short_text};
 use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, Record};
+use crate::authz::{Action, Record};
 use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
 use crate::db::{self, CompanyId, ContactId, ServiceId};
 use crate::error::{AppError, AppResult};
@@ -42,12 +42,12 @@ impl Service {
     }
 
     fn record<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         Ok(Some(value))
     }
 
     fn internal<T>(&self, ctx: &Context<'_>, value: Option<T>) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), FieldClass::ServiceInternal)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         Ok(value)
     }
 }
@@ -67,7 +67,7 @@ impl Service {
         self.record(ctx, self.row.provider.into())
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
             Some(c) => Ok(Some(Company(c))),
@@ -76,7 +76,7 @@ impl Service {
     }
     /// The natural person who received the service, if any.
     async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
-        ctx.guard(self.facts(), FieldClass::ServiceRecord)?;
+        ctx.guard(self.facts(), self.row.id.0)?;
         match self.row.contact_id {
             Some(id) => match ctx.loader()?.load_one(id).await? {
                 Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
@@ -290,7 +290,11 @@ impl ServiceMutation {
             amount_eur: input::on_create(c.amount_eur),
             notes: input::on_create(c.notes),
         };
-        ctx.guard_write(Action::Create, &Record::new_row("service", author.org))?;
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("service", author.org),
+            None,
+        )?;
         let row = ctx
             .conn()
             .await?
@@ -299,7 +303,9 @@ impl ServiceMutation {
                     .await?
                     .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
                 check_contact(conn, company, new.contact_id, &contacts_visible).await?;
-                Ok(db::services::insert(conn, &author, &new).await?)
+                let row = db::services::insert(conn, &author, &new).await?;
+                grant.commit(conn, row.id.0).await?;
+                Ok(row)
             })
             .await?;
         Service::one(ctx, row).await

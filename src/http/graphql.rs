@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
+use crate::audit::{self, Decided, Recorder, Subject};
 use crate::auth::{self, Actor};
 use crate::authz::{Principal, Visibility};
 use crate::error::{AppError, ErrorCode, REQUEST_ID};
@@ -38,8 +39,23 @@ fn error_response(
     message: &str,
     request_id: &str,
 ) -> Response {
+    error_response_with(status, code, message, request_id, None)
+}
+
+/// The same, naming the audit event that recorded a denial.
+fn error_response_with(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    request_id: &str,
+    audit_event: Option<uuid::Uuid>,
+) -> Response {
+    let mut extensions = serde_json::json!({ "code": code.as_str() });
+    if let Some(id) = audit_event {
+        extensions["auditEventId"] = serde_json::Value::String(id.to_string());
+    }
     let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }],
+        "errors": [{ "message": message, "extensions": extensions }],
         "extensions": { "requestId": request_id },
     });
     let mut res = (
@@ -76,14 +92,28 @@ struct Who {
     authorizer: Arc<crate::authz::Authorizer>,
     /// Policy queries this request has cost so far (admission included).
     queries: Arc<AtomicU64>,
+    /// Who and which request, for the audit events.
+    subject: Subject,
 }
 
 /// The policy's request-level decision: an actor it refuses outright (R6,
 /// R8) gets 403 for the whole request. Otherwise the actor's visibility, which
 /// costs policy queries the first time a kind of actor is seen (memoized after).
-async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Response> {
+async fn admit(
+    s: &HttpState,
+    actor: Actor,
+    request_id: &str,
+    headers: &HeaderMap,
+) -> Result<Who, Response> {
     let principal = Principal::of(&actor);
     let authorizer = s.app.authorizer();
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let subject = Subject::of(
+        &actor,
+        request_id,
+        Some(&audit::trace_id(traceparent)),
+        authorizer.version(),
+    );
     let policy = authorizer.clone();
     let p = principal.clone();
     let queries = Arc::new(AtomicU64::new(0));
@@ -113,14 +143,33 @@ async fn admit(s: &HttpState, actor: Actor, request_id: &str) -> Result<Who, Res
             visibility,
             authorizer: policy,
             queries,
+            subject,
         }),
         Ok(Ok(Err(rule))) => {
+            // A refused request is a denial like any other: recorded before
+            // the answer, which names the event.
+            let recorder = Recorder::new(subject);
+            let event = recorder.push(Decided {
+                action: "request".to_owned(),
+                resource_type: "request".to_owned(),
+                rules: vec![rule.clone()],
+                ..Decided::default()
+            });
+            if s.app.audit.record(recorder.finish()).await.is_err() {
+                return Err(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    &AppError::Unavailable("the audit trail").to_string(),
+                    request_id,
+                ));
+            }
             let m = format!("access denied: this request is refused by rule {rule}");
-            Err(error_response(
+            Err(error_response_with(
                 StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,
                 &m,
                 request_id,
+                Some(event),
             ))
         }
         Ok(Err(e)) => Err(fail(format!("{e:#}"))),
@@ -207,7 +256,7 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
         Ok(a) => a,
         Err(res) => return res,
     };
-    let who = match admit(&s, actor, &request_id).await {
+    let who = match admit(&s, actor, &request_id, &headers).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -270,7 +319,7 @@ pub async fn get(
         Ok(a) => a,
         Err(res) => return res,
     };
-    let who = match admit(&s, actor, &request_id).await {
+    let who = match admit(&s, actor, &request_id, &headers).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -357,6 +406,7 @@ async fn execute(
             };
         }
     }
+    let recorder = Arc::new(Recorder::new(who.subject.clone()));
     let request = request.data(RequestContext {
         actor: who.actor.clone(),
         principal: who.principal.clone(),
@@ -368,19 +418,26 @@ async fn execute(
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
         ),
+        audit: recorder.clone(),
     });
     let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
     let run = REQUEST_ID.scope(
         request_id.to_owned(),
         REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
     );
-    let response = match tokio::time::timeout(timeout, run).await {
+    let mut response = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => {
             tracing::warn!(request_id, "request timed out");
             gql_error(AppError::Unavailable("the gateway (request timed out)"))
         }
     };
+    // Fail closed: nothing the events record is sent unless they are stored.
+    if s.app.audit.record(recorder.finish()).await.is_err() {
+        response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
+            gql_error(AppError::Unavailable("the audit trail"))
+        });
+    }
     let outcome = if response.errors.is_empty() {
         "ok"
     } else {

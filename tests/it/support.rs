@@ -146,6 +146,7 @@ pub struct Options {
     /// Load a policy of its own instead of the process-wide one (for tests
     /// that count policy queries, which parallel tests would disturb).
     pub own_policy: bool,
+    pub audit: kasvu_gateway::config::AuditConfig,
 }
 
 impl TestApp {
@@ -188,12 +189,14 @@ impl TestApp {
                 db_wait_timeout_ms: 5000,
                 db_connect_timeout_ms: 5000,
                 db_statement_timeout_ms: opts.statement_timeout_ms.unwrap_or(10_000),
+                db_role: "kasvu_gateway".into(),
             },
             redis_url: None,
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
             policy_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
             jwt: jwt.clone(),
             limits: opts.limits,
+            audit: opts.audit,
             enable_graphiql: opts.graphiql,
             no_migrate: false,
         };

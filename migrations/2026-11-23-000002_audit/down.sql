@@ -1,0 +1,7 @@
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+    REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM kasvu_gateway;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM kasvu_gateway;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM kasvu_gateway;
+REVOKE USAGE ON SCHEMA public FROM kasvu_gateway;
+DROP TABLE audit_events;
+DROP FUNCTION audit_events_append_only();

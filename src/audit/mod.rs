@@ -1,0 +1,155 @@
+//! The audit trail of authorization decisions (access.md, "Auditing decisions").
+//!
+//! A request's decisions are gathered by its [`Recorder`] (one event per
+//! resource type, decision and field set), handed to the [`AuditWriter`], and
+//! the response waits until they are committed. Events are hash-chained by
+//! [`chain::append`], the only code that inserts them; `audit verify` walks the
+//! chain with [`chain::verify`].
+
+pub mod chain;
+pub mod recorder;
+pub mod writer;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::Actor;
+
+pub use recorder::Recorder;
+pub use writer::{AuditError, AuditWriter, WriterSettings};
+
+/// Who decided-for, in which request: what every event of a request shares.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub sub: String,
+    pub org: String,
+    pub roles: Vec<String>,
+    pub country: Option<String>,
+    pub purpose: String,
+    pub policy_version: String,
+}
+
+impl Subject {
+    pub fn of(actor: &Actor, request_id: &str, trace_id: Option<&str>, policy: &str) -> Self {
+        Subject {
+            request_id: request_id.to_owned(),
+            trace_id: trace_id.map(str::to_owned),
+            sub: actor.sub.clone(),
+            org: actor.org.as_str().to_owned(),
+            roles: actor.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            country: Some(actor.country.clone()),
+            purpose: actor.purpose.as_str().to_owned(),
+            policy_version: policy.to_owned(),
+        }
+    }
+}
+
+/// One decision about a set of resources, before it has a place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    /// Microsecond precision, as Postgres stores it (the hash covers it).
+    pub occurred_at: DateTime<Utc>,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub actor_sub: String,
+    pub actor_org: String,
+    pub actor_roles: Vec<String>,
+    pub actor_country: Option<String>,
+    pub purpose: String,
+    /// `read`, `create`, `update`, `delete`, `restrict`, …, or `request` for a
+    /// whole request refused.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<Uuid>,
+    /// GraphQL field names read or written (never their values).
+    pub fields: Vec<String>,
+    pub field_classes: Vec<String>,
+    pub allowed: bool,
+    pub rules: Vec<String>,
+    pub policy_version: String,
+}
+
+/// What an event says, apart from who and when.
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<Uuid>,
+    pub fields: Vec<String>,
+    pub field_classes: Vec<String>,
+    pub allowed: bool,
+    pub rules: Vec<String>,
+}
+
+impl Subject {
+    pub fn event(&self, id: Uuid, d: Decided) -> AuditEvent {
+        AuditEvent {
+            id,
+            occurred_at: now_micros(),
+            request_id: self.request_id.clone(),
+            trace_id: self.trace_id.clone(),
+            actor_sub: self.sub.clone(),
+            actor_org: self.org.clone(),
+            actor_roles: self.roles.clone(),
+            actor_country: self.country.clone(),
+            purpose: self.purpose.clone(),
+            action: d.action,
+            resource_type: d.resource_type,
+            resource_ids: d.resource_ids,
+            fields: d.fields,
+            field_classes: d.field_classes,
+            allowed: d.allowed,
+            rules: d.rules,
+            policy_version: self.policy_version.clone(),
+        }
+    }
+}
+
+/// Now, cut to the microseconds Postgres keeps, so the stored time hashes the
+/// same as the one the writer hashed.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The W3C `traceparent` trace id of a request, or a fresh one, so an event
+/// always names the trace its request's logs carry.
+pub fn trace_id(traceparent: Option<&str>) -> String {
+    traceparent
+        .and_then(|tp| {
+            let mut parts = tp.trim().split('-');
+            let (_version, trace) = (parts.next()?, parts.next()?);
+            let valid = trace.len() == 32
+                && trace.bytes().all(|b| b.is_ascii_hexdigit())
+                && trace.bytes().any(|b| b != b'0');
+            valid.then(|| trace.to_ascii_lowercase())
+        })
+        .unwrap_or_else(|| Uuid::new_v4().simple().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_comes_from_traceparent_or_is_made() {
+        assert_eq!(
+            trace_id(Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        for bad in [
+            None,
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
+            let made = trace_id(bad);
+            assert_eq!(made.len(), 32);
+            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The `audit_events` table: insert and select only (the gateway's role may do
+//! nothing else there, and a trigger refuses changes from anyone).
+//!
+//! The chain itself (hashes, order) is `crate::audit`'s; this module only
+//! stores and finds rows.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::audit_events;
+
+/// One stored event. Array columns are `Array<Nullable<_>>` in diesel's
+/// schema (Postgres arrays may hold NULLs); the gateway never writes one.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub actor_sub: String,
+    pub actor_org: String,
+    pub actor_roles: Vec<Option<String>>,
+    pub actor_country: Option<String>,
+    pub purpose: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<Option<Uuid>>,
+    pub fields: Vec<Option<String>>,
+    pub field_classes: Vec<Option<String>>,
+    pub allowed: bool,
+    pub rules: Vec<Option<String>>,
+    pub policy_version: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub actor_sub: String,
+    pub actor_org: String,
+    pub actor_roles: Vec<Option<String>>,
+    pub actor_country: Option<String>,
+    pub purpose: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<Option<Uuid>>,
+    pub fields: Vec<Option<String>>,
+    pub field_classes: Vec<Option<String>>,
+    pub allowed: bool,
+    pub rules: Vec<Option<String>>,
+    pub policy_version: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The key of the transaction-scoped advisory lock that serializes appends.
+const CHAIN_LOCK: i64 = 0x6b61_7376_7561_7564; // "kasvuaud"
+
+diesel::define_sql_function! {
+    /// Postgres' transaction-scoped advisory lock.
+    fn pg_advisory_xact_lock(key: BigInt);
+}
+
+/// Takes the chain's lock until the transaction ends: whoever holds it reads
+/// the tail and appends, so the chain has one order across every writer
+/// (batches, mutations, other replicas).
+pub async fn lock_chain(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::select(pg_advisory_xact_lock(CHAIN_LOCK))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The newest event's position and hash.
+pub async fn tail(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<u8>)>> {
+    audit_events::table
+        .select((audit_events::seq, audit_events::hash))
+        .order(audit_events::seq.desc())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Inserts rows already chained by the caller (20 columns each, so chunks of
+/// 1,000 stay far below Postgres' 65,535 bind parameters).
+pub async fn insert(conn: &mut AsyncPgConnection, rows: &[NewAuditRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(audit_events::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Events in chain order from `after_seq` on (for `audit verify`).
+pub async fn in_order(
+    conn: &mut AsyncPgConnection,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    audit_events::table
+        .filter(audit_events::seq.gt(after_seq))
+        .order(audit_events::seq.asc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// What auditors search by; every part is optional and they combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_sub: Option<String>,
+    pub actor_org: Option<String>,
+    pub purpose: Option<String>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub allowed: Option<bool>,
+    pub rule: Option<String>,
+    pub request_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+type Boxed<'a> = audit_events::BoxedQuery<'a, diesel::pg::Pg>;
+
+fn filtered(f: &AuditFilter) -> Boxed<'_> {
+    let mut q = audit_events::table.into_boxed();
+    if let Some(v) = &f.actor_sub {
+        q = q.filter(audit_events::actor_sub.eq(v));
+    }
+    if let Some(v) = &f.actor_org {
+        q = q.filter(audit_events::actor_org.eq(v));
+    }
+    if let Some(v) = &f.purpose {
+        q = q.filter(audit_events::purpose.eq(v));
+    }
+    if let Some(v) = &f.action {
+        q = q.filter(audit_events::action.eq(v));
+    }
+    if let Some(v) = &f.resource_type {
+        q = q.filter(audit_events::resource_type.eq(v));
+    }
+    if let Some(v) = f.resource_id {
+        // `@>` on the GIN index: every event that named this id.
+        q = q.filter(audit_events::resource_ids.contains(vec![Some(v)]));
+    }
+    if let Some(v) = f.allowed {
+        q = q.filter(audit_events::allowed.eq(v));
+    }
+    if let Some(v) = &f.rule {
+        q = q.filter(audit_events::rules.contains(vec![Some(v.clone())]));
+    }
+    if let Some(v) = &f.request_id {
+        q = q.filter(audit_events::request_id.eq(v));
+    }
+    if let Some(v) = f.from {
+        q = q.filter(audit_events::occurred_at.ge(v));
+    }
+    if let Some(v) = f.to {
+        q = q.filter(audit_events::occurred_at.lt(v));
+    }
+    q
+}
+
+/// A page of matching events, newest first: those before `before_seq`.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    let mut q = filtered(filter);
+    if let Some(seq) = before_seq {
+        q = q.filter(audit_events::seq.lt(seq));
+    }
+    q.order(audit_events::seq.desc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilter) -> QueryResult<i64> {
+    filtered(filter).count().get_result(conn).await
+}
+
+/// Bounds how long the audit writer's transaction waits for a lock (a table
+/// locked by someone else) or runs, so it fails instead of hanging.
+pub async fn set_local_timeouts(conn: &mut AsyncPgConnection, millis: u128) -> QueryResult<()> {
+    diesel::sql_query(format!("SET LOCAL lock_timeout = {millis}"))
+        .execute(conn)
+        .await?;
+    diesel::sql_query(format!("SET LOCAL statement_timeout = {millis}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
