@@ -134,3 +134,130 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&key_dir);
     Ok(())
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditBenchArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[arg(long, env = "POLICY_DIR", default_value = "policies")]
+    pub policy_dir: std::path::PathBuf,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Requests per mode.
+    #[arg(long, default_value_t = 400)]
+    pub requests: usize,
+}
+
+/// `kasvu-gateway bench audit`: the dashboard query with auditing on, under
+/// concurrent load, with the audit writer's group commit against one
+/// synchronous audit transaction per request: throughput, events per second,
+/// latency and how many commits the events took.
+pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
+    let key_dir = std::env::temp_dir().join(format!("kasvu-bench-{}", uuid::Uuid::new_v4()));
+    let jwt = JwtConfig {
+        issuer: "kasvu-bench".into(),
+        audience: "kasvu-gateway".into(),
+        jwks_file: None,
+        jwks_url: None,
+        jwks_refetch_secs: 60,
+        dev_key_file: key_dir.join("dev.key"),
+        leeway_secs: 30,
+    };
+    crate::auth::dev_key(&jwt.dev_key_file, true)?;
+    // One policy for both runs, warmed by the first request of the first.
+    let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
+    let token = sign_dev_token(
+        &jwt,
+        &Claims::new(
+            &jwt,
+            "bench",
+            "TEM",
+            &["viewer"],
+            None,
+            Duration::from_secs(3600),
+        ),
+    )?;
+    let concurrency = args.concurrency.max(1);
+    let per_worker = args.requests.div_ceil(concurrency);
+    println!("mode           requests  concurrency  req/s   events/s  commits  p50 ms  p99 ms");
+    for (mode, per_request) in [("group commit", false), ("per request", true)] {
+        let config = Config {
+            db: DbConfig {
+                db_pool_size: args.db.db_pool_size.max(concurrency),
+                ..args.db.clone()
+            },
+            redis_url: None,
+            listen_addr: "127.0.0.1:0".parse()?,
+            policy_dir: args.policy_dir.clone(),
+            jwt: jwt.clone(),
+            limits: Limits::default(),
+            audit: crate::config::AuditConfig {
+                audit_per_request: per_request,
+                audit_commit_timeout_ms: 10_000,
+                ..Default::default()
+            },
+            enable_graphiql: false,
+            no_migrate: true,
+        };
+        let app = App::build_with(config, authorizer.clone()).await?;
+        let router = crate::http::router(app.clone());
+        let one = |router: axum::Router, token: String| async move {
+            let req = Request::post("/graphql")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" })
+                        .to_string(),
+                ))?;
+            let started = Instant::now();
+            let res = router.oneshot(req).await?;
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+            anyhow::ensure!(
+                body.starts_with(b"{\"data\":{\"companies\""),
+                "unexpected answer: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+            Ok::<_, anyhow::Error>(started.elapsed())
+        };
+        one(router.clone(), token.clone()).await?;
+        let events_before = audit_events(&app).await?;
+        let commits_before = app.metrics.audit.commits();
+        let started = Instant::now();
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (router, token) = (router.clone(), token.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_worker);
+                    for _ in 0..per_worker {
+                        latencies.push(one(router.clone(), token.clone()).await?);
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for w in workers {
+            latencies.extend(w.await??);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let events = audit_events(&app).await? - events_before;
+        let commits = app.metrics.audit.commits() - commits_before;
+        latencies.sort();
+        println!(
+            "{mode:<13} {:>9}  {concurrency:>11}  {:>6.1}  {:>8.0}  {commits:>7}  {:>6.1}  {:>6.1}",
+            latencies.len(),
+            latencies.len() as f64 / wall,
+            events as f64 / wall,
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    let _ = std::fs::remove_dir_all(&key_dir);
+    Ok(())
+}
+
+async fn audit_events(app: &crate::app::AppState) -> anyhow::Result<i64> {
+    let mut conn = app.pool.get().await?;
+    Ok(crate::db::audit::count(&mut conn, &Default::default()).await?)
+}

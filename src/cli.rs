@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::chain::Verdict;
 use crate::auth::{self, JwtConfig};
 use crate::config::{Config, DbConfig};
 
@@ -64,12 +65,27 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit hash chain from the genesis and say where it breaks
+    /// (exit code 1 when it does).
+    Verify(DbConfig),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Authorization cost of the dashboard query, cold and memoized.
     Policy(crate::bench::BenchArgs),
+    /// The dashboard query under concurrent load with auditing on: group
+    /// commit against one audit transaction per request.
+    Audit(crate::bench::AuditBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +112,18 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A connection as the login of DATABASE_URL itself (no `SET ROLE`): the
+/// operator's commands seed, reset and read what the gateway's role may not.
+async fn owner_connection(db: &DbConfig) -> anyhow::Result<crate::db::PooledConn> {
+    let settings = crate::db::PoolSettings {
+        max_size: 1,
+        role: None,
+        ..db.pool_settings()
+    };
+    let pool = crate::db::build_pool(&db.database_url, &settings, Default::default())?;
+    Ok(pool.get().await?)
+}
+
 /// Runs a command; the process exit code is 0 on success.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -118,9 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed { db, scale, reset } => {
             crate::db::run_migrations(&db.database_url).await?;
-            let pool =
-                crate::db::build_pool(&db.database_url, &db.pool_settings(), Default::default())?;
-            let mut conn = pool.get().await?;
+            let mut conn = owner_connection(&db).await?;
             let r = crate::db::seed::seed(&mut conn, scale, reset).await?;
             println!(
                 "seeded scale {scale}: {} companies, {} confidential rows, {} contacts, {} services, {} requests in {} ms",
@@ -174,6 +200,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Policy(args),
         } => crate::bench::policy(args).await,
+        Command::Bench {
+            command: BenchCommand::Audit(args),
+        } => crate::bench::audit(args).await,
+        Command::Audit {
+            command: AuditCommand::Verify(db),
+        } => {
+            let mut conn = owner_connection(&db).await?;
+            match crate::audit::chain::verify(&mut conn).await? {
+                Verdict::Intact { events, head } => {
+                    match head {
+                        Some((seq, hash)) => println!(
+                            "audit chain intact: {events} events; head {seq} sha256:{hash}"
+                        ),
+                        None => println!("audit chain intact: no events yet"),
+                    }
+                    Ok(())
+                }
+                Verdict::Broken {
+                    seq,
+                    id,
+                    reason,
+                    checked,
+                } => {
+                    let id = id.map(|i| format!(" ({i})")).unwrap_or_default();
+                    println!("audit chain BROKEN at event {seq}{id}: {reason}");
+                    println!("{checked} events before it verified");
+                    anyhow::bail!("the audit chain is broken at event {seq}")
+                }
+            }
+        }
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
             Ok(())

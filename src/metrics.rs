@@ -82,6 +82,11 @@ impl AuditMetrics {
         self.commit_seconds.observe(seconds);
     }
 
+    /// Audit transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.batch_events.get_sample_count()
+    }
+
     pub fn failed(&self, reason: &str) {
         self.failures.with_label_values(&[reason]).inc();
     }

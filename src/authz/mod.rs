@@ -292,6 +292,36 @@ impl Authorizer {
     }
 }
 
+impl Authorizer {
+    /// The decision on `action` (and, for a read, field `class`) of a
+    /// described record by a described actor, and the rules behind it, as
+    /// the gateway would enforce it (for auditors' explanations).
+    pub fn explain(
+        &self,
+        actor: &Principal,
+        action: &str,
+        record: &Record,
+        class: Option<FieldClass>,
+    ) -> anyhow::Result<Verdict> {
+        verdict(
+            &self.engine,
+            actor,
+            action,
+            record,
+            class.map(FieldClass::as_str),
+        )
+    }
+
+    /// May the actor read the audit trail (class `audit`, R10)?
+    pub fn may_audit(&self, actor: &Principal, org: OrgCode) -> anyhow::Result<Decision> {
+        self.read_field(
+            actor,
+            &Record::new_row("audit_event", org),
+            FieldClass::Audit,
+        )
+    }
+}
+
 impl Principal {
     /// What the policy sees of an actor: not the person, only the facts the
     /// rules use, so decisions memoize across the people who share them.

@@ -153,3 +153,16 @@ pub async fn delete(
     .await?;
     Ok(())
 }
+
+/// One row by id, whoever may see it (for explaining decisions about it).
+pub async fn by_id(
+    conn: &mut AsyncPgConnection,
+    id: ConfidentialId,
+) -> QueryResult<Option<ConfidentialRow>> {
+    cc::table
+        .find(id)
+        .select(ConfidentialRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}

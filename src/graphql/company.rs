@@ -254,16 +254,19 @@ impl CompanyQuery {
         let mut conn = ctx.conn().await?;
         let rows =
             db::companies::list(&mut conn, &filter, &ctx.visibility()?.companies, page).await?;
-        // Primed so `contact.company` and `service.company` under this page cost no query.
-        ctx.loader()?
-            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
-            .await;
-        preload_children(ctx, &rows).await?;
         let total = if connection::wants_total(ctx) {
             db::companies::count(&mut conn, &filter, &ctx.visibility()?.companies).await?
         } else {
             0
         };
+        // Returned before the loader takes connections of its own: holding
+        // it would deadlock the pool once requests outnumber connections.
+        drop(conn);
+        // Primed so `contact.company` and `service.company` under this page cost no query.
+        ctx.loader()?
+            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
+            .await;
+        preload_children(ctx, &rows).await?;
         Ok(connection::build(
             rows,
             first,

@@ -291,6 +291,8 @@ impl ContactQuery {
         } else {
             0
         };
+        // Returned before the loader takes a connection (see `companies`).
+        drop(conn);
         let nodes = Contact::many(ctx, rows).await?;
         Ok(connection::build(
             nodes,

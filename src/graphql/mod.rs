@@ -1,6 +1,7 @@
 //! The GraphQL schema: types wrap rows (no GraphQL derive on a diesel row),
 //! one file per domain, merged roots, typed context accessors.
 
+pub mod audit;
 pub mod company;
 pub mod connection;
 pub mod contact;
@@ -16,7 +17,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEvent, Decided, Recorder};
+use crate::audit::{chain, AuditEvent, Decided, Recorder};
 use crate::auth::Actor;
 use crate::authz::{fields, Action, FieldClass, Principal, Record, Visibility};
 use crate::config::Limits;
@@ -37,7 +38,7 @@ pub struct Query(
     contact::ContactQuery,
     service::ServiceQuery,
     not_yet::RequestQuery,
-    not_yet::AuditQuery,
+    audit::AuditQuery,
     viewer::ViewerQuery,
 );
 
@@ -139,7 +140,10 @@ impl WriteGrant {
     /// transaction: the change and its record commit together or not at all.
     pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
         self.event.resource_ids = vec![id];
-        Ok(audit::chain::append(conn, &[self.event]).await?)
+        chain::append(conn, &[self.event]).await.map_err(|e| {
+            tracing::error!(error = %e, "a change's audit event was not stored; the change is rolled back");
+            AppError::Unavailable("the audit trail")
+        })
     }
 }
 
@@ -336,7 +340,7 @@ pub trait Guarded: Sized + Send {
 }
 
 /// The industry code of a row's company, read inside the mutation's transaction.
-async fn industry_of(
+pub(crate) async fn industry_of(
     conn: &mut AsyncPgConnection,
     company: db::CompanyId,
 ) -> diesel::QueryResult<Option<String>> {

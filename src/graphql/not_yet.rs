@@ -1,5 +1,5 @@
 //! Entry points of contract.md whose capability is still to be built (data
-//! subject requests and the audit trail). They exist so clients can be written
+//! subject requests). They exist so clients can be written
 //! against the final schema, and answer `UNAVAILABLE` saying so.
 
 use async_graphql::connection::Connection;
@@ -63,49 +63,5 @@ impl RequestQuery {
         _contact_id: ID,
     ) -> AppResult<Option<SubjectAccessReport>> {
         not_yet("subject access reports (not built yet)")
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct AuditEvent {
-    pub id: ID,
-    pub occurred_at: DateTime<Utc>,
-}
-
-#[derive(InputObject, Default)]
-pub struct AuditEventFilter {
-    pub resource_id: Option<ID>,
-}
-
-#[derive(InputObject)]
-pub struct ExplainInput {
-    pub org: Organization,
-    pub roles: Vec<String>,
-    pub resource_id: ID,
-    pub field: String,
-}
-
-#[derive(SimpleObject)]
-pub struct Decision {
-    pub allowed: bool,
-    pub rules: Vec<String>,
-    pub policy_version: String,
-}
-
-#[derive(Default)]
-pub struct AuditQuery;
-
-#[Object]
-impl AuditQuery {
-    async fn audit_events(
-        &self,
-        _filter: Option<AuditEventFilter>,
-        _first: Option<i32>,
-        _after: Option<String>,
-    ) -> AppResult<Connection<String, AuditEvent, Totals>> {
-        not_yet("the audit trail (not built yet)")
-    }
-    async fn explain_decision(&self, _input: ExplainInput) -> AppResult<Decision> {
-        not_yet("decision explanations (not built yet)")
     }
 }

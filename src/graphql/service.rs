@@ -183,6 +183,8 @@ impl ServiceQuery {
         } else {
             0
         };
+        // Returned before the loader takes a connection (see `companies`).
+        drop(conn);
         let nodes = Service::many(ctx, rows).await?;
         Ok(connection::build(
             nodes,

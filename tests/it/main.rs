@@ -1,6 +1,7 @@
 //! The one integration-test binary: real PostgreSQL, the real router.
 
 mod access;
+mod audit;
 mod auth;
 mod http;
 mod mutations;

@@ -1,3 +1,4 @@
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{code, TestApp};
@@ -415,4 +416,29 @@ async fn seeded_register_covers_every_case() {
         24
     );
     assert_eq!(n("SELECT count(*) FROM services s JOIN contacts c ON c.id = s.contact_id WHERE c.company_id <> s.company_id").await, 0);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_pool_size_do_not_deadlock_it() {
+    // Four connections, twenty concurrent pages with nested levels: a
+    // resolver that kept its connection while the loader waited for another
+    // one would starve the pool until its wait timeout.
+    let t = TestApp::new().await;
+    let token = t.token("TEM", &["viewer"]);
+    let query =
+        "{ companies(first: 5) { nodes { name contacts { lastName services { title } } } } \
+                   contacts(first: 5) { nodes { lastName company { name } } } \
+                   services(first: 5) { nodes { title contact { lastName } } } }";
+    let started = std::time::Instant::now();
+    let bodies = futures::future::join_all((0..20).map(|_| t.gql(&token, query, json!({})))).await;
+    for (status, body) in &bodies {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(
+            body["errors"]
+                .as_array()
+                .is_none_or(|e| e.iter().all(|e| e["extensions"]["code"] != "UNAVAILABLE")),
+            "{body}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -356,6 +356,15 @@ impl TestApp {
         diesel::sql_query(sql).execute(&mut c).await.expect("exec");
     }
 
+    /// Several statements in one go (simple protocol), e.g. a transaction.
+    pub async fn sql_batch(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        let mut c = AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect");
+        c.batch_execute(sql).await.expect("batch");
+    }
+
     pub fn statements(&self) -> u64 {
         self.app.statements.get()
     }
