@@ -40,7 +40,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
+/// A throwaway development key for the benchmark's tokens.
+fn bench_jwt() -> anyhow::Result<(std::path::PathBuf, JwtConfig)> {
     let key_dir = std::env::temp_dir().join(format!("kasvu-bench-{}", uuid::Uuid::new_v4()));
     let jwt = JwtConfig {
         issuer: "kasvu-bench".into(),
@@ -52,6 +53,11 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
         leeway_secs: 30,
     };
     crate::auth::dev_key(&jwt.dev_key_file, true)?;
+    Ok((key_dir, jwt))
+}
+
+pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
+    let (key_dir, jwt) = bench_jwt()?;
     println!("persona       phase      requests  policy queries/req  policy ms/req  latency p50 ms  p99 ms");
     for (persona, org, roles) in [
         ("TEM viewer", "TEM", ["viewer"]),
@@ -154,17 +160,7 @@ pub struct AuditBenchArgs {
 /// synchronous audit transaction per request: throughput, events per second,
 /// latency and how many commits the events took.
 pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
-    let key_dir = std::env::temp_dir().join(format!("kasvu-bench-{}", uuid::Uuid::new_v4()));
-    let jwt = JwtConfig {
-        issuer: "kasvu-bench".into(),
-        audience: "kasvu-gateway".into(),
-        jwks_file: None,
-        jwks_url: None,
-        jwks_refetch_secs: 60,
-        dev_key_file: key_dir.join("dev.key"),
-        leeway_secs: 30,
-    };
-    crate::auth::dev_key(&jwt.dev_key_file, true)?;
+    let (key_dir, jwt) = bench_jwt()?;
     // One policy for both runs, warmed by the first request of the first.
     let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
     let token = sign_dev_token(

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AuditEvent;
-use crate::db::audit::{self as store, AuditRow, NewAuditRow};
+use crate::db::audit::{self as store, AuditRow};
 
 const DOMAIN: &[u8] = b"kasvu-audit-v1";
 
@@ -62,7 +62,7 @@ impl Canonical {
 }
 
 /// The hashed content of a row: every column but `prev_hash` and `hash`.
-fn canonical(r: &NewAuditRow) -> Vec<u8> {
+fn canonical(r: &AuditRow) -> Vec<u8> {
     let mut c = Canonical(Vec::with_capacity(512));
     c.0.extend_from_slice(&r.seq.to_be_bytes());
     c.0.extend_from_slice(r.id.as_bytes());
@@ -85,7 +85,7 @@ fn canonical(r: &NewAuditRow) -> Vec<u8> {
     c.0
 }
 
-fn link_hash(prev: &[u8], row: &NewAuditRow) -> Vec<u8> {
+fn link_hash(prev: &[u8], row: &AuditRow) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update(prev);
@@ -98,26 +98,27 @@ fn texts(v: &[String]) -> Vec<Option<String>> {
 }
 
 /// The row an event becomes at position `seq` after `prev`.
-fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>) -> NewAuditRow {
-    let mut row = NewAuditRow {
+fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>) -> AuditRow {
+    let (who, what) = (&event.subject, &event.decided);
+    let mut row = AuditRow {
         seq,
         id: event.id,
         occurred_at: event.occurred_at,
-        request_id: event.request_id.clone(),
-        trace_id: event.trace_id.clone(),
-        actor_sub: event.actor_sub.clone(),
-        actor_org: event.actor_org.clone(),
-        actor_roles: texts(&event.actor_roles),
-        actor_country: event.actor_country.clone(),
-        purpose: event.purpose.clone(),
-        action: event.action.clone(),
-        resource_type: event.resource_type.clone(),
-        resource_ids: event.resource_ids.iter().copied().map(Some).collect(),
-        fields: texts(&event.fields),
-        field_classes: texts(&event.field_classes),
-        allowed: event.allowed,
-        rules: texts(&event.rules),
-        policy_version: event.policy_version.clone(),
+        request_id: who.request_id.clone(),
+        trace_id: who.trace_id.clone(),
+        actor_sub: who.sub.clone(),
+        actor_org: who.org.clone(),
+        actor_roles: texts(&who.roles),
+        actor_country: who.country.clone(),
+        purpose: who.purpose.clone(),
+        action: what.action.clone(),
+        resource_type: what.resource_type.clone(),
+        resource_ids: what.resource_ids.iter().copied().map(Some).collect(),
+        fields: texts(&what.fields),
+        field_classes: texts(&what.field_classes),
+        allowed: what.allowed,
+        rules: texts(&what.rules),
+        policy_version: who.policy_version.clone(),
         prev_hash: Vec::new(),
         hash: Vec::new(),
     };
@@ -172,31 +173,6 @@ pub enum Verdict {
     },
 }
 
-fn as_new(r: &AuditRow) -> NewAuditRow {
-    NewAuditRow {
-        seq: r.seq,
-        id: r.id,
-        occurred_at: r.occurred_at,
-        request_id: r.request_id.clone(),
-        trace_id: r.trace_id.clone(),
-        actor_sub: r.actor_sub.clone(),
-        actor_org: r.actor_org.clone(),
-        actor_roles: r.actor_roles.clone(),
-        actor_country: r.actor_country.clone(),
-        purpose: r.purpose.clone(),
-        action: r.action.clone(),
-        resource_type: r.resource_type.clone(),
-        resource_ids: r.resource_ids.clone(),
-        fields: r.fields.clone(),
-        field_classes: r.field_classes.clone(),
-        allowed: r.allowed,
-        rules: r.rules.clone(),
-        policy_version: r.policy_version.clone(),
-        prev_hash: r.prev_hash.clone(),
-        hash: r.hash.clone(),
-    }
-}
-
 /// Walks the chain from the genesis in `seq` order and names the first
 /// broken link: a missing position (a deleted row), a `prev_hash` that is not
 /// the previous row's hash (deleted, inserted or reordered rows), or a hash
@@ -227,7 +203,7 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Verdict> {
                     "its previous hash is not the hash of the event before it".to_owned(),
                 ));
             }
-            if link_hash(&prev, &as_new(r)) != r.hash {
+            if link_hash(&prev, r) != r.hash {
                 return Ok(broken(
                     "its content does not match its hash (the event was changed)".to_owned(),
                 ));
@@ -250,27 +226,32 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{Decided, Subject};
     use chrono::DateTime;
 
     fn event(n: u128) -> AuditEvent {
         AuditEvent {
             id: Uuid::from_u128(n),
             occurred_at: DateTime::from_timestamp_micros(1_800_000_000_000_000).unwrap_or_default(),
-            request_id: "r".into(),
-            trace_id: None,
-            actor_sub: "a".into(),
-            actor_org: "TEM".into(),
-            actor_roles: vec!["viewer".into()],
-            actor_country: Some("FI".into()),
-            purpose: "CUSTOMER_RELATIONSHIP".into(),
-            action: "read".into(),
-            resource_type: "contact".into(),
-            resource_ids: vec![Uuid::from_u128(7)],
-            fields: vec!["email".into()],
-            field_classes: vec!["contact.identification".into()],
-            allowed: true,
-            rules: vec!["R1".into()],
-            policy_version: "sha256:x".into(),
+            subject: Subject {
+                request_id: "r".into(),
+                trace_id: None,
+                sub: "a".into(),
+                org: "TEM".into(),
+                roles: vec!["viewer".into()],
+                country: Some("FI".into()),
+                purpose: "CUSTOMER_RELATIONSHIP".into(),
+                policy_version: "sha256:x".into(),
+            },
+            decided: Decided {
+                action: "read".into(),
+                resource_type: "contact".into(),
+                resource_ids: vec![Uuid::from_u128(7)],
+                fields: vec!["email".into()],
+                field_classes: vec!["contact.identification".into()],
+                allowed: true,
+                rules: vec!["R1".into()],
+            },
         }
     }
 
@@ -279,13 +260,13 @@ mod tests {
         let base = chained(&event(1), 1, genesis().to_vec());
         let mut variants = Vec::new();
         let mut e = event(1);
-        e.allowed = false;
+        e.decided.allowed = false;
         variants.push(chained(&e, 1, genesis().to_vec()));
         let mut e = event(1);
-        e.fields = vec!["em".into(), "ail".into()];
+        e.decided.fields = vec!["em".into(), "ail".into()];
         variants.push(chained(&e, 1, genesis().to_vec()));
         let mut e = event(1);
-        e.trace_id = Some(String::new());
+        e.subject.trace_id = Some(String::new());
         variants.push(chained(&e, 1, genesis().to_vec()));
         variants.push(chained(&event(1), 2, genesis().to_vec()));
         variants.push(chained(&event(1), 1, vec![0; 32]));

@@ -19,7 +19,7 @@ pub use recorder::Recorder;
 pub use writer::{AuditError, AuditWriter, WriterSettings};
 
 /// Who decided-for, in which request: what every event of a request shares.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     pub request_id: String,
     pub trace_id: Option<String>,
@@ -46,21 +46,11 @@ impl Subject {
     }
 }
 
-/// One decision about a set of resources, before it has a place in the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub id: Uuid,
-    /// Microsecond precision, as Postgres stores it (the hash covers it).
-    pub occurred_at: DateTime<Utc>,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub actor_sub: String,
-    pub actor_org: String,
-    pub actor_roles: Vec<String>,
-    pub actor_country: Option<String>,
-    pub purpose: String,
-    /// `read`, `create`, `update`, `delete`, `restrict`, …, or `request` for a
-    /// whole request refused.
+/// What an event says, apart from who and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// `read`, `create`, `update`, `delete`, `restrict`, …, `explain`, or
+    /// `request` for a whole request refused.
     pub action: String,
     pub resource_type: String,
     pub resource_ids: Vec<Uuid>,
@@ -69,41 +59,25 @@ pub struct AuditEvent {
     pub field_classes: Vec<String>,
     pub allowed: bool,
     pub rules: Vec<String>,
-    pub policy_version: String,
 }
 
-/// What an event says, apart from who and when.
-#[derive(Debug, Clone, Default)]
-pub struct Decided {
-    pub action: String,
-    pub resource_type: String,
-    pub resource_ids: Vec<Uuid>,
-    pub fields: Vec<String>,
-    pub field_classes: Vec<String>,
-    pub allowed: bool,
-    pub rules: Vec<String>,
+/// One decision about a set of resources, before it has a place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    /// Microsecond precision, as Postgres stores it (the hash covers it).
+    pub occurred_at: DateTime<Utc>,
+    pub subject: Subject,
+    pub decided: Decided,
 }
 
 impl Subject {
-    pub fn event(&self, id: Uuid, d: Decided) -> AuditEvent {
+    pub fn event(&self, id: Uuid, decided: Decided) -> AuditEvent {
         AuditEvent {
             id,
             occurred_at: now_micros(),
-            request_id: self.request_id.clone(),
-            trace_id: self.trace_id.clone(),
-            actor_sub: self.sub.clone(),
-            actor_org: self.org.clone(),
-            actor_roles: self.roles.clone(),
-            actor_country: self.country.clone(),
-            purpose: self.purpose.clone(),
-            action: d.action,
-            resource_type: d.resource_type,
-            resource_ids: d.resource_ids,
-            fields: d.fields,
-            field_classes: d.field_classes,
-            allowed: d.allowed,
-            rules: d.rules,
-            policy_version: self.policy_version.clone(),
+            subject: self.clone(),
+            decided,
         }
     }
 }

@@ -224,9 +224,9 @@ mod tests {
         assert_eq!(events.len(), 2);
         let page = events
             .iter()
-            .find(|e| e.resource_ids.len() == 50)
+            .find(|e| e.decided.resource_ids.len() == 50)
             .expect("the page's event");
-        assert_eq!(page.fields, ["email", "phone"]);
+        assert_eq!(page.decided.fields, ["email", "phone"]);
         assert!(r.finish().is_empty());
     }
 
@@ -263,8 +263,8 @@ mod tests {
         let events = r.finish();
         assert_eq!(events.len(), 2);
         let home = events.iter().find(|e| e.id == a).expect("the home denial");
-        assert!(!home.allowed);
-        assert_eq!(home.resource_ids.len(), 2);
-        assert_eq!(home.fields, ["postalAddress", "street"]);
+        assert!(!home.decided.allowed);
+        assert_eq!(home.decided.resource_ids.len(), 2);
+        assert_eq!(home.decided.fields, ["postalAddress", "street"]);
     }
 }

@@ -12,36 +12,12 @@ use uuid::Uuid;
 
 use super::schema::audit_events;
 
-/// One stored event. Array columns are `Array<Nullable<_>>` in diesel's
-/// schema (Postgres arrays may hold NULLs); the gateway never writes one.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// One stored event, as selected and as inserted. Array columns are
+/// `Array<Nullable<_>>` in diesel's schema (Postgres arrays may hold NULLs);
+/// the gateway never writes one, and `audit verify` hashes what is there.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct AuditRow {
-    pub seq: i64,
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub actor_sub: String,
-    pub actor_org: String,
-    pub actor_roles: Vec<Option<String>>,
-    pub actor_country: Option<String>,
-    pub purpose: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_ids: Vec<Option<Uuid>>,
-    pub fields: Vec<Option<String>>,
-    pub field_classes: Vec<Option<String>>,
-    pub allowed: bool,
-    pub rules: Vec<Option<String>>,
-    pub policy_version: String,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = audit_events)]
-pub struct NewAuditRow {
     pub seq: i64,
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
@@ -94,7 +70,7 @@ pub async fn tail(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<
 
 /// Inserts rows already chained by the caller (20 columns each, so chunks of
 /// 1,000 stay far below Postgres' 65,535 bind parameters).
-pub async fn insert(conn: &mut AsyncPgConnection, rows: &[NewAuditRow]) -> QueryResult<()> {
+pub async fn insert(conn: &mut AsyncPgConnection, rows: &[AuditRow]) -> QueryResult<()> {
     for chunk in rows.chunks(1000) {
         diesel::insert_into(audit_events::table)
             .values(chunk)

@@ -139,7 +139,7 @@ impl WriteGrant {
     /// Appends the change's event to the chain inside the mutation's
     /// transaction: the change and its record commit together or not at all.
     pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
-        self.event.resource_ids = vec![id];
+        self.event.decided.resource_ids = vec![id];
         chain::append(conn, &[self.event]).await.map_err(|e| {
             tracing::error!(error = %e, "a change's audit event was not stored; the change is rolled back");
             AppError::Unavailable("the audit trail")

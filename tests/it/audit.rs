@@ -421,40 +421,11 @@ async fn a_response_is_not_sent_when_its_events_cannot_be_stored() {
     t.data(&token, EMAILS, json!({"n": 5})).await;
 }
 
-/// Holds an exclusive lock on audit_events until the returned sender is dropped.
-async fn lock_audit_table(t: &TestApp) -> tokio::sync::oneshot::Sender<()> {
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let (locked_tx, locked) = tokio::sync::oneshot::channel();
-    let url = t.db_url.clone();
-    tokio::spawn(async move {
-        let mut c: diesel_async::AsyncPgConnection =
-            <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
-                .await
-                .expect("connect");
-        diesel::sql_query("BEGIN")
-            .execute(&mut c)
-            .await
-            .expect("begin");
-        diesel::sql_query("LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut c)
-            .await
-            .expect("lock");
-        let _ = locked_tx.send(());
-        let _ = released.await;
-        diesel::sql_query("ROLLBACK")
-            .execute(&mut c)
-            .await
-            .expect("rollback");
-    });
-    locked.await.expect("locked");
-    release
-}
-
 #[tokio::test]
 async fn a_locked_audit_table_fails_requests_with_unavailable_not_a_hang() {
     let t = TestApp::with(with_audit(quick_timeout())).await;
     let token = t.token("TEM", &["viewer"]);
-    let lock = lock_audit_table(&t).await;
+    let lock = t.lock_table("audit_events").await;
     let started = Instant::now();
     let (_, body) = t.gql(&token, EMAILS, json!({"n": 5})).await;
     assert_failed_closed(&body);
@@ -475,7 +446,7 @@ async fn a_full_audit_queue_fails_requests_at_once() {
     }))
     .await;
     let token = t.token("TEM", &["viewer"]);
-    let lock = lock_audit_table(&t).await;
+    let lock = t.lock_table("audit_events").await;
     let bodies =
         futures::future::join_all((0..6).map(|_| t.gql(&token, EMAILS, json!({"n": 2})))).await;
     drop(lock);
@@ -501,7 +472,7 @@ async fn concurrent_requests_share_one_audit_commit() {
     .await;
     let token = t.token("TEM", &["viewer"]);
     // Hold the writer while twenty requests finish, so they queue behind it.
-    let lock = lock_audit_table(&t).await;
+    let lock = t.lock_table("audit_events").await;
     let requests =
         futures::future::join_all((0..20).map(|_| t.gql(&token, EMAILS, json!({"n": 3}))));
     let release = async {

@@ -319,23 +319,6 @@ async fn internal_error_cause_never_reaches_the_client() {
         .contains(rid));
 }
 
-/// Holds an exclusive lock on `companies` from another connection until dropped.
-async fn lock_companies(t: &TestApp) -> diesel_async::AsyncPgConnection {
-    use diesel_async::{AsyncConnection, RunQueryDsl};
-    let mut c = diesel_async::AsyncPgConnection::establish(&t.db_url)
-        .await
-        .expect("connect");
-    diesel::sql_query("BEGIN")
-        .execute(&mut c)
-        .await
-        .expect("begin");
-    diesel::sql_query("LOCK TABLE companies IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut c)
-        .await
-        .expect("lock");
-    c
-}
-
 #[tokio::test]
 async fn statement_timeout_is_unavailable_not_internal() {
     let t = TestApp::with(Options {
@@ -343,7 +326,7 @@ async fn statement_timeout_is_unavailable_not_internal() {
         ..Options::default()
     })
     .await;
-    let lock = lock_companies(&t).await;
+    let lock = t.lock_table("companies").await;
     let (status, body) = t
         .gql(
             &t.editor(),
@@ -380,7 +363,7 @@ async fn request_timeout_is_unavailable() {
         ..Options::default()
     })
     .await;
-    let lock = lock_companies(&t).await;
+    let lock = t.lock_table("companies").await;
     let started = std::time::Instant::now();
     let (_, body) = t
         .gql(

@@ -365,6 +365,21 @@ impl TestApp {
         c.batch_execute(sql).await.expect("batch");
     }
 
+    /// Holds an exclusive lock on `table` from another connection until the
+    /// returned connection is dropped (which ends its transaction).
+    pub async fn lock_table(&self, table: &str) -> AsyncPgConnection {
+        use diesel_async::SimpleAsyncConnection;
+        let mut c = AsyncPgConnection::establish(&self.db_url)
+            .await
+            .expect("connect");
+        c.batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .expect("lock");
+        c
+    }
+
     pub fn statements(&self) -> u64 {
         self.app.statements.get()
     }
