@@ -40,6 +40,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
+/// One dashboard request through the router; an answer without data fails.
+async fn dashboard(router: axum::Router, token: &str) -> anyhow::Result<()> {
+    let req = Request::post("/graphql")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" }).to_string(),
+        ))?;
+    let res = router.oneshot(req).await?;
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+    anyhow::ensure!(
+        body.starts_with(b"{\"data\":{\"companies\""),
+        "unexpected answer: {}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    Ok(())
+}
+
 /// A throwaway development key for the benchmark's tokens.
 fn bench_jwt() -> anyhow::Result<(std::path::PathBuf, JwtConfig)> {
     let key_dir = std::env::temp_dir().join(format!("kasvu-bench-{}", uuid::Uuid::new_v4()));
@@ -87,22 +105,9 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
                 authorizer.engine().queries(),
                 PolicyEngine::process_totals().1,
             );
-            let req = Request::post("/graphql")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" })
-                        .to_string(),
-                ))?;
             let started = Instant::now();
-            let res = router.clone().oneshot(req).await?;
-            let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+            dashboard(router.clone(), &token).await?;
             let latency = started.elapsed();
-            anyhow::ensure!(
-                body.starts_with(b"{\"data\":{\"companies\""),
-                "unexpected answer: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
             let policy = Duration::from_secs_f64((PolicyEngine::process_totals().1 - s0).max(0.0));
             Ok::<_, anyhow::Error>(Sample {
                 queries: authorizer.engine().queries() - q0,
@@ -199,21 +204,8 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
         let app = App::build_with(config, authorizer.clone()).await?;
         let router = crate::http::router(app.clone());
         let one = |router: axum::Router, token: String| async move {
-            let req = Request::post("/graphql")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" })
-                        .to_string(),
-                ))?;
             let started = Instant::now();
-            let res = router.oneshot(req).await?;
-            let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
-            anyhow::ensure!(
-                body.starts_with(b"{\"data\":{\"companies\""),
-                "unexpected answer: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
+            dashboard(router, &token).await?;
             Ok::<_, anyhow::Error>(started.elapsed())
         };
         one(router.clone(), token.clone()).await?;
