@@ -6,6 +6,11 @@
 grants(p: Principal, _r: Record, "request", "R9-dpo") if
     is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
 
+# Filing, extending and resolving requests: any controller's DPO, whichever
+# organisation received the request (they are handled jointly).
+may_write(p: Principal, "handle_request", r: Record, "R9-dpo") if
+    r.kind = "request" and is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
+
 may_write(p: Principal, action: String, r: Record, "R9-dpo") if
     action in ["restrict", "lift_restriction", "legal_hold", "lift_legal_hold", "erase"] and
     is_controller(p) and has_role(p, "dpo") and p.in_eu_eea and r.owner = p.org and

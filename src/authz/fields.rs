@@ -46,13 +46,34 @@ pub fn class_of(kind: &str, field: &str, sole_trader: bool) -> Option<FieldClass
             | "deliveredAt" | "invoicedAt" | "legalBasis" | "source",
         ) => ServiceRecord,
         ("service", "amountEur" | "notes") => ServiceInternal,
+        (
+            "request",
+            "kind"
+            | "contactId"
+            | "subjectDescription"
+            | "receivedBy"
+            | "receivedAt"
+            | "dueAt"
+            | "extendedDueAt"
+            | "extensionReason"
+            | "deadline"
+            | "overdue"
+            | "status"
+            | "resolution"
+            | "resolvedAt"
+            | "handledBy"
+            | "handledByOrg"
+            | "createdAt"
+            | "updatedAt"
+            | "dataSubjectRequests",
+        ) => Request,
         _ => return None,
     })
 }
 
 /// Fields that are deliberately unguarded: what they show is no one's data
 /// (ids, the tombstone's time) or is guarded row by row further down.
-pub const UNGUARDED: [(&str, &str); 9] = [
+pub const UNGUARDED: [(&str, &str); 10] = [
     ("company", "id"),
     ("company", "erasedAt"),
     ("company", "contacts"),
@@ -62,15 +83,17 @@ pub const UNGUARDED: [(&str, &str); 9] = [
     ("contact", "id"),
     ("contact", "erasedAt"),
     ("service", "id"),
+    ("request", "id"),
 ];
 
 /// The GraphQL type of each resource kind (for checking this table against
 /// the schema).
-pub const TYPES: [(&str, &str); 4] = [
+pub const TYPES: [(&str, &str); 5] = [
     ("company", "Company"),
     ("confidential", "CompanyConfidential"),
     ("contact", "Contact"),
     ("service", "Service"),
+    ("request", "DataSubjectRequest"),
 ];
 
 impl FieldClass {

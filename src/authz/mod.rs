@@ -66,6 +66,8 @@ pub enum Action {
     Create,
     Update,
     Delete,
+    /// File, extend or resolve a data subject request (R9).
+    HandleRequest,
 }
 
 impl Action {
@@ -74,6 +76,7 @@ impl Action {
             Action::Create => "create",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::HandleRequest => "handle_request",
         }
     }
 }
@@ -122,6 +125,11 @@ impl Record {
             erased: row.erased_at.is_some(),
             ..Self::base("contact", row.registered_by)
         }
+    }
+
+    /// A data subject request: owned by the organisation that received it.
+    pub fn request(row: &crate::db::requests::RequestRow) -> Self {
+        Self::base("request", row.received_by)
     }
 
     pub fn service(row: &ServiceRow, company_industry: Option<&str>) -> Self {

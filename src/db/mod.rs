@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod enums;
 pub mod ids;
 pub mod page;
+pub mod requests;
 pub mod schema;
 pub mod seed;
 pub mod services;

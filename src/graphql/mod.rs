@@ -10,6 +10,7 @@ pub mod input;
 pub mod limits;
 pub mod loader;
 pub mod not_yet;
+pub mod request;
 pub mod service;
 pub mod viewer;
 
@@ -37,7 +38,8 @@ pub struct Query(
     company::CompanyQuery,
     contact::ContactQuery,
     service::ServiceQuery,
-    not_yet::RequestQuery,
+    request::RequestQuery,
+    not_yet::ReportQuery,
     audit::AuditQuery,
     viewer::ViewerQuery,
 );
@@ -47,6 +49,7 @@ pub struct Mutation(
     company::CompanyMutation,
     contact::ContactMutation,
     service::ServiceMutation,
+    request::RequestMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -113,7 +116,12 @@ pub trait ContextExt {
     /// of `record` (resource `id`); its class comes from `authz::fields`.
     /// Denied is `FORBIDDEN` naming the class, the rule and the audit event;
     /// allowed reads of audited classes are recorded.
-    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()>;
+    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()> {
+        self.guard_at(record, Some(id))
+    }
+    /// The same for a field that reads no one resource (a list of a kind):
+    /// `record` describes the kind; an allowed read records nothing itself.
+    fn guard_at(&self, record: &Record, id: Option<Uuid>) -> AppResult<()>;
     /// Whether `class` of `record` is readable, deciding nothing visible to
     /// the client (which change-log entries to show).
     fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool>;
@@ -180,7 +188,7 @@ impl ContextExt for Context<'_> {
         async move { Ok(pool?.get().await?) }
     }
 
-    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()> {
+    fn guard_at(&self, record: &Record, id: Option<Uuid>) -> AppResult<()> {
         let r = self.request()?;
         let field = self.field().name();
         // A field missing from the table is a bug; it fails closed.
@@ -193,7 +201,7 @@ impl ContextExt for Context<'_> {
             .map_err(policy_error)?;
         let kind = fields::resource_type(&record.kind);
         if decision.allowed {
-            if class.is_audited() {
+            if let (true, Some(id)) = (class.is_audited(), id) {
                 r.audit
                     .read(kind, id, field, class.as_str(), &decision.rules);
             }
@@ -202,7 +210,7 @@ impl ContextExt for Context<'_> {
             let event = r.audit.deny(
                 "read",
                 kind,
-                Some(id),
+                id,
                 Some(field),
                 Some(class.as_str()),
                 &decision.rules,
@@ -408,6 +416,13 @@ guarded!(
             industry_of(conn, row.company_id).await?.as_deref(),
         ))
     }
+);
+guarded!(
+    crate::db::requests::RequestRow,
+    db::RequestId,
+    "data subject request",
+    requests,
+    |row, _conn| Ok(Record::request(row))
 );
 guarded!(
     ServiceRow,

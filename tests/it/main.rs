@@ -9,5 +9,6 @@ mod personas;
 mod policy;
 mod queries;
 mod reload;
+mod requests;
 mod schema;
 mod support;

@@ -1,0 +1,422 @@
+//! Data subject requests: filed by any controller's DPO, handled jointly,
+//! due one calendar month after receipt (GDPR art. 12(3)).
+
+use async_graphql::{Context, InputObject, Object, ID};
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use diesel_async::AsyncConnection;
+
+use super::connection::{self, Conn};
+use super::enums::{Organization, RequestKind, RequestStatus};
+use super::input::long_text;
+use super::{locked_write, parse_id, ContextExt};
+use crate::authz::{Action, Record};
+use crate::db::requests::{NewRequest, RequestChanges, RequestFilter, RequestRow};
+use crate::db::visible::Visible;
+use crate::db::{self, ContactId, RequestId};
+use crate::error::{AppError, AppResult};
+use crate::validate;
+
+pub struct DataSubjectRequest {
+    row: RequestRow,
+    record: Record,
+}
+
+impl DataSubjectRequest {
+    pub fn new(row: RequestRow) -> Self {
+        DataSubjectRequest {
+            record: Record::request(&row),
+            row,
+        }
+    }
+
+    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        ctx.guard(&self.record, self.row.id.0)?;
+        Ok(Some(value))
+    }
+}
+
+#[Object]
+impl DataSubjectRequest {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+    async fn kind(&self, ctx: &Context<'_>) -> AppResult<Option<RequestKind>> {
+        self.read(ctx, self.row.kind.into())
+    }
+    /// The person's contact record, when one was identified.
+    async fn contact_id(&self, ctx: &Context<'_>) -> AppResult<Option<ID>> {
+        Ok(self
+            .read(ctx, self.row.contact_id.map(|c| ID(c.to_string())))?
+            .flatten())
+    }
+    /// The identifying facts the person gave, when no contact was identified.
+    async fn subject_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self
+            .read(ctx, self.row.subject_description.clone())?
+            .flatten())
+    }
+    /// The organisation whose DPO received the request.
+    async fn received_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        self.read(ctx, self.row.received_by.into())
+    }
+    async fn received_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, self.row.received_at)
+    }
+    /// One calendar month after receipt.
+    async fn due_at(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
+        self.read(ctx, self.row.due_at)
+    }
+    async fn extended_due_at(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
+        Ok(self.read(ctx, self.row.extended_due_at)?.flatten())
+    }
+    async fn extension_reason(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.row.extension_reason.clone())?.flatten())
+    }
+    /// The deadline in force: the extended one, if any.
+    async fn deadline(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
+        self.read(ctx, self.row.deadline())
+    }
+    /// Open and past its deadline.
+    async fn overdue(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.read(ctx, self.row.is_overdue(Utc::now().date_naive()))
+    }
+    async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<RequestStatus>> {
+        self.read(ctx, self.row.status.into())
+    }
+    /// What was done, or why the request was rejected.
+    async fn resolution(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.row.resolution.clone())?.flatten())
+    }
+    async fn resolved_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        Ok(self.read(ctx, self.row.resolved_at)?.flatten())
+    }
+    /// Who last handled it.
+    async fn handled_by(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
+        Ok(self.read(ctx, self.row.handled_by.clone())?.flatten())
+    }
+    async fn handled_by_org(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        Ok(self
+            .read(ctx, self.row.handled_by_org.map(Into::into))?
+            .flatten())
+    }
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, self.row.created_at)
+    }
+    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.read(ctx, self.row.updated_at)
+    }
+}
+
+impl crate::db::page::Paged for DataSubjectRequest {
+    fn keyset(&self) -> crate::db::page::Keyset {
+        crate::db::page::Paged::keyset(&self.row)
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct DataSubjectRequestFilter {
+    pub kind: Option<RequestKind>,
+    pub status: Option<RequestStatus>,
+    /// Open and past the deadline in force (`false`: the others).
+    pub overdue: Option<bool>,
+    pub contact_id: Option<ID>,
+    pub received_by: Option<Organization>,
+}
+
+#[derive(Default)]
+pub struct RequestQuery;
+
+#[Object]
+impl RequestQuery {
+    async fn data_subject_request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> AppResult<Option<DataSubjectRequest>> {
+        let id: RequestId = parse_id("id", &id)?;
+        let row = db::requests::by_id(&mut *ctx.conn().await?, id)
+            .await?
+            .ok_or(AppError::NotFound("data subject request"))?;
+        Ok(Some(DataSubjectRequest::new(row)))
+    }
+
+    /// Every controller's requests (they are handled jointly), oldest first.
+    #[graphql(complexity = "connection::cost(first, child_complexity)")]
+    async fn data_subject_requests(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DataSubjectRequestFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Conn<DataSubjectRequest>> {
+        // The list as a whole is the class `request`: refused, it is FORBIDDEN
+        // (and recorded) rather than an empty page.
+        ctx.guard_at(&Record::new_row("request", ctx.actor()?.org), None)?;
+        let (page, first) = connection::page_request(first, after)?;
+        let f = filter.unwrap_or_default();
+        let filter = RequestFilter {
+            kind: f.kind.map(Into::into),
+            status: f.status.map(Into::into),
+            contact_id: f
+                .contact_id
+                .as_ref()
+                .map(|id| parse_id::<ContactId>("filter.contactId", id))
+                .transpose()?,
+            received_by: f.received_by.map(Into::into),
+            overdue: f.overdue,
+            today: None,
+        };
+        let mut conn = ctx.conn().await?;
+        let rows = db::requests::list(&mut conn, &filter, page).await?;
+        let total = if connection::wants_total(ctx) {
+            db::requests::count(&mut conn, &filter).await?
+        } else {
+            0
+        };
+        Ok(connection::build(
+            rows.into_iter().map(DataSubjectRequest::new).collect(),
+            first,
+            page.after.is_some(),
+            total,
+            |r| r,
+        ))
+    }
+}
+
+#[derive(InputObject)]
+pub struct FileRequestInput {
+    pub kind: RequestKind,
+    /// The person's contact record, if one was identified.
+    pub contact_id: Option<ID>,
+    /// Otherwise the identifying facts the person gave.
+    pub subject_description: Option<String>,
+    /// The day the request reached the controller (default: today); the
+    /// deadline is one calendar month later.
+    pub received_on: Option<NaiveDate>,
+}
+
+#[derive(InputObject)]
+pub struct ResolveRequestInput {
+    /// `IN_PROGRESS` (from `RECEIVED`), `COMPLETED` or `REJECTED` (from `IN_PROGRESS`).
+    pub status: RequestStatus,
+    /// What was done; required to reject.
+    pub resolution: Option<String>,
+}
+
+/// The longest extension GDPR art. 12(3) allows: two further months.
+const MAX_EXTENSION_MONTHS: u32 = 2;
+
+fn received_at(on: NaiveDate, now: DateTime<Utc>) -> DateTime<Utc> {
+    if on == now.date_naive() {
+        now
+    } else {
+        on.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc())
+    }
+}
+
+/// The one allowed order of statuses.
+fn check_transition(from: db::RequestStatus, to: db::RequestStatus) -> AppResult<()> {
+    use db::RequestStatus::*;
+    match (from, to) {
+        (Received, InProgress) | (InProgress, Completed) | (InProgress, Rejected) => Ok(()),
+        _ => Err(AppError::bad_input(
+            "status",
+            format!(
+                "a request cannot go from {} to {}; the order is RECEIVED → IN_PROGRESS → COMPLETED or REJECTED",
+                from.as_str(),
+                to.as_str()
+            ),
+        )),
+    }
+}
+
+#[derive(Default)]
+pub struct RequestMutation;
+
+#[Object]
+impl RequestMutation {
+    /// Files a request the person made to this DPO's organisation.
+    async fn file_data_subject_request(
+        &self,
+        ctx: &Context<'_>,
+        input: FileRequestInput,
+    ) -> AppResult<DataSubjectRequest> {
+        let author = ctx.author()?;
+        let contact = input
+            .contact_id
+            .as_ref()
+            .map(|id| parse_id::<ContactId>("input.contactId", id))
+            .transpose()?;
+        let description = match input.subject_description {
+            Some(d) => Some(
+                long_text(&d).map_err(|m| AppError::bad_input("input.subjectDescription", m))?,
+            ),
+            None => None,
+        };
+        if contact.is_none() && description.is_none() {
+            return Err(AppError::bad_input(
+                "input",
+                "name the contact or describe the person (subjectDescription)",
+            ));
+        }
+        let now = Utc::now();
+        let received_on = input.received_on.unwrap_or_else(|| now.date_naive());
+        if received_on > now.date_naive() {
+            return Err(AppError::bad_input("input.receivedOn", "is in the future"));
+        }
+        let grant = ctx.guard_write(
+            Action::HandleRequest,
+            &Record::new_row("request", author.org),
+            None,
+        )?;
+        let new = NewRequest {
+            kind: input.kind.into(),
+            contact_id: contact,
+            subject_description: description,
+            received_by: author.org,
+            received_at: received_at(received_on, now),
+            due_at: validate::one_month_after(received_on),
+            handled_by: Some(author.sub.clone()),
+            handled_by_org: Some(author.org),
+        };
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                if let Some(c) = contact {
+                    // Whoever registered the person: requests are handled jointly.
+                    if db::contacts::by_ids(conn, &[c], &Visible::All)
+                        .await?
+                        .is_empty()
+                    {
+                        return Err(AppError::bad_input("input.contactId", "no such contact"));
+                    }
+                }
+                let row = db::requests::insert(conn, &author, &new).await?;
+                grant.commit(conn, row.id.0).await?;
+                Ok(row)
+            })
+            .await?;
+        Ok(DataSubjectRequest::new(row))
+    }
+
+    /// Extends the deadline once, by at most two further months, with a reason.
+    async fn extend_data_subject_request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        extended_due_at: NaiveDate,
+        reason: String,
+    ) -> AppResult<DataSubjectRequest> {
+        let id: RequestId = parse_id("id", &id)?;
+        let reason = long_text(&reason).map_err(|m| AppError::bad_input("reason", m))?;
+        let author = ctx.author()?;
+        let row = locked_write(
+            ctx,
+            id,
+            Action::HandleRequest,
+            move |conn, old: RequestRow| {
+                Box::pin(async move {
+                    if !old.is_open() {
+                        return Err(AppError::bad_input("id", "the request is already resolved"));
+                    }
+                    if old.extended_due_at.is_some() {
+                        return Err(AppError::bad_input(
+                            "extendedDueAt",
+                            "the deadline was extended already; it can be extended once",
+                        ));
+                    }
+                    let latest = old
+                        .due_at
+                        .checked_add_months(Months::new(MAX_EXTENSION_MONTHS))
+                        .unwrap_or(old.due_at);
+                    if extended_due_at <= old.due_at || extended_due_at > latest {
+                        return Err(AppError::bad_input(
+                            "extendedDueAt",
+                            format!(
+                                "must be after {} and at most {latest} (two months more)",
+                                old.due_at
+                            ),
+                        ));
+                    }
+                    let changes = RequestChanges {
+                        extended_due_at: Some(Some(extended_due_at)),
+                        extension_reason: Some(Some(reason)),
+                        handled_by: Some(Some(author.sub.clone())),
+                        handled_by_org: Some(Some(author.org)),
+                        ..Default::default()
+                    };
+                    Ok(db::requests::update(conn, &author, &old, &changes).await?)
+                })
+            },
+        )
+        .await?;
+        Ok(DataSubjectRequest::new(row))
+    }
+
+    /// Moves a request on: RECEIVED → IN_PROGRESS → COMPLETED or REJECTED.
+    async fn resolve_data_subject_request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ResolveRequestInput,
+    ) -> AppResult<DataSubjectRequest> {
+        let id: RequestId = parse_id("id", &id)?;
+        let to: db::RequestStatus = input.status.into();
+        let resolution = match input.resolution {
+            Some(r) => Some(long_text(&r).map_err(|m| AppError::bad_input("input.resolution", m))?),
+            None => None,
+        };
+        if to == db::RequestStatus::Rejected && resolution.is_none() {
+            return Err(AppError::bad_input(
+                "input.resolution",
+                "a rejection needs a reason",
+            ));
+        }
+        let author = ctx.author()?;
+        let row = locked_write(
+            ctx,
+            id,
+            Action::HandleRequest,
+            move |conn, old: RequestRow| {
+                Box::pin(async move {
+                    check_transition(old.status, to)?;
+                    let done = matches!(
+                        to,
+                        db::RequestStatus::Completed | db::RequestStatus::Rejected
+                    );
+                    let changes = RequestChanges {
+                        status: Some(to),
+                        resolution: resolution.map(Some),
+                        resolved_at: done.then(|| Some(Utc::now())),
+                        handled_by: Some(Some(author.sub.clone())),
+                        handled_by_org: Some(Some(author.org)),
+                        ..Default::default()
+                    };
+                    Ok(db::requests::update(conn, &author, &old, &changes).await?)
+                })
+            },
+        )
+        .await?;
+        Ok(DataSubjectRequest::new(row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_documented_transitions_are_allowed() {
+        use db::RequestStatus::*;
+        for from in [Received, InProgress, Completed, Rejected] {
+            for to in [Received, InProgress, Completed, Rejected] {
+                let ok = matches!(
+                    (from, to),
+                    (Received, InProgress) | (InProgress, Completed) | (InProgress, Rejected)
+                );
+                assert_eq!(check_transition(from, to).is_ok(), ok, "{from:?} → {to:?}");
+            }
+        }
+    }
+}
