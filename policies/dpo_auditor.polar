@@ -11,6 +11,11 @@ grants(p: Principal, _r: Record, "request", "R9-dpo") if
 may_write(p: Principal, "handle_request", r: Record, "R9-dpo") if
     r.kind = "request" and is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
 
+# An objection to direct marketing is unconditional (GDPR art. 21(3)):
+# whichever controller's DPO receives it records it at once.
+may_write(p: Principal, "object_marketing", r: Record, "R9-dpo") if
+    r.kind = "contact" and is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
+
 may_write(p: Principal, action: String, r: Record, "R9-dpo") if
     action in ["restrict", "lift_restriction", "legal_hold", "lift_legal_hold", "erase"] and
     is_controller(p) and has_role(p, "dpo") and p.in_eu_eea and r.owner = p.org and

@@ -68,6 +68,13 @@ pub enum Action {
     Delete,
     /// File, extend or resolve a data subject request (R9).
     HandleRequest,
+    /// The data subject's rights on a contact (or a sole trader), R9.
+    Restrict,
+    LiftRestriction,
+    ObjectMarketing,
+    LegalHold,
+    LiftLegalHold,
+    Erase,
 }
 
 impl Action {
@@ -77,6 +84,12 @@ impl Action {
             Action::Update => "update",
             Action::Delete => "delete",
             Action::HandleRequest => "handle_request",
+            Action::Restrict => "restrict",
+            Action::LiftRestriction => "lift_restriction",
+            Action::ObjectMarketing => "object_marketing",
+            Action::LegalHold => "legal_hold",
+            Action::LiftLegalHold => "lift_legal_hold",
+            Action::Erase => "erase",
         }
     }
 }

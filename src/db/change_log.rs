@@ -107,6 +107,30 @@ pub async fn record<T: Serialize>(
         .await
 }
 
+/// Erasure: the old and new values of every change of one entity are
+/// removed; which field changed, when and by whom stays.
+pub async fn redact(
+    conn: &mut AsyncPgConnection,
+    entity: Entity,
+    entity_id: Uuid,
+    only_field: Option<&str>,
+) -> QueryResult<usize> {
+    let mut q = diesel::update(change_log::table)
+        .filter(change_log::entity.eq(entity))
+        .filter(change_log::entity_id.eq(entity_id))
+        .into_boxed();
+    if let Some(f) = only_field {
+        q = q.filter(change_log::field.eq(f.to_owned()));
+    }
+    q.set((
+        change_log::old_value.eq(None::<String>),
+        change_log::new_value.eq(None::<String>),
+        change_log::redacted.eq(true),
+    ))
+    .execute(conn)
+    .await
+}
+
 /// Change log rows of many entities at once, oldest first (for the loader).
 pub async fn for_entities(
     conn: &mut AsyncPgConnection,

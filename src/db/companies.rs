@@ -260,3 +260,68 @@ pub async fn touch(conn: &mut AsyncPgConnection, id: CompanyId) -> QueryResult<u
 fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::companies()))
 }
+
+/// Sets or lifts a legal hold (with its reason) on a company.
+pub async fn set_legal_hold(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &CompanyRow,
+    hold: bool,
+    reason: Option<String>,
+) -> QueryResult<CompanyRow> {
+    let new: CompanyRow = diesel::update(companies::table.find(old.id))
+        .set((
+            companies::legal_hold.eq(hold),
+            companies::legal_hold_reason.eq(reason),
+            companies::updated_at.eq(Utc::now()),
+        ))
+        .returning(CompanyRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(
+        conn,
+        author,
+        Entity::Company,
+        old.id.0,
+        Some(old),
+        Some(&new),
+    )
+    .await?;
+    Ok(new)
+}
+
+/// Erasure of a sole trader: its name, business ID and website are personal
+/// data; the tombstone and the public facts of the business stay.
+pub async fn erase(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &CompanyRow,
+) -> QueryResult<CompanyRow> {
+    let now = Utc::now();
+    let none = None::<String>;
+    let new: CompanyRow = diesel::update(companies::table.find(old.id))
+        .set((
+            companies::name.eq(&none),
+            companies::business_id.eq(&none),
+            companies::website.eq(&none),
+            companies::legal_hold_reason.eq(&none),
+            companies::erased_at.eq(Some(now)),
+            companies::erased_by.eq(Some(&author.sub)),
+            companies::erased_by_org.eq(Some(author.org)),
+            companies::updated_at.eq(now),
+        ))
+        .returning(CompanyRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(
+        conn,
+        author,
+        Entity::Company,
+        old.id.0,
+        Some(old),
+        Some(&new),
+    )
+    .await?;
+    change_log::redact(conn, Entity::Company, old.id.0, None).await?;
+    Ok(new)
+}

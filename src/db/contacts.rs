@@ -253,3 +253,98 @@ pub async fn touch(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<u
 fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::contacts()))
 }
+
+/// The processing flags a data subject's rights set (restriction, objection,
+/// legal hold); `None` leaves a flag as it is.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = contacts)]
+pub struct ContactFlags {
+    pub restricted: Option<bool>,
+    pub objection_pending: Option<bool>,
+    pub marketing_objection: Option<bool>,
+    pub legal_hold: Option<bool>,
+    pub legal_hold_reason: Option<Option<String>>,
+}
+
+/// Sets processing flags (not processing itself: the retention clock stays).
+pub async fn set_flags(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &ContactRow,
+    flags: &ContactFlags,
+) -> QueryResult<ContactRow> {
+    let new: ContactRow = diesel::update(contacts::table.find(old.id))
+        .set((flags, contacts::updated_at.eq(Utc::now())))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(
+        conn,
+        author,
+        Entity::Contact,
+        old.id.0,
+        Some(old),
+        Some(&new),
+    )
+    .await?;
+    Ok(new)
+}
+
+/// Erasure (domain.md): a tombstone (id, when, by whom) and nothing
+/// personal. Every personal field is cleared and the change log's values for
+/// the record (this erasure's own rows included) are redacted.
+pub async fn erase(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: &ContactRow,
+) -> QueryResult<ContactRow> {
+    let now = Utc::now();
+    let none = None::<String>;
+    let new: ContactRow = diesel::update(contacts::table.find(old.id))
+        .set((
+            (
+                contacts::first_name.eq(&none),
+                contacts::last_name.eq(&none),
+                contacts::home_country.eq(&none),
+                contacts::home_municipality.eq(&none),
+                contacts::postal_address.eq(&none),
+                contacts::email.eq(&none),
+                contacts::phone.eq(&none),
+                contacts::title.eq(&none),
+                contacts::role_in_company.eq(&none),
+                contacts::nickname.eq(&none),
+            ),
+            (
+                contacts::native_name.eq(&none),
+                contacts::native_address.eq(&none),
+                contacts::native_title.eq(&none),
+                contacts::work_country.eq(&none),
+                contacts::industry.eq(&none),
+                contacts::investment_profile.eq(&none),
+                contacts::expertise_level.eq(&none),
+                contacts::job_description.eq(&none),
+                contacts::other_description.eq(&none),
+                contacts::legal_hold_reason.eq(&none),
+            ),
+            (
+                contacts::erased_at.eq(Some(now)),
+                contacts::erased_by.eq(Some(&author.sub)),
+                contacts::erased_by_org.eq(Some(author.org)),
+                contacts::updated_at.eq(now),
+            ),
+        ))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+        .await?;
+    change_log::record(
+        conn,
+        author,
+        Entity::Contact,
+        old.id.0,
+        Some(old),
+        Some(&new),
+    )
+    .await?;
+    change_log::redact(conn, Entity::Contact, old.id.0, None).await?;
+    Ok(new)
+}

@@ -237,3 +237,28 @@ impl super::page::Paged for RequestRow {
         }
     }
 }
+
+/// Erasure of a person: the identifying facts they gave on their requests
+/// go too, and the change log's copies of them.
+pub async fn forget_subject(
+    conn: &mut AsyncPgConnection,
+    contact: ContactId,
+) -> QueryResult<usize> {
+    let ids: Vec<RequestId> = diesel::update(dsr::table)
+        .filter(dsr::contact_id.eq(contact))
+        .filter(dsr::subject_description.is_not_null())
+        .set(dsr::subject_description.eq(None::<String>))
+        .returning(dsr::id)
+        .get_results(conn)
+        .await?;
+    for id in &ids {
+        change_log::redact(
+            conn,
+            Entity::DataSubjectRequest,
+            id.0,
+            Some("subject_description"),
+        )
+        .await?;
+    }
+    Ok(ids.len())
+}

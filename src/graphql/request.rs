@@ -8,8 +8,9 @@ use diesel_async::AsyncConnection;
 use super::connection::{self, Conn};
 use super::enums::{Organization, RequestKind, RequestStatus};
 use super::input::long_text;
-use super::{locked_write, parse_id, ContextExt};
+use super::{locked_write, parse_id, rights, ContextExt};
 use crate::authz::{Action, Record};
+use crate::db::contacts::ContactFlags;
 use crate::db::requests::{NewRequest, RequestChanges, RequestFilter, RequestRow};
 use crate::db::visible::Visible;
 use crate::db::{self, ContactId, RequestId};
@@ -193,6 +194,8 @@ pub struct FileRequestInput {
     /// The day the request reached the controller (default: today); the
     /// deadline is one calendar month later.
     pub received_on: Option<NaiveDate>,
+    /// RECTIFICATION only: restrict the contact while the request is pending.
+    pub restrict_while_pending: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -201,6 +204,9 @@ pub struct ResolveRequestInput {
     pub status: RequestStatus,
     /// What was done; required to reject.
     pub resolution: Option<String>,
+    /// OBJECTION, when completing: whether the objection was upheld (the
+    /// contact stays restricted) or not (the restriction is lifted).
+    pub objection_upheld: Option<bool>,
 }
 
 /// The longest extension GDPR art. 12(3) allows: two further months.
@@ -211,6 +217,91 @@ fn received_at(on: NaiveDate, now: DateTime<Utc>) -> DateTime<Utc> {
         now
     } else {
         on.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc())
+    }
+}
+
+/// What filing a request does to its contact at once, if anything.
+fn opening_effect(
+    kind: db::RequestKind,
+    restrict_while_pending: bool,
+) -> Option<(Action, ContactFlags, Vec<String>)> {
+    use db::RequestKind::*;
+    let restrict = || ContactFlags {
+        restricted: Some(true),
+        ..Default::default()
+    };
+    match kind {
+        Restriction => Some((Action::Restrict, restrict(), vec!["restricted".into()])),
+        Rectification if restrict_while_pending => {
+            Some((Action::Restrict, restrict(), vec!["restricted".into()]))
+        }
+        Objection => Some((
+            Action::Restrict,
+            ContactFlags {
+                objection_pending: Some(true),
+                ..Default::default()
+            },
+            vec!["objectionPending".into()],
+        )),
+        MarketingObjection => Some((
+            Action::ObjectMarketing,
+            ContactFlags {
+                marketing_objection: Some(true),
+                ..Default::default()
+            },
+            vec!["marketingObjection".into()],
+        )),
+        Access | Erasure | Rectification => None,
+    }
+}
+
+/// What resolving a request does to its contact: an objection assessed
+/// keeps or lifts the restriction, a completed erasure erases. Both are the
+/// registering organisation's DPO's (R9); anyone else gets FORBIDDEN.
+async fn closing_effect(
+    ctx: &Context<'_>,
+    conn: &mut diesel_async::AsyncPgConnection,
+    author: &db::ChangeAuthor,
+    request: &RequestRow,
+    contact: ContactId,
+    to: db::RequestStatus,
+    upheld: Option<bool>,
+) -> AppResult<()> {
+    use db::RequestKind::*;
+    use db::RequestStatus::*;
+    match (request.kind, to) {
+        (Objection, Completed | Rejected) => {
+            let upheld = match (to, upheld) {
+                (Rejected, _) => false,
+                (_, Some(u)) => u,
+                (_, None) => {
+                    return Err(AppError::bad_input(
+                        "input.objectionUpheld",
+                        "say whether the objection was upheld",
+                    ))
+                }
+            };
+            let action = if upheld {
+                Action::Restrict
+            } else {
+                Action::LiftRestriction
+            };
+            let (old, grant) = rights::lock_contact_for(ctx, conn, contact, action).await?;
+            let flags = ContactFlags {
+                objection_pending: Some(false),
+                restricted: upheld.then_some(true),
+                ..Default::default()
+            };
+            db::contacts::set_flags(conn, author, &old, &flags).await?;
+            grant.commit(conn, contact.0).await
+        }
+        (Erasure, Completed) => {
+            let (old, grant) = rights::lock_contact_for(ctx, conn, contact, Action::Erase).await?;
+            rights::check_erasable(conn, &old, Some(request.id)).await?;
+            rights::erase_contact(conn, author, &old).await?;
+            grant.commit(conn, contact.0).await
+        }
+        _ => Ok(()),
     }
 }
 
@@ -259,6 +350,21 @@ impl RequestMutation {
                 "name the contact or describe the person (subjectDescription)",
             ));
         }
+        let kind: db::RequestKind = input.kind.into();
+        let restrict_while_pending = input.restrict_while_pending.unwrap_or(false);
+        if restrict_while_pending && kind != db::RequestKind::Rectification {
+            return Err(AppError::bad_input(
+                "input.restrictWhilePending",
+                "only a rectification request restricts optionally",
+            ));
+        }
+        let effect = opening_effect(kind, restrict_while_pending);
+        if effect.is_some() && contact.is_none() {
+            return Err(AppError::bad_input(
+                "input.contactId",
+                format!("a {} request needs the contact it concerns", kind.as_str()),
+            ));
+        }
         let now = Utc::now();
         let received_on = input.received_on.unwrap_or_else(|| now.date_naive());
         if received_on > now.date_naive() {
@@ -270,7 +376,7 @@ impl RequestMutation {
             None,
         )?;
         let new = NewRequest {
-            kind: input.kind.into(),
+            kind,
             contact_id: contact,
             subject_description: description,
             received_by: author.org,
@@ -293,6 +399,18 @@ impl RequestMutation {
                     }
                 }
                 let row = db::requests::insert(conn, &author, &new).await?;
+                if let (Some(c), Some((action, flags, fields))) = (contact, effect) {
+                    // Protective, so whichever controller's DPO files it: the
+                    // person is not processed while the request is assessed.
+                    let old = db::contacts::lock(conn, c)
+                        .await?
+                        .ok_or_else(|| AppError::bad_input("input.contactId", "no such contact"))?;
+                    db::contacts::set_flags(conn, &author, &old, &flags).await?;
+                    grant
+                        .also(action, "contact", fields)
+                        .commit(conn, c.0)
+                        .await?;
+                }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)
             })
@@ -373,31 +491,46 @@ impl RequestMutation {
                 "a rejection needs a reason",
             ));
         }
+        let upheld = input.objection_upheld;
         let author = ctx.author()?;
-        let row = locked_write(
-            ctx,
-            id,
-            Action::HandleRequest,
-            move |conn, old: RequestRow| {
-                Box::pin(async move {
-                    check_transition(old.status, to)?;
-                    let done = matches!(
-                        to,
-                        db::RequestStatus::Completed | db::RequestStatus::Rejected
-                    );
-                    let changes = RequestChanges {
-                        status: Some(to),
-                        resolution: resolution.map(Some),
-                        resolved_at: done.then(|| Some(Utc::now())),
-                        handled_by: Some(Some(author.sub.clone())),
-                        handled_by_org: Some(Some(author.org)),
-                        ..Default::default()
-                    };
-                    Ok(db::requests::update(conn, &author, &old, &changes).await?)
-                })
-            },
-        )
-        .await?;
+        let row = ctx
+            .conn()
+            .await?
+            .transaction::<_, AppError, _>(async move |conn| {
+                let old = db::requests::lock(conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("data subject request"))?;
+                let grant =
+                    ctx.guard_write(Action::HandleRequest, &Record::request(&old), Some(id.0))?;
+                check_transition(old.status, to)?;
+                let old = match old.contact_id {
+                    Some(contact) => {
+                        closing_effect(ctx, conn, &author, &old, contact, to, upheld).await?;
+                        // Read again: an erasure has just forgotten what the
+                        // person gave, and the change log must not copy it back.
+                        db::requests::lock(conn, id)
+                            .await?
+                            .ok_or(AppError::NotFound("data subject request"))?
+                    }
+                    None => old,
+                };
+                let done = matches!(
+                    to,
+                    db::RequestStatus::Completed | db::RequestStatus::Rejected
+                );
+                let changes = RequestChanges {
+                    status: Some(to),
+                    resolution: resolution.map(Some),
+                    resolved_at: done.then(|| Some(Utc::now())),
+                    handled_by: Some(Some(author.sub.clone())),
+                    handled_by_org: Some(Some(author.org)),
+                    ..Default::default()
+                };
+                let new = db::requests::update(conn, &author, &old, &changes).await?;
+                grant.commit(conn, id.0).await?;
+                Ok(new)
+            })
+            .await?;
         Ok(DataSubjectRequest::new(row))
     }
 }

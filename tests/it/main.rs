@@ -10,5 +10,6 @@ mod policy;
 mod queries;
 mod reload;
 mod requests;
+mod rights;
 mod schema;
 mod support;

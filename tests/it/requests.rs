@@ -174,7 +174,7 @@ async fn status_goes_received_in_progress_then_completed_or_rejected_with_a_reas
         let body = file(
             &t,
             &dpo,
-            json!({"kind": "OBJECTION", "subjectDescription": "a person"}),
+            json!({"kind": "ACCESS", "subjectDescription": "a person"}),
         )
         .await;
         filed(&body)["id"].as_str().expect("id").to_owned()

@@ -1,0 +1,252 @@
+//! The data subject's rights on the register (R9): restriction, objection to
+//! marketing, legal hold and erasure. Restricting, lifting, holding and
+//! erasing are the registering organisation's DPO's; an objection to direct
+//! marketing any controller's DPO records at once.
+
+use async_graphql::{Context, Object, ID};
+use diesel_async::AsyncPgConnection;
+
+use super::company::Company;
+use super::contact::Contact;
+use super::input::long_text;
+use super::{locked_write, parse_id, ContextExt, Guarded, WriteGrant};
+use crate::authz::Action;
+use crate::db::companies::CompanyRow;
+use crate::db::contacts::{ContactFlags, ContactRow};
+use crate::db::{self, ChangeAuthor, CompanyId, ContactId, RequestId};
+use crate::error::{AppError, AppResult};
+
+/// Locks a contact inside the caller's transaction and asks the policy for
+/// `action` on it: what a request's effect does before it changes the person.
+pub async fn lock_contact_for(
+    ctx: &Context<'_>,
+    conn: &mut AsyncPgConnection,
+    id: ContactId,
+    action: Action,
+) -> AppResult<(ContactRow, WriteGrant)> {
+    let row = db::contacts::lock(conn, id)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+    let record = row.record(conn).await?;
+    let grant = ctx
+        .guard_write(action, &record, Some(id.0))
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("contact"),
+            other => other,
+        })?;
+    Ok((row, grant))
+}
+
+/// Erasure is refused while the law or a pending matter needs the data
+/// (domain.md): a legal hold, or an open request other than `except`.
+pub async fn check_erasable(
+    conn: &mut AsyncPgConnection,
+    row: &ContactRow,
+    except: Option<RequestId>,
+) -> AppResult<()> {
+    if row.erased_at.is_some() {
+        return Err(AppError::bad_input("id", "the contact is erased already"));
+    }
+    if row.legal_hold {
+        return Err(AppError::bad_input(
+            "id",
+            format!(
+                "a legal hold stands ({}); lift it first",
+                row.legal_hold_reason.as_deref().unwrap_or("no reason")
+            ),
+        ));
+    }
+    if let Some(open) = db::requests::open_for_contact(conn, row.id, except)
+        .await?
+        .first()
+    {
+        return Err(AppError::bad_input(
+            "id",
+            format!(
+                "an open {} request ({}) stands; resolve it first",
+                open.kind.as_str(),
+                open.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Erases a contact checked erasable: the tombstone, the redacted change
+/// log, and the identifying facts given on the person's requests.
+pub async fn erase_contact(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    row: &ContactRow,
+) -> AppResult<ContactRow> {
+    let erased = db::contacts::erase(conn, author, row).await?;
+    db::requests::forget_subject(conn, row.id).await?;
+    Ok(erased)
+}
+
+fn reason(text: &str) -> AppResult<String> {
+    long_text(text).map_err(|m| AppError::bad_input("reason", m))
+}
+
+#[derive(Default)]
+pub struct RightsMutation;
+
+impl RightsMutation {
+    async fn flags(
+        ctx: &Context<'_>,
+        id: ID,
+        action: Action,
+        flags: ContactFlags,
+    ) -> AppResult<Contact> {
+        let id: ContactId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let row = locked_write(ctx, id, action, move |conn, old: ContactRow| {
+            Box::pin(async move { Ok(db::contacts::set_flags(conn, &author, &old, &flags).await?) })
+        })
+        .await?;
+        Contact::one(ctx, row).await
+    }
+}
+
+#[Object]
+impl RightsMutation {
+    /// Restricts processing of a contact (GDPR art. 18) until lifted.
+    async fn restrict_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
+        let flags = ContactFlags {
+            restricted: Some(true),
+            ..Default::default()
+        };
+        Self::flags(ctx, id, Action::Restrict, flags).await
+    }
+
+    /// Lifts a restriction (not a pending objection: resolving it does that).
+    async fn lift_restriction(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
+        let flags = ContactFlags {
+            restricted: Some(false),
+            ..Default::default()
+        };
+        Self::flags(ctx, id, Action::LiftRestriction, flags).await
+    }
+
+    /// Records an objection to direct marketing (GDPR art. 21(3)): at once,
+    /// without assessment.
+    async fn object_to_marketing(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
+        let flags = ContactFlags {
+            marketing_objection: Some(true),
+            ..Default::default()
+        };
+        Self::flags(ctx, id, Action::ObjectMarketing, flags).await
+    }
+
+    /// Keeps a contact from erasure for a task based on law or a pending matter.
+    async fn set_contact_legal_hold(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> AppResult<Contact> {
+        let flags = ContactFlags {
+            legal_hold: Some(true),
+            legal_hold_reason: Some(Some(self::reason(&reason)?)),
+            ..Default::default()
+        };
+        Self::flags(ctx, id, Action::LegalHold, flags).await
+    }
+
+    /// Lifts a legal hold; the reason stays in the change log.
+    async fn lift_contact_legal_hold(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> AppResult<Contact> {
+        let flags = ContactFlags {
+            legal_hold: Some(false),
+            legal_hold_reason: Some(Some(format!("lifted: {}", self::reason(&reason)?))),
+            ..Default::default()
+        };
+        Self::flags(ctx, id, Action::LiftLegalHold, flags).await
+    }
+
+    /// A legal hold on a sole trader company.
+    async fn set_company_legal_hold(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> AppResult<Company> {
+        let id: CompanyId = parse_id("id", &id)?;
+        let reason = self::reason(&reason)?;
+        let author = ctx.author()?;
+        let row = locked_write(ctx, id, Action::LegalHold, move |conn, old: CompanyRow| {
+            Box::pin(async move {
+                Ok(db::companies::set_legal_hold(conn, &author, &old, true, Some(reason)).await?)
+            })
+        })
+        .await?;
+        Ok(Company(row))
+    }
+
+    async fn lift_company_legal_hold(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> AppResult<Company> {
+        let id: CompanyId = parse_id("id", &id)?;
+        let reason = format!("lifted: {}", self::reason(&reason)?);
+        let author = ctx.author()?;
+        let row = locked_write(
+            ctx,
+            id,
+            Action::LiftLegalHold,
+            move |conn, old: CompanyRow| {
+                Box::pin(async move {
+                    Ok(
+                        db::companies::set_legal_hold(conn, &author, &old, false, Some(reason))
+                            .await?,
+                    )
+                })
+            },
+        )
+        .await?;
+        Ok(Company(row))
+    }
+
+    /// Erases a contact: a tombstone and nothing personal (domain.md).
+    /// Refused while a legal hold or an open request stands.
+    async fn erase_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
+        let id: ContactId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let row = locked_write(ctx, id, Action::Erase, move |conn, old: ContactRow| {
+            Box::pin(async move {
+                check_erasable(conn, &old, None).await?;
+                erase_contact(conn, &author, &old).await
+            })
+        })
+        .await?;
+        Contact::one(ctx, row).await
+    }
+
+    /// Erases a sole trader company's name, business ID and website.
+    async fn erase_company(&self, ctx: &Context<'_>, id: ID) -> AppResult<Company> {
+        let id: CompanyId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let row = locked_write(ctx, id, Action::Erase, move |conn, old: CompanyRow| {
+            Box::pin(async move {
+                if old.erased_at.is_some() {
+                    return Err(AppError::bad_input("id", "the company is erased already"));
+                }
+                if old.legal_hold {
+                    return Err(AppError::bad_input(
+                        "id",
+                        "a legal hold stands; lift it first",
+                    ));
+                }
+                Ok(db::companies::erase(conn, &author, &old).await?)
+            })
+        })
+        .await?;
+        Ok(Company(row))
+    }
+}
