@@ -91,6 +91,7 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
             jwt: jwt.clone(),
             limits: Limits::default(),
             audit: crate::config::AuditConfig::default(),
+            retention_interval_secs: 0,
             enable_graphiql: false,
             no_migrate: true,
         };
@@ -198,6 +199,7 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
                 audit_commit_timeout_ms: 10_000,
                 ..Default::default()
             },
+            retention_interval_secs: 0,
             enable_graphiql: false,
             no_migrate: true,
         };

@@ -65,6 +65,14 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Erase (or with --dry-run list) what the five-year retention rule says must go.
+    Retention {
+        #[command(flatten)]
+        db: DbConfig,
+        /// List only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
@@ -229,6 +237,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     anyhow::bail!("the audit chain is broken at event {seq}")
                 }
             }
+        }
+        Command::Retention { db, dry_run } => {
+            let mut conn = owner_connection(&db).await?;
+            if dry_run {
+                let due = crate::retention::due(&mut conn, i64::MAX).await?;
+                for d in &due {
+                    println!(
+                        "{:<8} {}  {:<12} last processed {}",
+                        d.kind,
+                        d.id,
+                        d.registered_by.as_str(),
+                        d.last_processed_at.format("%Y-%m-%d")
+                    );
+                }
+                println!(
+                    "{} record(s) due for erasure (dry run: nothing changed)",
+                    due.len()
+                );
+            } else {
+                let outcome = crate::retention::run(&mut conn).await?;
+                let count = |k: &str| outcome.erased.iter().filter(|d| d.kind == k).count();
+                println!(
+                    "erased {} contact(s) and {} sole trader(s) past the {}-year rule; {} kept on a second look",
+                    count("contact"),
+                    count("company"),
+                    crate::retention::YEARS,
+                    outcome.skipped
+                );
+            }
+            Ok(())
         }
         Command::Schema => {
             print!("{}", crate::graphql::sdl());

@@ -150,6 +150,9 @@ pub struct Config {
     /// Serve GraphiQL at /graphiql, and allow introspection and field suggestions.
     #[arg(long, env = "ENABLE_GRAPHIQL", default_value_t = false)]
     pub enable_graphiql: bool,
+    /// Run the five-year retention rule every this many seconds (0: off).
+    #[arg(long, env = "RETENTION_INTERVAL_SECS", default_value_t = 0)]
+    pub retention_interval_secs: u64,
     /// Do not apply migrations at start.
     #[arg(long, env = "NO_MIGRATE", default_value_t = false)]
     pub no_migrate: bool,

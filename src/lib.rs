@@ -16,5 +16,6 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod retention;
 pub mod telemetry;
 pub mod validate;

@@ -65,7 +65,8 @@ pub fn class_of(kind: &str, field: &str, sole_trader: bool) -> Option<FieldClass
             | "handledByOrg"
             | "createdAt"
             | "updatedAt"
-            | "dataSubjectRequests",
+            | "dataSubjectRequests"
+            | "retentionCandidates",
         ) => Request,
         _ => return None,
     })

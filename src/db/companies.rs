@@ -325,3 +325,23 @@ pub async fn erase(
     change_log::redact(conn, Entity::Company, old.id.0, None).await?;
     Ok(new)
 }
+
+/// Sole traders (whose name and business ID are personal data) the
+/// five-year rule says must go: not processed since `cutoff`, not erased, no
+/// legal hold.
+pub async fn retention_due(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<CompanyRow>> {
+    companies::table
+        .filter(companies::company_form.eq(super::CompanyForm::SoleTrader))
+        .filter(companies::erased_at.is_null())
+        .filter(companies::last_processed_at.lt(cutoff))
+        .filter(companies::legal_hold.eq(false))
+        .order((companies::last_processed_at.asc(), companies::id.asc()))
+        .limit(limit)
+        .select(CompanyRow::as_select())
+        .load(conn)
+        .await
+}

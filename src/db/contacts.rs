@@ -348,3 +348,29 @@ pub async fn erase(
     change_log::redact(conn, Entity::Contact, old.id.0, None).await?;
     Ok(new)
 }
+
+/// Contacts the five-year rule says must go (domain.md): not processed since
+/// `cutoff`, not erased, no legal hold and no open data subject request.
+pub async fn retention_due(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<ContactRow>> {
+    use super::schema::data_subject_requests as dsr;
+    let open = dsr::table
+        .filter(dsr::contact_id.eq(contacts::id.nullable()))
+        .filter(dsr::status.eq_any([
+            super::RequestStatus::Received,
+            super::RequestStatus::InProgress,
+        ]));
+    contacts::table
+        .filter(contacts::erased_at.is_null())
+        .filter(contacts::last_processed_at.lt(cutoff))
+        .filter(contacts::legal_hold.eq(false))
+        .filter(diesel::dsl::not(diesel::dsl::exists(open)))
+        .order((contacts::last_processed_at.asc(), contacts::id.asc()))
+        .limit(limit)
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await
+}

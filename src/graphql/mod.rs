@@ -40,6 +40,7 @@ pub struct Query(
     contact::ContactQuery,
     service::ServiceQuery,
     request::RequestQuery,
+    rights::RightsQuery,
     not_yet::ReportQuery,
     audit::AuditQuery,
     viewer::ViewerQuery,

@@ -3,18 +3,22 @@
 //! erasing are the registering organisation's DPO's; an objection to direct
 //! marketing any controller's DPO records at once.
 
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
 use super::company::Company;
 use super::contact::Contact;
+use super::enums::Organization;
 use super::input::long_text;
 use super::{locked_write, parse_id, ContextExt, Guarded, WriteGrant};
-use crate::authz::Action;
+use crate::audit::Decided;
+use crate::authz::{Action, FieldClass, Record};
 use crate::db::companies::CompanyRow;
 use crate::db::contacts::{ContactFlags, ContactRow};
 use crate::db::{self, ChangeAuthor, CompanyId, ContactId, RequestId};
 use crate::error::{AppError, AppResult};
+use crate::retention;
 
 /// Locks a contact inside the caller's transaction and asks the policy for
 /// `action` on it: what a request's effect does before it changes the person.
@@ -248,5 +252,74 @@ impl RightsMutation {
         })
         .await?;
         Ok(Company(row))
+    }
+}
+
+/// A record the five-year rule says must go.
+#[derive(SimpleObject)]
+pub struct RetentionCandidate {
+    /// `contact` or `company` (a sole trader).
+    pub kind: String,
+    pub id: ID,
+    pub registered_by: Organization,
+    pub last_processed_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct RetentionCandidates {
+    /// Data last processed before this is past the rule.
+    pub cutoff: DateTime<Utc>,
+    /// Oldest first; no legal hold and no open request stands for any of them.
+    pub candidates: Vec<RetentionCandidate>,
+}
+
+#[derive(Default)]
+pub struct RightsQuery;
+
+#[Object]
+impl RightsQuery {
+    /// What `kasvu-gateway retention` would erase now (at most `first` of
+    /// each kind): for DPOs, who see every controller's (class `request`).
+    async fn retention_candidates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> AppResult<RetentionCandidates> {
+        let r = ctx.request()?;
+        ctx.guard_at(&Record::new_row("request", r.actor.org), None)?;
+        if !(1..=1000).contains(&first) {
+            return Err(AppError::bad_input("first", "must be between 1 and 1000"));
+        }
+        let due = retention::due(&mut *ctx.conn().await?, i64::from(first)).await?;
+        for kind in ["contact", "company"] {
+            let ids: Vec<_> = due
+                .iter()
+                .filter(|d| d.kind == kind)
+                .map(|d| d.id)
+                .collect();
+            if !ids.is_empty() {
+                r.audit.push(Decided {
+                    action: "read".to_owned(),
+                    resource_type: kind.to_owned(),
+                    resource_ids: ids,
+                    fields: vec!["retentionCandidates".to_owned()],
+                    field_classes: vec![FieldClass::Request.as_str().to_owned()],
+                    allowed: true,
+                    rules: Vec::new(),
+                });
+            }
+        }
+        Ok(RetentionCandidates {
+            cutoff: retention::cutoff(Utc::now()),
+            candidates: due
+                .into_iter()
+                .map(|d| RetentionCandidate {
+                    kind: d.kind.to_owned(),
+                    id: ID(d.id.to_string()),
+                    registered_by: d.registered_by.into(),
+                    last_processed_at: d.last_processed_at,
+                })
+                .collect(),
+        })
     }
 }

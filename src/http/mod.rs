@@ -93,10 +93,37 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, graphiql = app.config.enable_graphiql, "serving");
     spawn_policy_reloader(app.clone());
+    spawn_retention(app.clone());
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// The retention rule on a schedule, when RETENTION_INTERVAL_SECS is set
+/// (off by default: most deployments run `kasvu-gateway retention` from cron,
+/// where a dry run can be reviewed first).
+fn spawn_retention(app: AppState) {
+    let secs = app.config.retention_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let result = match app.pool.get().await {
+                Ok(mut conn) => crate::retention::run(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "scheduled retention run failed; retried next time");
+            }
+        }
+    });
 }
 
 /// SIGHUP reloads the policy. Requests in flight finish under the policy

@@ -10,6 +10,7 @@ mod policy;
 mod queries;
 mod reload;
 mod requests;
+mod retention;
 mod rights;
 mod schema;
 mod support;

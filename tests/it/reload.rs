@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use crate::support::TestApp;
 
-struct Server(Child);
+/// A gateway process, killed when dropped.
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {

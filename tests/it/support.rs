@@ -197,6 +197,7 @@ impl TestApp {
             jwt: jwt.clone(),
             limits: opts.limits,
             audit: opts.audit,
+            retention_interval_secs: 0,
             enable_graphiql: opts.graphiql,
             no_migrate: false,
         };
