@@ -21,6 +21,12 @@ may_write(p: Principal, action: String, r: Record, "R9-dpo") if
     is_controller(p) and has_role(p, "dpo") and p.in_eu_eea and r.owner = p.org and
     (r.kind = "contact" or (r.kind = "company" and r.sole_trader));
 
+# A subject access report discloses everything every controller holds about
+# a person, so only a DPO acting on a data subject request produces one.
+grants(p: Principal, _r: Record, "report", "R9-dpo") if
+    is_controller(p) and has_role(p, "dpo") and p.in_eu_eea and
+    p.purpose = "DATA_SUBJECT_REQUEST";
+
 # R10 auditor: audit events, decision explanations, the policy version and
 # the chain check. An auditor role alone reads no personal field: it grants
 # only the class `audit` (separation of duties).

@@ -40,6 +40,8 @@ pub fn class_of(kind: &str, field: &str, sole_trader: bool) -> Option<FieldClass
         ) => ContactProcessing,
         ("contact", "services") => ServiceRecord,
         ("contact", "changes") => History,
+        // The report about the person this contact is (a root field).
+        ("contact", "subjectAccessReport") => Report,
         (
             "service",
             "kind" | "title" | "provider" | "company" | "contact" | "status" | "requestedAt"
@@ -111,10 +113,11 @@ impl FieldClass {
                 | FieldClass::ServiceInternal
                 | FieldClass::History
                 | FieldClass::Request
+                | FieldClass::Report
         )
     }
 
-    pub const ALL: [FieldClass; 11] = [
+    pub const ALL: [FieldClass; 12] = [
         FieldClass::CompanyPublic,
         FieldClass::CompanyConfidential,
         FieldClass::ContactIdentification,
@@ -126,6 +129,7 @@ impl FieldClass {
         FieldClass::History,
         FieldClass::Request,
         FieldClass::Audit,
+        FieldClass::Report,
     ];
 
     pub fn parse(s: &str) -> Option<FieldClass> {

@@ -41,6 +41,8 @@ pub enum FieldClass {
     History,
     Request,
     Audit,
+    /// A subject access report: everything held about a person (R9).
+    Report,
 }
 
 impl FieldClass {
@@ -57,6 +59,7 @@ impl FieldClass {
             FieldClass::History => "history",
             FieldClass::Request => "request",
             FieldClass::Audit => "audit",
+            FieldClass::Report => "report",
         }
     }
 }

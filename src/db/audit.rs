@@ -185,3 +185,37 @@ pub async fn set_local_timeouts(conn: &mut AsyncPgConnection, millis: u128) -> Q
         .await?;
     Ok(())
 }
+
+/// Which organisation read any of these resources, when, and which field
+/// classes (a subject access report's recipients, from the audit trail).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Disclosure {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub actor_org: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub first_read: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub last_read: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub events: i64,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    pub field_classes: Vec<String>,
+}
+
+pub async fn disclosures(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<Disclosure>> {
+    // `&&` (overlap) on the GIN index of resource_ids.
+    diesel::sql_query(
+        "SELECT actor_org, min(occurred_at) AS first_read, max(occurred_at) AS last_read, \
+                count(DISTINCT seq) AS events, \
+                array_agg(DISTINCT class ORDER BY class) AS field_classes \
+         FROM audit_events CROSS JOIN LATERAL unnest(field_classes) AS class \
+         WHERE allowed AND action = 'read' AND resource_ids && $1 \
+         GROUP BY actor_org ORDER BY actor_org",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .load(conn)
+    .await
+}

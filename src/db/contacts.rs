@@ -374,3 +374,20 @@ pub async fn retention_due(
         .load(conn)
         .await
 }
+
+/// The same person as registered by every controller: the contact itself
+/// and, if it has an email address, every contact with that address
+/// (case-insensitively), erased ones included (their tombstones are held too).
+pub async fn same_person(
+    conn: &mut AsyncPgConnection,
+    row: &ContactRow,
+) -> QueryResult<Vec<ContactRow>> {
+    let mut q = contacts::table.into_boxed().filter(contacts::id.eq(row.id));
+    if let Some(email) = &row.email {
+        q = q.or_filter(lower(contacts::email).eq(email.to_lowercase()));
+    }
+    q.order((contacts::created_at.asc(), contacts::id.asc()))
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await
+}

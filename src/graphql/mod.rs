@@ -9,7 +9,7 @@ pub mod enums;
 pub mod input;
 pub mod limits;
 pub mod loader;
-pub mod not_yet;
+pub mod report;
 pub mod request;
 pub mod rights;
 pub mod service;
@@ -41,7 +41,7 @@ pub struct Query(
     service::ServiceQuery,
     request::RequestQuery,
     rights::RightsQuery,
-    not_yet::ReportQuery,
+    report::ReportQuery,
     audit::AuditQuery,
     viewer::ViewerQuery,
 );

@@ -537,3 +537,90 @@ fn status_for(errors: &[ServerError]) -> StatusCode {
         _ => StatusCode::BAD_REQUEST,
     }
 }
+
+/// Every field of the report, for the JSON download.
+const REPORT_QUERY: &str = "query SubjectAccessReport($id: ID!) { subjectAccessReport(contactId: $id) { \
+  contactId generatedAt matchedBy \
+  contacts { id registeredBy companyId firstName lastName homeCountry homeMunicipality postalAddress email phone \
+    title roleInCompany nickname nativeName nativeAddress nativeTitle workCountry industry investmentProfile \
+    expertiseLevel jobDescription otherDescription legalBasis source restricted objectionPending \
+    marketingObjection legalHold createdAt lastProcessedAt erasedAt } \
+  services { id contactId kind title provider status requestedAt deliveredAt legalBasis source notes } \
+  changes { contactId field oldValue newValue redacted changedByOrg changedAt } \
+  requests { id kind receivedBy receivedAt deadline status resolution } \
+  recipients { organization kind firstRead lastRead reads fieldClasses } } }";
+
+/// `GET /reports/subject-access/{contactId}`: the subject access report as a
+/// JSON download. It runs the GraphQL field itself, so authorization,
+/// auditing and errors are the same as over /graphql; an error is its HTTP
+/// status (403, 404, 400, 503) with the usual error body.
+pub async fn subject_access_report(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    axum::extract::Path(contact_id): axum::extract::Path<String>,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let actor = match authenticate(&s, &headers, &request_id).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let who = match admit(&s, actor, &request_id, &headers).await {
+        Ok(w) => w,
+        Err(res) => return res,
+    };
+    let request = Request::new(REPORT_QUERY)
+        .variables(async_graphql::Variables::from_json(
+            serde_json::json!({ "id": contact_id }),
+        ))
+        .operation_name("SubjectAccessReport");
+    let executed = execute(&s, &who, &request_id, request, true).await.inner;
+    if !executed.errors.is_empty() {
+        let status = match status_for(&executed.errors) {
+            StatusCode::BAD_REQUEST => {
+                let code = executed.errors[0]
+                    .extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code").cloned());
+                match code {
+                    Some(Value::String(c)) if c == ErrorCode::Forbidden.as_str() => {
+                        StatusCode::FORBIDDEN
+                    }
+                    Some(Value::String(c)) if c == ErrorCode::NotFound.as_str() => {
+                        StatusCode::NOT_FOUND
+                    }
+                    _ => StatusCode::BAD_REQUEST,
+                }
+            }
+            other => other,
+        };
+        let body = serde_json::to_string(&with_codes(executed, &request_id)).unwrap_or_default();
+        let res = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        return with_request_id(res, &request_id);
+    }
+    let report = executed
+        .data
+        .into_json()
+        .ok()
+        .and_then(|mut d| {
+            d.get_mut("subjectAccessReport")
+                .map(serde_json::Value::take)
+        })
+        .unwrap_or(serde_json::Value::Null);
+    let disposition = format!(
+        "attachment; filename=\"subject-access-{}.json\"",
+        contact_id
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+            .collect::<String>()
+    );
+    let mut res = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        report.to_string(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    with_request_id(res, &request_id)
+}

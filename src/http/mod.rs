@@ -24,6 +24,10 @@ pub fn router(app: AppState) -> Router {
     };
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/reports/subject-access/{contact_id}",
+            get(graphql::subject_access_report),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));

@@ -9,6 +9,7 @@ mod personas;
 mod policy;
 mod queries;
 mod reload;
+mod report;
 mod requests;
 mod retention;
 mod rights;

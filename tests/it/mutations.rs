@@ -309,17 +309,3 @@ async fn confidential_rows_one_per_org_with_validation() {
         0
     );
 }
-
-#[tokio::test]
-async fn the_subject_access_report_says_it_is_not_built_yet() {
-    let t = TestApp::new().await;
-    let tok = t.token("TEM", &["dpo", "auditor"]);
-    for q in ["{ subjectAccessReport(contactId: \"x\") { contactId } }"] {
-        let (_, body) = t.gql(&tok, q, json!({})).await;
-        assert_eq!(code(&body), "UNAVAILABLE", "{q}: {body}");
-        assert!(body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("not built yet"));
-    }
-}

@@ -1,0 +1,280 @@
+//! The subject access report (GDPR art. 15): everything every controller
+//! holds about a person, and the recipients who read it, from the audit
+//! trail. One class, `report` (R9: a DPO acting on a data subject request),
+//! decides the whole report; it is not assembled from the field classes of
+//! an ordinary reader.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::enums::{
+    DataSource, LegalBasis, Organization, RequestKind, RequestStatus, ServiceKind, ServiceStatus,
+};
+use super::{parse_id, ContextExt, Guarded};
+use crate::db::contacts::ContactRow;
+use crate::db::visible::Visible;
+use crate::db::{self, ContactId, Entity, OrgCode};
+use crate::error::{AppError, AppResult};
+use std::str::FromStr;
+
+#[derive(SimpleObject)]
+#[graphql(name = "ReportContact")]
+pub struct ReportContact {
+    pub id: ID,
+    pub registered_by: Organization,
+    pub company_id: ID,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub home_country: Option<String>,
+    pub home_municipality: Option<String>,
+    pub postal_address: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub title: Option<String>,
+    pub role_in_company: Option<String>,
+    pub nickname: Option<String>,
+    pub native_name: Option<String>,
+    pub native_address: Option<String>,
+    pub native_title: Option<String>,
+    pub work_country: Option<String>,
+    pub industry: Option<String>,
+    pub investment_profile: Option<String>,
+    pub expertise_level: Option<String>,
+    pub job_description: Option<String>,
+    pub other_description: Option<String>,
+    pub legal_basis: LegalBasis,
+    pub source: DataSource,
+    pub restricted: bool,
+    pub objection_pending: bool,
+    pub marketing_objection: bool,
+    pub legal_hold: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_processed_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+impl From<ContactRow> for ReportContact {
+    fn from(r: ContactRow) -> Self {
+        ReportContact {
+            id: ID(r.id.to_string()),
+            registered_by: r.registered_by.into(),
+            company_id: ID(r.company_id.to_string()),
+            first_name: r.first_name,
+            last_name: r.last_name,
+            home_country: r.home_country,
+            home_municipality: r.home_municipality,
+            postal_address: r.postal_address,
+            email: r.email,
+            phone: r.phone,
+            title: r.title,
+            role_in_company: r.role_in_company,
+            nickname: r.nickname,
+            native_name: r.native_name,
+            native_address: r.native_address,
+            native_title: r.native_title,
+            work_country: r.work_country,
+            industry: r.industry,
+            investment_profile: r.investment_profile,
+            expertise_level: r.expertise_level,
+            job_description: r.job_description,
+            other_description: r.other_description,
+            legal_basis: r.legal_basis.into(),
+            source: r.source.into(),
+            restricted: r.restricted,
+            objection_pending: r.objection_pending,
+            marketing_objection: r.marketing_objection,
+            legal_hold: r.legal_hold,
+            created_at: r.created_at,
+            last_processed_at: r.last_processed_at,
+            erased_at: r.erased_at,
+        }
+    }
+}
+
+/// A service the person received (the provider's amounts are the
+/// provider's business, not the person's data, and are left out).
+#[derive(SimpleObject)]
+pub struct ReportService {
+    pub id: ID,
+    pub contact_id: ID,
+    pub kind: ServiceKind,
+    pub title: String,
+    pub provider: Organization,
+    pub status: ServiceStatus,
+    pub requested_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub legal_basis: LegalBasis,
+    pub source: DataSource,
+    pub notes: Option<String>,
+}
+
+/// One change of one of the person's records (who changed it is named by
+/// organisation; staff identities are the controllers').
+#[derive(SimpleObject)]
+pub struct ReportChange {
+    pub contact_id: ID,
+    pub field: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub redacted: bool,
+    pub changed_by_org: Organization,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReportRequest {
+    pub id: ID,
+    pub kind: RequestKind,
+    pub received_by: Organization,
+    pub received_at: DateTime<Utc>,
+    pub deadline: NaiveDate,
+    pub status: RequestStatus,
+    pub resolution: Option<String>,
+}
+
+/// An organisation that read the person's data: when, and what.
+#[derive(SimpleObject)]
+pub struct ReportRecipient {
+    pub organization: Organization,
+    /// `CONTROLLER` (a joint controller) or `RECIPIENT` (a ministry or agency
+    /// the data is disclosed to).
+    pub kind: String,
+    pub first_read: DateTime<Utc>,
+    pub last_read: DateTime<Utc>,
+    /// Audited reads (one per request, resource type and field set).
+    pub reads: i64,
+    pub field_classes: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct SubjectAccessReport {
+    pub contact_id: ID,
+    pub generated_at: DateTime<Utc>,
+    /// How the person's records were found across the controllers.
+    pub matched_by: String,
+    pub contacts: Vec<ReportContact>,
+    pub services: Vec<ReportService>,
+    pub changes: Vec<ReportChange>,
+    pub requests: Vec<ReportRequest>,
+    pub recipients: Vec<ReportRecipient>,
+}
+
+/// Everything held about the person `contact` is.
+async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccessReport> {
+    let mut conn = ctx.conn().await?;
+    let conn = &mut *conn;
+    let row = db::contacts::by_ids(conn, &[contact], &Visible::All)
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("contact"))?;
+    // The report as a whole is the class `report` of this person's record.
+    let record = row.record(conn).await?;
+    ctx.guard(&record, contact.0)?;
+    let matched_by = if row.email.is_some() {
+        "the contact and every contact with the same email address"
+    } else {
+        "the contact alone (it has no email address)"
+    };
+    let people = db::contacts::same_person(conn, &row).await?;
+    let ids: Vec<ContactId> = people.iter().map(|c| c.id).collect();
+    let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    let services = db::services::by_contact_ids(conn, &ids, &Visible::All).await?;
+    let changes = db::change_log::for_entities(conn, Entity::Contact, &uuids).await?;
+    let requests = db::requests::of_contacts(conn, &ids).await?;
+    let mut read_ids = uuids.clone();
+    read_ids.extend(services.iter().map(|s| s.id.0));
+    let disclosures = db::audit::disclosures(conn, &read_ids).await?;
+    // Every record the report discloses is on the audit record.
+    let r = ctx.request()?;
+    for c in &people {
+        r.audit.read(
+            "contact",
+            c.id.0,
+            "subjectAccessReport",
+            crate::authz::FieldClass::Report.as_str(),
+            &["R9-dpo".to_owned()],
+        );
+    }
+    let recipients = disclosures
+        .into_iter()
+        .map(|d| {
+            let org = OrgCode::from_str(&d.actor_org)
+                .map_err(|_| AppError::internal_msg(format!("audit org {}", d.actor_org)))?;
+            Ok(ReportRecipient {
+                organization: org.into(),
+                kind: org.kind().as_str().to_uppercase(),
+                first_read: d.first_read,
+                last_read: d.last_read,
+                reads: d.events,
+                field_classes: d.field_classes,
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(SubjectAccessReport {
+        contact_id: ID(contact.to_string()),
+        generated_at: Utc::now(),
+        matched_by: matched_by.to_owned(),
+        services: services
+            .into_iter()
+            .filter_map(|s| {
+                Some(ReportService {
+                    id: ID(s.id.to_string()),
+                    contact_id: ID(s.contact_id?.to_string()),
+                    kind: s.kind.into(),
+                    title: s.title,
+                    provider: s.provider.into(),
+                    status: s.status.into(),
+                    requested_at: s.requested_at,
+                    delivered_at: s.delivered_at,
+                    legal_basis: s.legal_basis.into(),
+                    source: s.source.into(),
+                    notes: s.notes,
+                })
+            })
+            .collect(),
+        changes: changes
+            .into_iter()
+            .map(|c| ReportChange {
+                contact_id: ID(c.entity_id.to_string()),
+                field: c.field,
+                old_value: c.old_value,
+                new_value: c.new_value,
+                redacted: c.redacted,
+                changed_by_org: c.changed_by_org.into(),
+                changed_at: c.changed_at,
+            })
+            .collect(),
+        requests: requests
+            .into_iter()
+            .map(|q| ReportRequest {
+                id: ID(q.id.to_string()),
+                kind: q.kind.into(),
+                received_by: q.received_by.into(),
+                received_at: q.received_at,
+                deadline: q.deadline(),
+                status: q.status.into(),
+                resolution: q.resolution,
+            })
+            .collect(),
+        contacts: people.into_iter().map(ReportContact::from).collect(),
+        recipients,
+    })
+}
+
+#[derive(Default)]
+pub struct ReportQuery;
+
+#[Object]
+impl ReportQuery {
+    /// Everything every controller holds about the person this contact is,
+    /// and who read it (DPO, purpose DATA_SUBJECT_REQUEST). Also as JSON at
+    /// `GET /reports/subject-access/{contactId}`.
+    async fn subject_access_report(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+    ) -> AppResult<Option<SubjectAccessReport>> {
+        let id: ContactId = parse_id("contactId", &contact_id)?;
+        Ok(Some(build(ctx, id).await?))
+    }
+}
