@@ -11,6 +11,14 @@ grants(p: Principal, _r: Record, "request", "R9-dpo") if
 may_write(p: Principal, "handle_request", r: Record, "R9-dpo") if
     r.kind = "request" and is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
 
+# Filing a restriction or objection request (or a rectification asked to
+# restrict while pending) restricts its contact at once, whichever
+# controller's DPO received it: the restriction protects the person while the
+# request is assessed (GDPR arts. 18, 21, 26). Lifting it is the registering
+# organisation's DPO's (above).
+may_write(p: Principal, "restrict_on_request", r: Record, "R9-dpo") if
+    r.kind = "contact" and is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
+
 # An objection to direct marketing is unconditional (GDPR art. 21(3)):
 # whichever controller's DPO receives it records it at once.
 may_write(p: Principal, "object_marketing", r: Record, "R9-dpo") if

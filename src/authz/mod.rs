@@ -73,6 +73,9 @@ pub enum Action {
     HandleRequest,
     /// The data subject's rights on a contact (or a sole trader), R9.
     Restrict,
+    /// The restriction a restriction, objection or rectification request
+    /// puts on its contact when it is filed.
+    RestrictOnRequest,
     LiftRestriction,
     ObjectMarketing,
     LegalHold,
@@ -88,6 +91,7 @@ impl Action {
             Action::Delete => "delete",
             Action::HandleRequest => "handle_request",
             Action::Restrict => "restrict",
+            Action::RestrictOnRequest => "restrict_on_request",
             Action::LiftRestriction => "lift_restriction",
             Action::ObjectMarketing => "object_marketing",
             Action::LegalHold => "legal_hold",

@@ -147,17 +147,6 @@ pub struct WriteGrant {
 }
 
 impl WriteGrant {
-    /// An event for a further change the same decision allows (a request's
-    /// effect on its contact), committed separately.
-    pub fn also(&self, action: Action, resource_type: &str, fields: Vec<String>) -> WriteGrant {
-        let mut event = self.event.clone();
-        event.id = Uuid::new_v4();
-        event.decided.action = action.as_str().to_owned();
-        event.decided.resource_type = resource_type.to_owned();
-        event.decided.fields = fields;
-        WriteGrant { event }
-    }
-
     /// Appends the change's event to the chain inside the mutation's
     /// transaction: the change and its record commit together or not at all.
     pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {

@@ -224,24 +224,21 @@ fn received_at(on: NaiveDate, now: DateTime<Utc>) -> DateTime<Utc> {
 fn opening_effect(
     kind: db::RequestKind,
     restrict_while_pending: bool,
-) -> Option<(Action, ContactFlags, Vec<String>)> {
+) -> Option<(Action, ContactFlags)> {
     use db::RequestKind::*;
     let restrict = || ContactFlags {
         restricted: Some(true),
         ..Default::default()
     };
     match kind {
-        Restriction => Some((Action::Restrict, restrict(), vec!["restricted".into()])),
-        Rectification if restrict_while_pending => {
-            Some((Action::Restrict, restrict(), vec!["restricted".into()]))
-        }
+        Restriction => Some((Action::RestrictOnRequest, restrict())),
+        Rectification if restrict_while_pending => Some((Action::RestrictOnRequest, restrict())),
         Objection => Some((
-            Action::Restrict,
+            Action::RestrictOnRequest,
             ContactFlags {
                 objection_pending: Some(true),
                 ..Default::default()
             },
-            vec!["objectionPending".into()],
         )),
         MarketingObjection => Some((
             Action::ObjectMarketing,
@@ -249,7 +246,6 @@ fn opening_effect(
                 marketing_objection: Some(true),
                 ..Default::default()
             },
-            vec!["marketingObjection".into()],
         )),
         Access | Erasure | Rectification => None,
     }
@@ -399,17 +395,13 @@ impl RequestMutation {
                     }
                 }
                 let row = db::requests::insert(conn, &author, &new).await?;
-                if let (Some(c), Some((action, flags, fields))) = (contact, effect) {
-                    // Protective, so whichever controller's DPO files it: the
-                    // person is not processed while the request is assessed.
-                    let old = db::contacts::lock(conn, c)
-                        .await?
-                        .ok_or_else(|| AppError::bad_input("input.contactId", "no such contact"))?;
+                if let (Some(c), Some((action, flags))) = (contact, effect) {
+                    // The policy decides the effect too (R9: protective, so
+                    // any controller's DPO who files the request).
+                    let (old, effect_grant) =
+                        rights::lock_contact_for(ctx, conn, c, action).await?;
                     db::contacts::set_flags(conn, &author, &old, &flags).await?;
-                    grant
-                        .also(action, "contact", fields)
-                        .commit(conn, c.0)
-                        .await?;
+                    effect_grant.commit(conn, c.0).await?;
                 }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)

@@ -97,7 +97,7 @@ async fn a_restriction_request_restricts_the_contact_until_its_dpo_lifts_it() {
     assert!(flag(&t, &contact, "restricted").await);
     assert!(
         t.sql_count(&format!(
-            "SELECT count(*) FROM audit_events WHERE action IN ('restrict', 'lift_restriction') AND '{contact}' = ANY(resource_ids)"
+            "SELECT count(*) FROM audit_events WHERE action IN ('restrict_on_request', 'restrict', 'lift_restriction') AND '{contact}' = ANY(resource_ids)"
         ))
         .await
             >= 4,
