@@ -96,6 +96,24 @@ fn reason(text: &str) -> AppResult<String> {
 pub struct RightsMutation;
 
 impl RightsMutation {
+    async fn company_hold(
+        ctx: &Context<'_>,
+        id: ID,
+        action: Action,
+        hold: bool,
+        reason: String,
+    ) -> AppResult<Company> {
+        let id: CompanyId = parse_id("id", &id)?;
+        let author = ctx.author()?;
+        let row = locked_write(ctx, id, action, move |conn, old: CompanyRow| {
+            Box::pin(async move {
+                Ok(db::companies::set_legal_hold(conn, &author, &old, hold, Some(reason)).await?)
+            })
+        })
+        .await?;
+        Ok(Company(row))
+    }
+
     async fn flags(
         ctx: &Context<'_>,
         id: ID,
@@ -179,42 +197,19 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
-        let id: CompanyId = parse_id("id", &id)?;
         let reason = self::reason(&reason)?;
-        let author = ctx.author()?;
-        let row = locked_write(ctx, id, Action::LegalHold, move |conn, old: CompanyRow| {
-            Box::pin(async move {
-                Ok(db::companies::set_legal_hold(conn, &author, &old, true, Some(reason)).await?)
-            })
-        })
-        .await?;
-        Ok(Company(row))
+        Self::company_hold(ctx, id, Action::LegalHold, true, reason).await
     }
 
+    /// Lifts it; the reason stays in the change log.
     async fn lift_company_legal_hold(
         &self,
         ctx: &Context<'_>,
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
-        let id: CompanyId = parse_id("id", &id)?;
         let reason = format!("lifted: {}", self::reason(&reason)?);
-        let author = ctx.author()?;
-        let row = locked_write(
-            ctx,
-            id,
-            Action::LiftLegalHold,
-            move |conn, old: CompanyRow| {
-                Box::pin(async move {
-                    Ok(
-                        db::companies::set_legal_hold(conn, &author, &old, false, Some(reason))
-                            .await?,
-                    )
-                })
-            },
-        )
-        .await?;
-        Ok(Company(row))
+        Self::company_hold(ctx, id, Action::LiftLegalHold, false, reason).await
     }
 
     /// Erases a contact: a tombstone and nothing personal (domain.md).
