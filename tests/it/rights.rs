@@ -510,3 +510,32 @@ async fn a_sole_traders_name_and_business_id_are_erased_and_other_companies_are_
     let body = contact_mutation(&t, &ely, "eraseCompany", &company).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
+
+#[tokio::test]
+async fn only_the_registering_organisations_dpo_restricts_holds_or_erases_directly() {
+    let t = TestApp::new().await;
+    let contact = contact_of(&t, "ELY").await;
+    for token in [
+        t.token("TEM", &["dpo"]),
+        t.token("ELY", &["viewer", "editor", "confidential"]),
+        t.token("MMM", &["dpo"]),
+    ] {
+        for name in ["restrictContact", "liftRestriction", "eraseContact"] {
+            let body = contact_mutation(&t, &token, name, &contact).await;
+            assert!(
+                ["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)),
+                "{name}: {body}"
+            );
+        }
+        let body = hold(&t, &token, "setContactLegalHold", &contact, "x").await;
+        assert!(["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)), "{body}");
+    }
+    assert_eq!(
+        t.sql_count(&format!(
+            "SELECT count(*) FROM contacts WHERE id = '{contact}' AND NOT restricted AND NOT legal_hold AND erased_at IS NULL"
+        ))
+        .await,
+        1,
+        "nothing changed"
+    );
+}
