@@ -84,6 +84,20 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 11] = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::HandleRequest,
+        Action::Restrict,
+        Action::RestrictOnRequest,
+        Action::LiftRestriction,
+        Action::ObjectMarketing,
+        Action::LegalHold,
+        Action::LiftLegalHold,
+        Action::Erase,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",

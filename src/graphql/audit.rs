@@ -207,7 +207,7 @@ pub struct RecordFacts {
 
 #[derive(InputObject)]
 pub struct ExplainResource {
-    /// `company`, `contact`, `service` or `confidential`.
+    /// `company`, `contact`, `service`, `confidential` or `request` (a data subject request).
     #[graphql(name = "type")]
     pub kind: String,
     /// A record of the register: its facts are read from it.
@@ -219,7 +219,8 @@ pub struct ExplainResource {
 #[derive(InputObject)]
 pub struct ExplainInput {
     pub actor: ExplainActor,
-    /// `read`, `create`, `update`, `delete`, `restrict`, `lift_restriction`,
+    /// `read`, `create`, `update`, `delete`, `handle_request`, `restrict`,
+    /// `restrict_on_request`, `lift_restriction`, `object_marketing`,
     /// `legal_hold`, `lift_legal_hold`, `erase`.
     pub action: String,
     pub resource: ExplainResource,
@@ -242,19 +243,12 @@ pub struct Decision {
     pub facts: RecordFacts,
 }
 
-const ACTIONS: [&str; 9] = [
-    "read",
-    "create",
-    "update",
-    "delete",
-    "restrict",
-    "lift_restriction",
-    "legal_hold",
-    "lift_legal_hold",
-    "erase",
-];
+/// `read` and every change the gateway asks the policy about.
+fn actions() -> impl Iterator<Item = &'static str> {
+    std::iter::once("read").chain(crate::authz::Action::ALL.into_iter().map(|a| a.as_str()))
+}
 
-const KINDS: [&str; 4] = ["company", "contact", "service", "confidential"];
+const KINDS: [&str; 5] = ["company", "contact", "service", "confidential", "request"];
 
 fn facts_of(r: &Record) -> AppResult<RecordFacts> {
     let owner = OrgCode::from_str(&r.owner)
@@ -299,6 +293,11 @@ async fn record_by_id(ctx: &Context<'_>, kind: &str, id: &ID) -> AppResult<Recor
                 .pop()
                 .ok_or_else(not_found)?;
             Record::service(&row, industry_of(conn, row.company_id).await?.as_deref())
+        }
+        "request" => {
+            let id: db::RequestId = parse_id("resource.id", id)?;
+            let row = db::requests::by_id(conn, id).await?.ok_or_else(not_found)?;
+            Record::request(&row)
         }
         _ => {
             let id: db::ConfidentialId = parse_id("resource.id", id)?;
@@ -431,10 +430,13 @@ impl AuditQuery {
         let rules = Self::guard_audit(ctx, "explainDecision")?;
         let principal = described_actor(&input.actor)?;
         let action = input.action.trim().to_ascii_lowercase();
-        if !ACTIONS.contains(&action.as_str()) {
+        if !actions().any(|a| a == action) {
             return Err(AppError::bad_input(
                 "action",
-                format!("must be one of {}", ACTIONS.join(", ")),
+                format!(
+                    "must be one of {}",
+                    actions().collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         let kind = input.resource.kind.trim().to_ascii_lowercase();

@@ -716,6 +716,18 @@ async fn explain_gives_the_decision_the_gateway_enforces() {
     let write = explain(json!({"actor": {"org": "ELY", "roles": ["viewer", "editor"], "purpose": "CUSTOMER_RELATIONSHIP"}, "action": "update",
         "resource": {"type": "contact", "facts": {"owner": "ELY"}}})).await;
     assert_eq!(write["data"]["explainDecision"]["allowed"], true, "{write}");
+    // A data subject request: any controller's DPO handles it, an editor does not.
+    let request = t
+        .sql_text("SELECT id::text FROM data_subject_requests LIMIT 1")
+        .await;
+    for (roles, allowed) in [(json!(["dpo"]), true), (json!(["viewer", "editor"]), false)] {
+        let body = explain(json!({"actor": {"org": "UM", "roles": roles, "purpose": "DATA_SUBJECT_REQUEST"}, "action": "handle_request",
+            "resource": {"type": "request", "id": request}})).await;
+        assert_eq!(
+            body["data"]["explainDecision"]["allowed"], allowed,
+            "{body}"
+        );
+    }
     // Bad input.
     for bad in [
         json!({"actor": {"org": "TEM", "roles": ["wizard"], "purpose": "CUSTOMER_RELATIONSHIP"}, "action": "read", "resource": {"type": "contact", "id": id}, "field": "email"}),
