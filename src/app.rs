@@ -50,6 +50,15 @@ impl App {
             &config.db.pool_settings(),
             statements.clone(),
         )?;
+        // One connection now, so a DB_ROLE the login may not take stops the
+        // start with the reason instead of failing every request later.
+        if let Err(e) = pool.get().await {
+            anyhow::bail!(
+                "cannot open a database connection as role {:?} (DB_ROLE): {e}; \
+                 grant the role to the login of DATABASE_URL, or set DB_ROLE to empty",
+                config.db.db_role
+            );
+        }
         // The audit writer has connections of its own: requests that exhaust
         // the main pool must not also stop every response (fail closed).
         let audit_pool = db::build_pool(

@@ -778,3 +778,19 @@ async fn every_field_of_the_register_has_an_access_class() {
         assert!(names > 3, "{type_name}");
     }
 }
+
+#[tokio::test]
+async fn a_db_role_the_login_cannot_take_stops_the_start_with_the_reason() {
+    let err = TestApp::try_with(Options {
+        db_role: Some("kasvu_no_such_role".into()),
+        ..Options::default()
+    })
+    .await
+    .err()
+    .expect("start must fail");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("DB_ROLE") && message.contains("kasvu_no_such_role"),
+        "{message}"
+    );
+}

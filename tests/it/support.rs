@@ -147,6 +147,8 @@ pub struct Options {
     /// that count policy queries, which parallel tests would disturb).
     pub own_policy: bool,
     pub audit: kasvu_gateway::config::AuditConfig,
+    /// DB_ROLE; `None` is the gateway's own role, kasvu_gateway.
+    pub db_role: Option<String>,
 }
 
 impl TestApp {
@@ -189,7 +191,10 @@ impl TestApp {
                 db_wait_timeout_ms: 5000,
                 db_connect_timeout_ms: 5000,
                 db_statement_timeout_ms: opts.statement_timeout_ms.unwrap_or(10_000),
-                db_role: "kasvu_gateway".into(),
+                db_role: opts
+                    .db_role
+                    .clone()
+                    .unwrap_or_else(|| "kasvu_gateway".into()),
             },
             redis_url: None,
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
