@@ -65,6 +65,7 @@ impl App {
             &config.db.database_url,
             &db::PoolSettings {
                 max_size: 2,
+                application_name: "kasvu-gateway-audit",
                 ..config.db.pool_settings()
             },
             statements.clone(),

@@ -92,6 +92,7 @@ impl DbConfig {
             connect_timeout: Duration::from_millis(self.db_connect_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             role: (!self.db_role.is_empty()).then(|| self.db_role.clone()),
+            application_name: "kasvu-gateway",
         }
     }
 }

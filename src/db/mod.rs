@@ -46,6 +46,8 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
     /// `SET ROLE` on every connection (a checked identifier, see config).
     pub role: Option<String>,
+    /// What `pg_stat_activity` shows for these connections.
+    pub application_name: &'static str,
 }
 
 impl Default for PoolSettings {
@@ -56,6 +58,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             role: None,
+            application_name: "kasvu-gateway",
         }
     }
 }
@@ -88,6 +91,7 @@ pub fn build_pool(
 ) -> anyhow::Result<PgPool> {
     let statement_timeout_ms = settings.statement_timeout.as_millis();
     let role = settings.role.clone();
+    let application_name = settings.application_name;
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // No `SELECT 1` on every checkout: a broken connection is detected by
     // diesel-async itself and dropped, so the ping would only cost a round trip.
@@ -104,6 +108,10 @@ pub fn build_pool(
                     .await
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
             }
+            diesel::sql_query(format!("SET application_name = '{application_name}'"))
+                .execute(&mut conn)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
             diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
                 .execute(&mut conn)
                 .await
