@@ -225,6 +225,12 @@ async fn authenticate(
     auth::actor_from_claims(claims, purpose).map_err(|e| unauthenticated(e.to_string()))
 }
 
+/// Who asks, authenticated and admitted; or the response that refuses them.
+async fn authorized(s: &HttpState, headers: &HeaderMap, request_id: &str) -> Result<Who, Response> {
+    let actor = authenticate(s, headers, request_id).await?;
+    admit(s, actor, request_id, headers).await
+}
+
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -252,11 +258,7 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
             &request_id,
         );
     }
-    let actor = match authenticate(&s, &headers, &request_id).await {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    let who = match admit(&s, actor, &request_id, &headers).await {
+    let who = match authorized(&s, &headers, &request_id).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -315,11 +317,7 @@ pub async fn get(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let actor = match authenticate(&s, &headers, &request_id).await {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    let who = match admit(&s, actor, &request_id, &headers).await {
+    let who = match authorized(&s, &headers, &request_id).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -560,11 +558,7 @@ pub async fn subject_access_report(
     axum::extract::Path(contact_id): axum::extract::Path<String>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let actor = match authenticate(&s, &headers, &request_id).await {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    let who = match admit(&s, actor, &request_id, &headers).await {
+    let who = match authorized(&s, &headers, &request_id).await {
         Ok(w) => w,
         Err(res) => return res,
     };
