@@ -37,6 +37,8 @@ grants(p: Principal, _r: Record, "report", "R9-dpo") if
 
 # R10 auditor: audit events, decision explanations, the policy version and
 # the chain check. An auditor role alone reads no personal field: it grants
-# only the class `audit` (separation of duties).
+# only the class `audit` (separation of duties). The trail names who read
+# which person's records, so R8 binds auditors too: none abroad reads it.
 
-grants(p: Principal, _r: Record, "audit", "R10-auditor") if has_role(p, "auditor");
+grants(p: Principal, _r: Record, "audit", "R10-auditor") if
+    has_role(p, "auditor") and p.in_eu_eea;

@@ -3,7 +3,11 @@
 # everyone but a DPO handling a data subject request.
 
 hidden(p: Principal, r: Record, "R5-restricted") if
-    r.restricted and not (has_role(p, "dpo") and p.purpose = "DATA_SUBJECT_REQUEST");
+    r.restricted and not (handles_requests(p) and p.purpose = "DATA_SUBJECT_REQUEST");
+
+# A controller's DPO in the EU/EEA: who handles data subject requests (R9).
+# A recipient's DPO handles none (R7), and nothing restricted goes abroad (R8).
+handles_requests(p: Principal) if is_controller(p) and has_role(p, "dpo") and p.in_eu_eea;
 
 # R6 marketing: for direct marketing, contacts who objected to it (always
 # honoured) or whose processing is restricted are invisible. Recipients and
@@ -18,4 +22,4 @@ refused(p: Principal, "R6-marketing") if p.purpose = "MARKETING" and not p.in_eu
 # R11 erased: an erased record is invisible to everyone but a DPO, who sees its
 # tombstone; its personal fields are empty for everyone (see `personal`).
 
-hidden(p: Principal, r: Record, "R11-erased") if r.erased and not has_role(p, "dpo");
+hidden(p: Principal, r: Record, "R11-erased") if r.erased and not handles_requests(p);

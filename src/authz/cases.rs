@@ -84,7 +84,16 @@ fn parse_actor(text: &str, purpose: &str) -> Result<Principal, String> {
 fn parse_record(text: &str) -> Result<Record, String> {
     let mut words = text.split_whitespace();
     let kind = words.next().ok_or("no record kind")?;
-    if !["company", "confidential", "contact", "service", "request"].contains(&kind) {
+    if ![
+        "company",
+        "confidential",
+        "contact",
+        "service",
+        "request",
+        "audit_event",
+    ]
+    .contains(&kind)
+    {
         return Err(format!("unknown record kind {kind:?}"));
     }
     let mut record = Record {
