@@ -521,7 +521,9 @@ pub async fn seed(
                 legal_basis: *rng.pick(LEGAL),
                 source: *rng.pick(SOURCES),
                 restricted: rng.chance(3),
-                objection_pending: rng.chance(1),
+                // Derived by the database from the open OBJECTION requests
+                // below (migration 000003).
+                objection_pending: false,
                 marketing_objection: rng.chance(6),
                 legal_hold: hold,
                 legal_hold_reason: hold.then(|| "evidence in a pending funding matter".to_owned()),
