@@ -112,6 +112,12 @@ pub struct Limits {
     pub max_root_fields: usize,
     #[arg(long, env = "MAX_BATCH", default_value_t = 5)]
     pub max_batch: usize,
+    /// Characters one string argument may have (names, notes, descriptions).
+    #[arg(long, env = "MAX_STRING_CHARS", default_value_t = 10_000)]
+    pub max_string_chars: usize,
+    /// Characters one filter string may have (it becomes a search pattern).
+    #[arg(long, env = "MAX_FILTER_CHARS", default_value_t = 200)]
+    pub max_filter_chars: usize,
     /// Seconds before a request is abandoned with `UNAVAILABLE`.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -126,6 +132,8 @@ impl Default for Limits {
             max_aliases: 30,
             max_root_fields: 10,
             max_batch: 5,
+            max_string_chars: 10_000,
+            max_filter_chars: 200,
             request_timeout_secs: 30,
         }
     }

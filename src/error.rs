@@ -106,19 +106,48 @@ impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match &err {
-            // statement_timeout and lost connections are the database being
-            // unavailable, not a bug; the client may retry.
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                tracing::warn!(error = %err, "database connection closed");
+            // statement_timeout, lost or terminated connections, a server
+            // shutting down and serialization failures are the database
+            // being unavailable, not a bug; the client may retry.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure,
+                _,
+            )
+            | Error::BrokenTransactionManager => {
+                tracing::warn!(error = %err, "database connection lost");
                 AppError::Unavailable("the database")
             }
             Error::DatabaseError(_, info) if info.message().contains("statement timeout") => {
                 tracing::warn!(error = %err, "statement timed out");
                 AppError::Unavailable("the database (statement timeout)")
             }
+            Error::DatabaseError(_, info) if is_unavailable(info.message()) => {
+                tracing::warn!(error = %err, "database unavailable");
+                AppError::Unavailable("the database")
+            }
             _ => AppError::internal(err),
         }
     }
+}
+
+/// PostgreSQL's messages for a server that ends or refuses sessions
+/// (SQLSTATE 57P01–57P03, 53300, 55P03, 08xxx), which diesel reports
+/// without their codes.
+fn is_unavailable(message: &str) -> bool {
+    const MARKS: [&str; 8] = [
+        "terminating connection",
+        "the database system is",
+        "too many connections",
+        "lock timeout",
+        "could not obtain lock",
+        "connection",
+        "server closed",
+        "cannot execute",
+    ];
+    let m = message.to_ascii_lowercase();
+    MARKS.iter().any(|mark| m.contains(mark))
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
@@ -171,3 +200,12 @@ impl From<AppError> for async_graphql::Error {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The text a panic carried, for the log (never for the client).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

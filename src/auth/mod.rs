@@ -45,7 +45,8 @@ pub fn actor_from_claims(claims: Claims, purpose: Purpose) -> Result<Actor, Auth
 /// `X-Processing-Purpose`: absent means `CUSTOMER_RELATIONSHIP`.
 pub fn parse_purpose(header: Option<&str>) -> Result<Purpose, String> {
     match header.map(str::trim) {
-        None | Some("") => Ok(Purpose::CustomerRelationship),
+        None => Ok(Purpose::CustomerRelationship),
+        Some("") => Err("X-Processing-Purpose is empty; leave it out for CUSTOMER_RELATIONSHIP or name a purpose".to_owned()),
         Some(p) => p.parse().map_err(|p| format!("unknown processing purpose {p:?}; expected one of CUSTOMER_RELATIONSHIP, MARKETING, DATA_SUBJECT_REQUEST, SECURITY_AUDIT")),
     }
 }

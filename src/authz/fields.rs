@@ -11,6 +11,12 @@ use super::FieldClass;
 pub fn class_of(kind: &str, field: &str, sole_trader: bool) -> Option<FieldClass> {
     use FieldClass::*;
     Some(match (kind, field) {
+        // The register's root fields are judged by the class that holds the
+        // ids they list (R10: an auditor alone reads none; R7: nor does a
+        // recipient without a reading role).
+        ("company", "company" | "companyByBusinessId" | "companies") => CompanyPublic,
+        ("contact", "contact" | "contacts") => ContactProcessing,
+        ("service", "service" | "services") => ServiceRecord,
         ("company", "businessId" | "name") if sole_trader => ContactIdentification,
         (
             "company",

@@ -93,9 +93,11 @@ pub fn build_pool(
     let role = settings.role.clone();
     let application_name = settings.application_name;
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    // No `SELECT 1` on every checkout: a broken connection is detected by
-    // diesel-async itself and dropped, so the ping would only cost a round trip.
-    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+    // A ping on every checkout: a backend terminated by the server (restart,
+    // failover, pg_terminate_backend) answers its last statement with an
+    // error but is not marked broken, and without the ping it would fail the
+    // next request too. One local round trip is the price.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Verified;
     config.custom_setup = Box::new(move |url| {
         let counter = counter.clone();
         let role = role.clone();

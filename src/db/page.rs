@@ -24,8 +24,14 @@ impl Keyset {
             .ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (micros, id) = raw.split_once('|')?;
+        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        // A forged time outside what PostgreSQL stores would fail the query:
+        // it is no cursor this API issued.
+        if !(1..=9999).contains(&chrono::Datelike::year(&created_at)) {
+            return None;
+        }
         Some(Keyset {
-            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            created_at,
             id: Uuid::parse_str(id).ok()?,
         })
     }
@@ -104,6 +110,13 @@ mod tests {
         assert_eq!(Keyset::decode(&k.encode()), Some(k));
         assert_eq!(Keyset::decode("not-a-cursor"), None);
         assert_eq!(Keyset::decode(""), None);
+        let forged = |micros: i64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!("{micros}|{}", uuid::Uuid::nil()))
+        };
+        assert_eq!(Keyset::decode(&forged(i64::MAX)), None);
+        assert_eq!(Keyset::decode(&forged(-100_000_000_000_000_000)), None);
+        assert!(Keyset::decode(&forged(0)).is_some());
     }
 
     #[test]

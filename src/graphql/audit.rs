@@ -339,7 +339,7 @@ pub struct AuditQuery;
 
 impl AuditQuery {
     /// The auditor's own permission (class `audit`); a denial is recorded.
-    fn guard_audit(ctx: &Context<'_>, field: &str) -> AppResult<Vec<String>> {
+    pub(crate) fn guard_audit(ctx: &Context<'_>, field: &str) -> AppResult<Vec<String>> {
         let r = ctx.request()?;
         let decision = r
             .authorizer

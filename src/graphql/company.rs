@@ -218,6 +218,7 @@ pub struct CompanyQuery;
 #[Object]
 impl CompanyQuery {
     async fn company(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Company>> {
+        super::guard_register(ctx, "company")?;
         let id: CompanyId = parse_id("id", &id)?;
         match ctx.loader()?.load_one(id).await? {
             Some(row) => Ok(Some(Company(row))),
@@ -230,6 +231,7 @@ impl CompanyQuery {
         ctx: &Context<'_>,
         business_id: String,
     ) -> AppResult<Option<Company>> {
+        super::guard_register(ctx, "company")?;
         let business_id = validate::business_id(&business_id)
             .map_err(|m| AppError::bad_input("businessId", m))?;
         let id = db::companies::id_by_business_id(&mut *ctx.conn().await?, &business_id).await?;
@@ -249,6 +251,7 @@ impl CompanyQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Conn<Company>> {
+        super::guard_register(ctx, "company")?;
         let (page, first) = connection::page_request(first, after)?;
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
         let mut conn = ctx.conn().await?;
@@ -406,6 +409,13 @@ impl CompanyMutation {
     /// Registers a company for the actor's organisation.
     async fn create_company(&self, ctx: &Context<'_>, input: CompanyInput) -> AppResult<Company> {
         let author = ctx.author()?;
+        // Authorized before the input is judged: who may not write
+        // learns nothing from validation messages.
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("company", author.org),
+            None,
+        )?;
         let c = input.into_changes()?;
         let new = NewCompany {
             business_id: required("businessId", c.business_id)?,
@@ -419,11 +429,6 @@ impl CompanyMutation {
             legal_basis: required("legalBasis", c.legal_basis)?,
             source: required("source", c.source)?,
         };
-        let grant = ctx.guard_write(
-            Action::Create,
-            &Record::new_row("company", author.org),
-            None,
-        )?;
         let row = ctx
             .conn()
             .await?
@@ -443,6 +448,7 @@ impl CompanyMutation {
         id: ID,
         input: CompanyInput,
     ) -> AppResult<Company> {
+        super::authorize_kind(ctx, Action::Update, "company")?;
         let id: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
@@ -460,6 +466,7 @@ impl CompanyMutation {
 
     /// Deletes a company that has no contacts, services or confidential rows left.
     async fn delete_company(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        super::authorize_kind(ctx, Action::Delete, "company")?;
         let company: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(
@@ -491,6 +498,13 @@ impl CompanyMutation {
     ) -> AppResult<CompanyConfidential> {
         let company: CompanyId = parse_id("companyId", &company_id)?;
         let author = ctx.author()?;
+        // Authorized before the input is judged: who may not write
+        // learns nothing from validation messages.
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("confidential", author.org),
+            None,
+        )?;
         let c = input.into_changes()?;
         let new = NewConfidential {
             company_id: company,
@@ -501,11 +515,6 @@ impl CompanyMutation {
             funding_decisions: input::on_create(c.funding_decisions),
             notes: input::on_create(c.notes),
         };
-        let grant = ctx.guard_write(
-            Action::Create,
-            &Record::new_row("confidential", author.org),
-            None,
-        )?;
         let row = ctx.conn().await?.transaction::<_, AppError, _>(async move |conn| {
                 db::companies::lock(conn, company).await?.ok_or(AppError::NotFound("company"))?;
                 if db::confidential::exists_for(conn, company, author.org).await? {
@@ -525,6 +534,7 @@ impl CompanyMutation {
         id: ID,
         input: ConfidentialInput,
     ) -> AppResult<CompanyConfidential> {
+        super::authorize_kind(ctx, Action::Update, "confidential")?;
         let id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
@@ -543,6 +553,7 @@ impl CompanyMutation {
     }
 
     async fn delete_company_confidential(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        super::authorize_kind(ctx, Action::Delete, "confidential")?;
         let row_id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(

@@ -88,3 +88,221 @@ pub fn sole_operation_name(doc: &ExecutableDocument) -> Option<String> {
         _ => None,
     }
 }
+
+/// How deeply brackets, braces and parentheses may nest in a document or in
+/// a JSON body. The GraphQL parser and the JSON deserializer recurse, so a
+/// few kilobytes of `[[[[…` would overflow a worker's stack and abort the
+/// process; this bound is checked on the raw text, before either runs. Real
+/// queries nest a dozen levels (the depth limit) plus a few for arguments.
+pub const MAX_NESTING: usize = 32;
+
+/// The deepest nesting of `{`, `[` and `(` in `text` outside strings and
+/// comments, scanned without recursion; stops counting past `limit`.
+/// Works for GraphQL documents and for JSON (whose strings are a subset).
+pub fn nesting_depth(text: &str, limit: usize) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            b'#' => {
+                // A GraphQL comment runs to the end of the line.
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                // A block string ends at the next unescaped `"""`.
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
+/// Refuses text nested deeper than [`MAX_NESTING`] (`what` names it).
+pub fn check_nesting(what: &str, text: &str) -> Result<(), AppError> {
+    let depth = nesting_depth(text, MAX_NESTING);
+    if depth > MAX_NESTING {
+        return Err(AppError::QueryTooComplex(format!(
+            "{what} nests more than {MAX_NESTING} levels of brackets, braces or parentheses; at most {MAX_NESTING} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// Bounds on the strings a request passes in, checked on the document's
+/// arguments and the variables before execution: a megabyte filter string
+/// would hold a pooled connection for a whole statement timeout, and a NUL
+/// byte is something PostgreSQL cannot store or compare.
+pub fn check_inputs(
+    doc: &ExecutableDocument,
+    variables: &async_graphql::Variables,
+    limits: &Limits,
+) -> Result<(), AppError> {
+    use async_graphql::parser::types::Selection;
+    use async_graphql_value::Value;
+    use std::collections::HashMap;
+
+    // Where each variable is used, so its error names the argument.
+    let mut used_at: HashMap<String, String> = HashMap::new();
+    let mut sets: Vec<&SelectionSet> = doc
+        .fragments
+        .values()
+        .map(|f| &f.node.selection_set.node)
+        .collect();
+    sets.extend(
+        doc.operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set.node),
+    );
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    for (name, value) in &f.node.arguments {
+                        walk_arg(&value.node, name.node.to_string(), limits, &mut used_at)?;
+                    }
+                    sets.push(&f.node.selection_set.node);
+                }
+                Selection::InlineFragment(fr) => sets.push(&fr.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    for (name, value) in variables.iter() {
+        let path = used_at
+            .get(name.as_str())
+            .cloned()
+            .unwrap_or_else(|| format!("${name}"));
+        walk_const(value, path, limits)?;
+    }
+    return Ok(());
+
+    fn walk_arg(
+        value: &Value,
+        path: String,
+        limits: &Limits,
+        used_at: &mut HashMap<String, String>,
+    ) -> Result<(), AppError> {
+        match value {
+            Value::Variable(v) => {
+                used_at.entry(v.to_string()).or_insert(path);
+            }
+            Value::String(s) => check_string(s, &path, limits)?,
+            Value::List(items) => {
+                for v in items {
+                    walk_arg(v, path.clone(), limits, used_at)?;
+                }
+            }
+            Value::Object(fields) => {
+                for (k, v) in fields {
+                    walk_arg(v, format!("{path}.{k}"), limits, used_at)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn walk_const(
+        value: &async_graphql::Value,
+        path: String,
+        limits: &Limits,
+    ) -> Result<(), AppError> {
+        use async_graphql::Value as ConstValue;
+        match value {
+            ConstValue::String(s) => check_string(s, &path, limits)?,
+            ConstValue::List(items) => {
+                for v in items {
+                    walk_const(v, path.clone(), limits)?;
+                }
+            }
+            ConstValue::Object(fields) => {
+                for (k, v) in fields {
+                    walk_const(v, format!("{path}.{k}"), limits)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// One string argument: at most `max_string_chars` characters (filters:
+/// `max_filter_chars`, they become search patterns), and no NUL.
+fn check_string(s: &str, path: &str, limits: &Limits) -> Result<(), AppError> {
+    let max = if path == "filter" || path.starts_with("filter.") {
+        limits.max_filter_chars
+    } else {
+        limits.max_string_chars
+    };
+    // Bytes bound characters from above: count only when it could matter.
+    if s.len() > max && s.chars().count() > max {
+        return Err(AppError::bad_input(
+            path,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(AppError::bad_input(path, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_and_comments() {
+        assert_eq!(nesting_depth("{ a(b: [1, {c: 2}]) { d } }", 99), 4);
+        assert_eq!(nesting_depth(r#"{ a(s: "[[[[{{{{") }"#, 99), 2);
+        assert_eq!(nesting_depth("{ a # [[[[[[\n }", 99), 1);
+        assert_eq!(nesting_depth(r#"{ a(s: """ [[[[ \""" [[[ """) }"#, 99), 2);
+        assert_eq!(
+            nesting_depth(r#"{"q": "{{{{\"[[[", "v": {"a": [1]}}"#, 99),
+            3
+        );
+        // Unbalanced or truncated input never panics and still counts.
+        assert_eq!(nesting_depth("]]]}}}{", 99), 1);
+        assert_eq!(nesting_depth("\"unterminated", 99), 0);
+        assert_eq!(nesting_depth("\"\"\"", 99), 0);
+    }
+
+    #[test]
+    fn nesting_stops_at_the_limit_however_long_the_text() {
+        let deep = format!(
+            "{{ companies(first: {}1{}) }}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(nesting_depth(&deep, MAX_NESTING), MAX_NESTING + 1);
+        assert!(check_nesting("the query", &deep).is_err());
+        let ok = format!("{}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        assert!(check_nesting("the query", &ok).is_ok());
+    }
+}

@@ -9,6 +9,7 @@ pub mod enums;
 pub mod input;
 pub mod limits;
 pub mod loader;
+pub mod nulls;
 pub mod report;
 pub mod request;
 pub mod rights;
@@ -66,7 +67,8 @@ pub fn schema_builder(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .limit_directives(10);
+        .limit_directives(10)
+        .extension(nulls::FieldErrors);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
@@ -279,6 +281,36 @@ impl ContextExt for Context<'_> {
             ),
         })
     }
+}
+
+/// The register's root fields (`companies`, `contact(id)` …): refused with
+/// one FORBIDDEN (recorded) to an actor who may read nothing of `kind`,
+/// rather than a list of ids with every field denied. Decided before the
+/// id is looked at, so the answer tells nothing about what exists.
+pub fn guard_register(ctx: &Context<'_>, kind: &str) -> AppResult<()> {
+    let org = ctx.actor()?.org;
+    let record = Record {
+        in_sector: true,
+        ..Record::new_row(kind, org)
+    };
+    ctx.guard_at(&record, None)
+}
+
+/// Authorization before the input is judged: an actor the policy lets make
+/// no `action` on any record of `kind` (a recipient, an auditor) is
+/// FORBIDDEN (recorded) before validation could tell it anything. The
+/// record's own decision follows once it is locked.
+pub fn authorize_kind(ctx: &Context<'_>, action: Action, kind: &str) -> AppResult<()> {
+    let org = ctx.actor()?.org;
+    // The most permissive facts a record of `kind` can have: in the
+    // recipients' sector, and a sole trader (whose rights R9 covers).
+    let record = Record {
+        in_sector: true,
+        sole_trader: kind == "company",
+        ..Record::new_row(kind, org)
+    };
+    // Allowed, the grant is dropped: the change records its own event.
+    ctx.guard_write(action, &record, None).map(drop)
 }
 
 /// A policy that fails to evaluate is an internal error: the cause is logged,

@@ -161,12 +161,16 @@ pub struct SubjectAccessReport {
 
 /// Everything held about the person `contact` is.
 async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccessReport> {
+    // Visibility first: a contact this actor may not see (restricted,
+    // objecting, erased, outside a recipient's sector) is NOT_FOUND exactly
+    // like an unknown id, whatever the report's own rule would say.
+    let row = ctx
+        .loader()?
+        .load_one(contact)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
     let mut conn = ctx.conn().await?;
     let conn = &mut *conn;
-    let row = db::contacts::by_ids(conn, &[contact], &Visible::All)
-        .await?
-        .pop()
-        .ok_or(AppError::NotFound("contact"))?;
     // The report as a whole is the class `report` of this person's record.
     let record = row.record(conn).await?;
     ctx.guard(&record, contact.0)?;
@@ -179,6 +183,14 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     let ids: Vec<ContactId> = people.iter().map(|c| c.id).collect();
     let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
     let services = db::services::by_contact_ids(conn, &ids, &Visible::All).await?;
+    // R3: a service's notes are internal to its provider, in a report too.
+    let mut notes_readable = Vec::with_capacity(services.len());
+    for s in &services {
+        notes_readable.push(ctx.may_read(
+            &crate::authz::Record::service(s, None),
+            crate::authz::FieldClass::ServiceInternal,
+        )?);
+    }
     let changes = db::change_log::for_entities(conn, Entity::Contact, &uuids).await?;
     let requests = db::requests::of_contacts(conn, &ids).await?;
     let mut read_ids = uuids.clone();
@@ -216,7 +228,8 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
         matched_by: matched_by.to_owned(),
         services: services
             .into_iter()
-            .filter_map(|s| {
+            .zip(notes_readable)
+            .filter_map(|(s, notes_readable)| {
                 Some(ReportService {
                     id: ID(s.id.to_string()),
                     contact_id: ID(s.contact_id?.to_string()),
@@ -228,7 +241,7 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
                     delivered_at: s.delivered_at,
                     legal_basis: s.legal_basis.into(),
                     source: s.source.into(),
-                    notes: s.notes,
+                    notes: s.notes.filter(|_| notes_readable),
                 })
             })
             .collect(),

@@ -135,6 +135,12 @@ impl RequestQuery {
         id: ID,
     ) -> AppResult<Option<DataSubjectRequest>> {
         let id: RequestId = parse_id("id", &id)?;
+        // Requests are invisible to whoever may not read the class
+        // `request`: NOT_FOUND for every id, existing or not.
+        let kind = Record::new_row("request", ctx.actor()?.org);
+        if !ctx.may_read(&kind, crate::authz::FieldClass::Request)? {
+            return Err(AppError::NotFound("data subject request"));
+        }
         let row = db::requests::by_id(&mut *ctx.conn().await?, id)
             .await?
             .ok_or(AppError::NotFound("data subject request"))?;
@@ -329,6 +335,16 @@ impl RequestMutation {
         input: FileRequestInput,
     ) -> AppResult<DataSubjectRequest> {
         let author = ctx.author()?;
+        // Authorized before the input is judged.
+        // A request has no sector: recipients are refused (R7), not shown NOT_FOUND.
+        let grant = ctx.guard_write(
+            Action::HandleRequest,
+            &Record {
+                in_sector: true,
+                ..Record::new_row("request", author.org)
+            },
+            None,
+        )?;
         let contact = input
             .contact_id
             .as_ref()
@@ -366,11 +382,6 @@ impl RequestMutation {
         if received_on > now.date_naive() {
             return Err(AppError::bad_input("input.receivedOn", "is in the future"));
         }
-        let grant = ctx.guard_write(
-            Action::HandleRequest,
-            &Record::new_row("request", author.org),
-            None,
-        )?;
         let new = NewRequest {
             kind,
             contact_id: contact,

@@ -167,6 +167,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Contact> {
+        super::authorize_kind(ctx, Action::LegalHold, "contact")?;
         let flags = ContactFlags {
             legal_hold: Some(true),
             legal_hold_reason: Some(Some(self::reason(&reason)?)),
@@ -182,6 +183,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Contact> {
+        super::authorize_kind(ctx, Action::LiftLegalHold, "contact")?;
         let flags = ContactFlags {
             legal_hold: Some(false),
             legal_hold_reason: Some(Some(format!("lifted: {}", self::reason(&reason)?))),
@@ -197,6 +199,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
+        super::authorize_kind(ctx, Action::LegalHold, "company")?;
         let reason = self::reason(&reason)?;
         Self::company_hold(ctx, id, Action::LegalHold, true, reason).await
     }
@@ -208,6 +211,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
+        super::authorize_kind(ctx, Action::LiftLegalHold, "company")?;
         let reason = format!("lifted: {}", self::reason(&reason)?);
         Self::company_hold(ctx, id, Action::LiftLegalHold, false, reason).await
     }

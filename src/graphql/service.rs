@@ -74,14 +74,15 @@ impl Service {
             None => Err(AppError::NotFound("company")),
         }
     }
-    /// The natural person who received the service, if any.
+    /// The natural person who received the service, if any. A person the
+    /// actor may not see (restricted, objecting, erased) is `null` exactly
+    /// as when the service has none: the answer must not tell them apart.
     async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
         ctx.guard(self.facts(), self.row.id.0)?;
         match self.row.contact_id {
             Some(id) => match ctx.loader()?.load_one(id).await? {
                 Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
-                // Restricted, objecting or erased: invisible here as by id.
-                None => Err(AppError::NotFound("contact")),
+                None => Ok(None),
             },
             None => Ok(None),
         }
@@ -133,6 +134,7 @@ pub struct ServiceQuery;
 #[Object]
 impl ServiceQuery {
     async fn service(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Service>> {
+        super::guard_register(ctx, "service")?;
         let id: ServiceId = parse_id("id", &id)?;
         match ctx.loader()?.load_one(id).await? {
             Some(r) => Ok(Some(Service::one(ctx, r).await?)),
@@ -148,6 +150,7 @@ impl ServiceQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Conn<Service>> {
+        super::guard_register(ctx, "service")?;
         let (page, first) = connection::page_request(first, after)?;
         let f = filter.unwrap_or_default();
         if let (Some(from), Some(to)) = (f.requested_from, f.requested_to) {
@@ -271,6 +274,13 @@ impl ServiceMutation {
     /// Records a service provided by the actor's organisation.
     async fn create_service(&self, ctx: &Context<'_>, input: ServiceInput) -> AppResult<Service> {
         let author = ctx.author()?;
+        // Authorized before the input is judged: who may not write
+        // learns nothing from validation messages.
+        let grant = ctx.guard_write(
+            Action::Create,
+            &Record::new_row("service", author.org),
+            None,
+        )?;
         let contacts_visible = ctx.visibility()?.contacts.clone();
         let company: CompanyId = parse_id(
             "companyId",
@@ -292,11 +302,6 @@ impl ServiceMutation {
             amount_eur: input::on_create(c.amount_eur),
             notes: input::on_create(c.notes),
         };
-        let grant = ctx.guard_write(
-            Action::Create,
-            &Record::new_row("service", author.org),
-            None,
-        )?;
         let row = ctx
             .conn()
             .await?
@@ -319,6 +324,7 @@ impl ServiceMutation {
         id: ID,
         input: ServiceInput,
     ) -> AppResult<Service> {
+        super::authorize_kind(ctx, Action::Update, "service")?;
         let id: ServiceId = parse_id("id", &id)?;
         if input.company_id.is_some() {
             return Err(AppError::bad_input(
@@ -342,6 +348,7 @@ impl ServiceMutation {
     }
 
     async fn delete_service(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
+        super::authorize_kind(ctx, Action::Delete, "service")?;
         let service: ServiceId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(

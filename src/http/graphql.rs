@@ -14,6 +14,7 @@ use async_graphql::{
     BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value,
 };
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,7 @@ use crate::authz::{Principal, Visibility};
 use crate::error::{AppError, ErrorCode, REQUEST_ID};
 use crate::graphql::loader::DbReader;
 use crate::graphql::{limits, RequestContext};
+use futures::FutureExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -211,10 +213,14 @@ async fn authenticate(
         .verify(token)
         .await
         .map_err(|e| unauthenticated(e.to_string()))?;
-    let purpose_header = headers
-        .get("x-processing-purpose")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let purpose = auth::parse_purpose(purpose_header).map_err(|m| {
+    let mut purposes = headers.get_all("x-processing-purpose").iter();
+    let purpose_header = purposes.next().map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let purpose = if purposes.next().is_some() {
+        Err("X-Processing-Purpose is given more than once; send one purpose".to_owned())
+    } else {
+        auth::parse_purpose(purpose_header)
+    }
+    .map_err(|m| {
         error_response(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
@@ -238,7 +244,11 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON))
 }
 
-pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -262,6 +272,37 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
         Ok(w) => w,
         Err(res) => return res,
     };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let m = format!(
+                "the request body is larger than {} bytes, the most allowed",
+                s.app.config.limits.max_body_bytes
+            );
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::QueryTooComplex,
+                &m,
+                &request_id,
+            );
+        }
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("the request body could not be read: {rejection}"),
+                &request_id,
+            )
+        }
+    };
+    // The JSON deserializer recurses: bound the nesting before it runs.
+    if let Some(res) = too_nested(
+        "the request body",
+        &String::from_utf8_lossy(&body),
+        &request_id,
+    ) {
+        return res;
+    }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -298,6 +339,11 @@ pub async fn post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -
         }
         BatchRequest::Batch(rs) => rs,
     };
+    for r in &requests {
+        if let Some(res) = too_nested("the query", &r.query, &request_id) {
+            return res;
+        }
+    }
     let single = requests.len() == 1;
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
@@ -329,6 +375,14 @@ pub async fn get(
             &request_id,
         );
     };
+    for (what, text) in [
+        ("the query", Some(query)),
+        ("the variables", params.get("variables")),
+    ] {
+        if let Some(res) = too_nested(what, text.map_or("", String::as_str), &request_id) {
+            return res;
+        }
+    }
     let mut request = Request::new(query.clone());
     if let Some(name) = params.get("operationName") {
         request = request.operation_name(name.clone());
@@ -359,6 +413,19 @@ pub async fn get(
         return res;
     }
     respond(BatchResponse::Single(response.inner), &headers, &request_id)
+}
+
+/// 400 `QUERY_TOO_COMPLEX` for text nested deeper than the parsers may
+/// recurse (`limits::MAX_NESTING`), before any parser sees it.
+fn too_nested(what: &str, text: &str, request_id: &str) -> Option<Response> {
+    limits::check_nesting(what, text).err().map(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::QueryTooComplex,
+            &e.to_string(),
+            request_id,
+        )
+    })
 }
 
 struct Executed {
@@ -392,7 +459,9 @@ async fn execute(
                 http_status: Some(StatusCode::METHOD_NOT_ALLOWED),
             };
         }
-        if let Err(e) = limits::check(&doc, &s.app.config.limits) {
+        let checked = limits::check(&doc, &s.app.config.limits)
+            .and_then(|()| limits::check_inputs(&doc, &request.variables, &s.app.config.limits));
+        if let Err(e) = checked {
             s.app.metrics.observe(
                 operation.as_deref(),
                 "refused",
@@ -423,8 +492,16 @@ async fn execute(
         request_id.to_owned(),
         REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
     );
+    // A panic anywhere in execution fails this request alone, never the process.
+    let run = std::panic::AssertUnwindSafe(run).catch_unwind();
     let mut response = match tokio::time::timeout(timeout, run).await {
-        Ok(r) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => REQUEST_ID.sync_scope(request_id.to_owned(), || {
+            gql_error(AppError::internal_msg(format!(
+                "panic while executing the request: {}",
+                crate::error::panic_message(&*panic)
+            )))
+        }),
         Err(_) => {
             tracing::warn!(request_id, "request timed out");
             gql_error(AppError::Unavailable("the gateway (request timed out)"))

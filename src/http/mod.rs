@@ -36,7 +36,32 @@ pub fn router(app: AppState) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
+}
+
+/// A handler that panicked outside GraphQL execution (which catches its own)
+/// answers 500 with the usual error body; the process and every other
+/// request go on.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(
+        panic = crate::error::panic_message(&*panic),
+        "a request handler panicked"
+    );
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "internal error",
+            "extensions": { "code": crate::error::ErrorCode::InternalServerError.as_str() },
+        }],
+    });
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -172,8 +172,9 @@ async fn too_deep_and_too_complex_queries_are_refused() {
 #[tokio::test]
 async fn batches_run_each_request_and_are_bounded() {
     let t = TestApp::new().await;
-    let token = t.editor();
     let two = json!([{"query": Q}, {"query": "{ policyVersion }"}]).to_string();
+    // The policy version is class `audit`.
+    let token = t.token("TEM", &["editor", "auditor"]);
     let (status, body) = t
         .post_raw(Some(&token), Some("application/json"), two)
         .await;

@@ -3,6 +3,8 @@
 mod access;
 mod audit;
 mod auth;
+mod disclosure;
+mod hostile;
 mod http;
 mod mutations;
 mod personas;

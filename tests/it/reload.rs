@@ -38,39 +38,32 @@ async fn ask(client: &reqwest::Client, url: &str, token: &str, query: &str) -> V
     res.json().await.expect("json")
 }
 
-#[tokio::test]
-async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
-    let t = TestApp::new().await;
-    let dir = std::env::temp_dir().join(format!("kasvu-reload-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
-        .expect("policies")
-        .flatten()
-    {
-        if entry.path().extension().is_some_and(|x| x == "polar") {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-        }
-    }
+/// Starts the real binary on the test's database and waits until it is
+/// ready; `env` adds to or overrides its environment.
+pub async fn start_server(t: &TestApp, env: &[(&str, &str)]) -> (Server, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_kasvu-gateway"))
-            .args(["serve", "--no-migrate"])
-            .env("DATABASE_URL", &t.db_url)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("POLICY_DIR", &dir)
-            .env("JWT_DEV_KEY_FILE", &t.jwt.dev_key_file)
-            .env("JWT_ISSUER", &t.jwt.issuer)
-            .env("JWT_AUDIENCE", &t.jwt.audience)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the gateway"),
-    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kasvu-gateway"));
+    cmd.args(["serve", "--no-migrate"])
+        .env("DATABASE_URL", &t.db_url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "POLICY_DIR",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        )
+        .env("JWT_DEV_KEY_FILE", &t.jwt.dev_key_file)
+        .env("JWT_ISSUER", &t.jwt.issuer)
+        .env("JWT_AUDIENCE", &t.jwt.audience)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().expect("start the gateway"));
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
@@ -89,8 +82,28 @@ async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (server, base)
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
+    let t = TestApp::new().await;
+    let dir = std::env::temp_dir().join(format!("kasvu-reload-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .expect("policies")
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|x| x == "polar") {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
+        }
+    }
+    let dir_text = dir.to_string_lossy().into_owned();
+    let (server, base) = start_server(&t, &[("POLICY_DIR", dir_text.as_str())]).await;
+    let client = reqwest::Client::new();
     let url = format!("{base}/graphql");
-    let token = t.token("TEM", &["viewer"]);
+    // The policy version is class `audit`: an auditor reads it.
+    let token = t.token("TEM", &["viewer", "auditor"]);
     let version = |body: Value| {
         body["data"]["policyVersion"]
             .as_str()

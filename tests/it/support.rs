@@ -480,6 +480,14 @@ pub fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
             a(OrgCode::Mmm, &[Viewer], "FI", CustomerRelationship),
         ),
         (
+            "MMM dpo handling a request",
+            a(OrgCode::Mmm, &[Dpo], "FI", DataSubjectRequest),
+        ),
+        (
+            "MMM without a reading role",
+            a(OrgCode::Mmm, &[Auditor], "FI", CustomerRelationship),
+        ),
+        (
             "RUOKAVIRASTO reader",
             a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship),
         ),
