@@ -169,9 +169,12 @@ pub async fn run(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Outcome> {
             }
         }
     }
+    // Idempotency keys are kept a day; they name who created what.
+    let keys = crate::db::idempotency::purge_expired(conn).await?;
     tracing::info!(
         erased = outcome.erased.len(),
         skipped = outcome.skipped,
+        idempotency_keys_removed = keys,
         run,
         "retention run"
     );

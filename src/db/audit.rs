@@ -51,6 +51,17 @@ diesel::define_sql_function! {
 /// Takes the chain's lock until the transaction ends: whoever holds it reads
 /// the tail and appends, so the chain has one order across every writer
 /// (batches, mutations, other replicas).
+/// Which of these events are stored (committed): a change's own event is its
+/// commit receipt, so a client whose connection to the answer was lost can
+/// be told whether its change was made.
+pub async fn stored_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    audit_events::table
+        .filter(audit_events::id.eq_any(ids))
+        .select(audit_events::id)
+        .load(conn)
+        .await
+}
+
 pub async fn lock_chain(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     diesel::select(pg_advisory_xact_lock(CHAIN_LOCK))
         .execute(conn)

@@ -7,6 +7,7 @@ pub mod companies;
 pub mod confidential;
 pub mod contacts;
 pub mod enums;
+pub mod idempotency;
 pub mod ids;
 pub mod page;
 pub mod requests;
@@ -84,6 +85,13 @@ impl Instrumentation for CountStatements {
     }
 }
 
+/// No instrumentation, while the pool pings a connection.
+struct Quiet;
+
+impl Instrumentation for Quiet {
+    fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
+}
+
 pub fn build_pool(
     url: &str,
     settings: &PoolSettings,
@@ -95,9 +103,21 @@ pub fn build_pool(
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A ping on every checkout: a backend terminated by the server (restart,
     // failover, pg_terminate_backend) answers its last statement with an
-    // error but is not marked broken, and without the ping it would fail the
-    // next request too. One local round trip is the price.
-    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Verified;
+    // error, and until its socket's end is noticed the pool would lend it
+    // again and fail the next request too. One local round trip is the
+    // price; the ping is the pool's, so the statement counter does not see it.
+    let ping_counter = counter.clone();
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::CustomFunction(
+        Box::new(move |conn: &mut AsyncPgConnection| {
+            let counter = ping_counter.clone();
+            Box::pin(async move {
+                conn.set_instrumentation(Quiet);
+                let ping = diesel::sql_query("SELECT 1").execute(conn).await;
+                conn.set_instrumentation(CountStatements(counter));
+                ping.map(drop)
+            })
+        }),
+    );
     config.custom_setup = Box::new(move |url| {
         let counter = counter.clone();
         let role = role.clone();

@@ -142,6 +142,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (org, sub, key) {
+        org -> Text,
+        sub -> Text,
+        key -> Text,
+        operation -> Text,
+        request_hash -> Bytea,
+        resource_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     organizations (code) {
         code -> Text,
         name_en -> Text,
@@ -177,6 +189,7 @@ diesel::joinable!(company_confidential -> companies (company_id));
 diesel::joinable!(company_confidential -> organizations (registered_by));
 diesel::joinable!(contacts -> companies (company_id));
 diesel::joinable!(data_subject_requests -> contacts (contact_id));
+diesel::joinable!(idempotency_keys -> organizations (org));
 diesel::joinable!(services -> companies (company_id));
 diesel::joinable!(services -> contacts (contact_id));
 diesel::joinable!(services -> organizations (provider));
@@ -188,6 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     company_confidential,
     contacts,
     data_subject_requests,
+    idempotency_keys,
     organizations,
     services,
 );

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::connection::{self, Conn};
 use super::contact::Contact;
 use super::enums::{CompanyForm, DataSource, Decimal, LegalBasis, Organization};
+use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
@@ -407,7 +408,15 @@ pub struct CompanyMutation;
 #[Object]
 impl CompanyMutation {
     /// Registers a company for the actor's organisation.
-    async fn create_company(&self, ctx: &Context<'_>, input: CompanyInput) -> AppResult<Company> {
+    async fn create_company(
+        &self,
+        ctx: &Context<'_>,
+        input: CompanyInput,
+        #[graphql(
+            desc = "Repeating a create with the same key (within a day) answers with the record the first one made instead of making another."
+        )]
+        idempotency_key: Option<String>,
+    ) -> AppResult<Company> {
         let author = ctx.author()?;
         // Authorized before the input is judged: who may not write
         // learns nothing from validation messages.
@@ -416,6 +425,11 @@ impl CompanyMutation {
             &Record::new_row("company", author.org),
             None,
         )?;
+        let idem = Idempotent::of(ctx, idempotency_key)?;
+        if let Some(id) = replay(ctx, &idem).await? {
+            let row = ctx.loader()?.load_one(CompanyId(id)).await?;
+            return row.map(Company).ok_or(AppError::NotFound("company"));
+        }
         let c = input.into_changes()?;
         let new = NewCompany {
             business_id: required("businessId", c.business_id)?,
@@ -435,6 +449,9 @@ impl CompanyMutation {
             .transaction::<_, AppError, _>(async move |conn| {
                 ensure_business_id_free(conn, &new.business_id, None).await?;
                 let row = db::companies::insert(conn, &author, &new).await?;
+                if let Some(i) = &idem {
+                    i.record(conn, ctx, row.id.0).await?;
+                }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)
             })
@@ -495,6 +512,10 @@ impl CompanyMutation {
         ctx: &Context<'_>,
         company_id: ID,
         input: ConfidentialInput,
+        #[graphql(
+            desc = "Repeating a create with the same key (within a day) answers with the record the first one made instead of making another."
+        )]
+        idempotency_key: Option<String>,
     ) -> AppResult<CompanyConfidential> {
         let company: CompanyId = parse_id("companyId", &company_id)?;
         let author = ctx.author()?;
@@ -505,6 +526,13 @@ impl CompanyMutation {
             &Record::new_row("confidential", author.org),
             None,
         )?;
+        let idem = Idempotent::of(ctx, idempotency_key)?;
+        if let Some(id) = replay(ctx, &idem).await? {
+            // The actor's own organisation's row: it made it.
+            let row = db::confidential::by_id(&mut *ctx.conn().await?, ConfidentialId(id)).await?;
+            let row = row.ok_or(AppError::NotFound("confidential row"))?;
+            return CompanyConfidential::one(ctx, row).await;
+        }
         let c = input.into_changes()?;
         let new = NewConfidential {
             company_id: company,
@@ -521,6 +549,9 @@ impl CompanyMutation {
                     return Err(AppError::bad_input("companyId", "your organisation already has a confidential row for this company; update it"));
                 }
                 let row = db::confidential::insert(conn, &author, &new).await?;
+                if let Some(i) = &idem {
+                    i.record(conn, ctx, row.id.0).await?;
+                }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)
             })

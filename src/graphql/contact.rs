@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::company::Company;
 use super::connection::{self, Conn};
 use super::enums::{DataSource, LegalBasis, Organization};
+use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ChangesOfContact, ServicesOfContact};
 use super::service::Service;
@@ -392,6 +393,10 @@ impl ContactMutation {
         ctx: &Context<'_>,
         company_id: ID,
         input: ContactInput,
+        #[graphql(
+            desc = "Repeating a create with the same key (within a day) answers with the record the first one made instead of making another."
+        )]
+        idempotency_key: Option<String>,
     ) -> AppResult<Contact> {
         let company: CompanyId = parse_id("companyId", &company_id)?;
         let author = ctx.author()?;
@@ -402,6 +407,12 @@ impl ContactMutation {
             &Record::new_row("contact", author.org),
             None,
         )?;
+        let idem = Idempotent::of(ctx, idempotency_key)?;
+        if let Some(id) = replay(ctx, &idem).await? {
+            let row = ctx.loader()?.load_one(ContactId(id)).await?;
+            let row = row.ok_or(AppError::NotFound("contact"))?;
+            return Contact::one(ctx, row).await;
+        }
         let fields = input.into_fields()?;
         required("lastName", fields.last_name.as_ref())?;
         required("legalBasis", fields.legal_basis)?;
@@ -419,6 +430,9 @@ impl ContactMutation {
                     .await?
                     .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
                 let row = db::contacts::insert(conn, &author, &new).await?;
+                if let Some(i) = &idem {
+                    i.record(conn, ctx, row.id.0).await?;
+                }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)
             })

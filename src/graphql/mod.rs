@@ -6,6 +6,7 @@ pub mod company;
 pub mod connection;
 pub mod contact;
 pub mod enums;
+pub mod idempotency;
 pub mod input;
 pub mod limits;
 pub mod loader;
@@ -93,6 +94,31 @@ pub struct RequestContext {
     pub loader: DataLoader<DbReader, HashMapCache>,
     /// The request's audit events, committed before the response is sent.
     pub audit: std::sync::Arc<Recorder>,
+    /// The changes this request made, by mutation field.
+    pub receipts: std::sync::Arc<Receipts>,
+}
+
+/// Each change's audit event, appended in the change's transaction, is its
+/// receipt: stored means committed. Kept per mutation field (response key),
+/// so an error after the change can say what became of it.
+#[derive(Default, Debug)]
+pub struct Receipts(std::sync::Mutex<Vec<(String, Uuid)>>);
+
+impl Receipts {
+    fn push(&self, field: String, event: Uuid) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((field, event));
+    }
+
+    /// (mutation field, event id) of every change attempted to its end.
+    pub fn all(&self) -> Vec<(String, Uuid)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 pub trait ContextExt {
@@ -146,18 +172,39 @@ pub trait ContextExt {
 #[must_use = "the grant's audit event must be committed with the change"]
 pub struct WriteGrant {
     event: AuditEvent,
+    /// Where the receipt goes once the event is appended, and under which field.
+    receipts: std::sync::Arc<Receipts>,
+    field: String,
 }
 
 impl WriteGrant {
     /// Appends the change's event to the chain inside the mutation's
     /// transaction: the change and its record commit together or not at all.
+    /// It is the transaction's last statement, so from here on only the
+    /// commit decides: the event is kept as the change's receipt.
     pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
         self.event.decided.resource_ids = vec![id];
+        let event = self.event.id;
         chain::append(conn, &[self.event]).await.map_err(|e| {
             tracing::error!(error = %e, "a change's audit event was not stored; the change is rolled back");
             AppError::Unavailable("the audit trail")
-        })
+        })?;
+        self.receipts.push(self.field, event);
+        Ok(())
     }
+}
+
+/// The response key of the root field being resolved (the mutation).
+fn root_key(ctx: &Context<'_>) -> String {
+    let mut node = ctx.path_node.as_ref();
+    let mut key = String::new();
+    while let Some(n) = node {
+        if let async_graphql::QueryPathSegment::Name(name) = n.segment {
+            key = name.to_owned();
+        }
+        node = n.parent;
+    }
+    key
 }
 
 /// The input fields a mutation names (never their values), for its audit event.
@@ -267,6 +314,8 @@ impl ContextExt for Context<'_> {
             });
         }
         Ok(WriteGrant {
+            receipts: r.receipts.clone(),
+            field: root_key(self),
             event: r.audit.subject().event(
                 Uuid::new_v4(),
                 Decided {

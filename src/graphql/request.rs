@@ -7,6 +7,7 @@ use diesel_async::AsyncConnection;
 
 use super::connection::{self, Conn};
 use super::enums::{Organization, RequestKind, RequestStatus};
+use super::idempotency::{replay, Idempotent};
 use super::input::long_text;
 use super::{locked_write, parse_id, rights, ContextExt};
 use crate::authz::{Action, Record};
@@ -333,6 +334,10 @@ impl RequestMutation {
         &self,
         ctx: &Context<'_>,
         input: FileRequestInput,
+        #[graphql(
+            desc = "Repeating a create with the same key (within a day) answers with the record the first one made instead of making another."
+        )]
+        idempotency_key: Option<String>,
     ) -> AppResult<DataSubjectRequest> {
         let author = ctx.author()?;
         // Authorized before the input is judged.
@@ -345,6 +350,12 @@ impl RequestMutation {
             },
             None,
         )?;
+        let idem = Idempotent::of(ctx, idempotency_key)?;
+        if let Some(id) = replay(ctx, &idem).await? {
+            let row = db::requests::by_id(&mut *ctx.conn().await?, RequestId(id)).await?;
+            let row = row.ok_or(AppError::NotFound("data subject request"))?;
+            return Ok(DataSubjectRequest::new(row));
+        }
         let contact = input
             .contact_id
             .as_ref()
@@ -413,6 +424,9 @@ impl RequestMutation {
                         rights::lock_contact_for(ctx, conn, c, action).await?;
                     db::contacts::set_flags(conn, &author, &old, &flags).await?;
                     effect_grant.commit(conn, c.0).await?;
+                }
+                if let Some(i) = &idem {
+                    i.record(conn, ctx, row.id.0).await?;
                 }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)

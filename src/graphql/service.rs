@@ -7,6 +7,7 @@ use super::company::Company;
 use super::connection::{self, Conn};
 use super::contact::Contact;
 use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
+use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, required, short_text};
 use super::{locked_write, parse_id, ContextExt};
 use crate::authz::{Action, Record};
@@ -272,7 +273,15 @@ pub struct ServiceMutation;
 #[Object]
 impl ServiceMutation {
     /// Records a service provided by the actor's organisation.
-    async fn create_service(&self, ctx: &Context<'_>, input: ServiceInput) -> AppResult<Service> {
+    async fn create_service(
+        &self,
+        ctx: &Context<'_>,
+        input: ServiceInput,
+        #[graphql(
+            desc = "Repeating a create with the same key (within a day) answers with the record the first one made instead of making another."
+        )]
+        idempotency_key: Option<String>,
+    ) -> AppResult<Service> {
         let author = ctx.author()?;
         // Authorized before the input is judged: who may not write
         // learns nothing from validation messages.
@@ -281,6 +290,12 @@ impl ServiceMutation {
             &Record::new_row("service", author.org),
             None,
         )?;
+        let idem = Idempotent::of(ctx, idempotency_key)?;
+        if let Some(id) = replay(ctx, &idem).await? {
+            let row = ctx.loader()?.load_one(ServiceId(id)).await?;
+            let row = row.ok_or(AppError::NotFound("service"))?;
+            return Service::one(ctx, row).await;
+        }
         let contacts_visible = ctx.visibility()?.contacts.clone();
         let company: CompanyId = parse_id(
             "companyId",
@@ -311,6 +326,9 @@ impl ServiceMutation {
                     .ok_or_else(|| AppError::bad_input("companyId", "no such company"))?;
                 check_contact(conn, company, new.contact_id, &contacts_visible).await?;
                 let row = db::services::insert(conn, &author, &new).await?;
+                if let Some(i) = &idem {
+                    i.record(conn, ctx, row.id.0).await?;
+                }
                 grant.commit(conn, row.id.0).await?;
                 Ok(row)
             })

@@ -25,10 +25,11 @@ use crate::auth::{self, Actor};
 use crate::authz::{Principal, Visibility};
 use crate::error::{AppError, ErrorCode, REQUEST_ID};
 use crate::graphql::loader::DbReader;
-use crate::graphql::{limits, RequestContext};
+use crate::graphql::{limits, Receipts, RequestContext};
 use futures::FutureExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use uuid::Uuid;
 
 use crate::authz::engine::REQUEST_QUERIES;
 
@@ -474,6 +475,7 @@ async fn execute(
         }
     }
     let recorder = Arc::new(Recorder::new(who.subject.clone()));
+    let receipts = Arc::new(Receipts::default());
     let request = request.data(RequestContext {
         actor: who.actor.clone(),
         principal: who.principal.clone(),
@@ -486,22 +488,16 @@ async fn execute(
             async_graphql::dataloader::HashMapCache::default(),
         ),
         audit: recorder.clone(),
+        receipts: receipts.clone(),
     });
     let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
     let run = REQUEST_ID.scope(
         request_id.to_owned(),
         REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
     );
-    // A panic anywhere in execution fails this request alone, never the process.
-    let run = std::panic::AssertUnwindSafe(run).catch_unwind();
+    let run = catching_panics(run, request_id);
     let mut response = match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(panic)) => REQUEST_ID.sync_scope(request_id.to_owned(), || {
-            gql_error(AppError::internal_msg(format!(
-                "panic while executing the request: {}",
-                crate::error::panic_message(&*panic)
-            )))
-        }),
+        Ok(r) => r,
         Err(_) => {
             tracing::warn!(request_id, "request timed out");
             gql_error(AppError::Unavailable("the gateway (request timed out)"))
@@ -513,6 +509,7 @@ async fn execute(
             gql_error(AppError::Unavailable("the audit trail"))
         });
     }
+    mark_outcomes(s, &mut response, &receipts.all()).await;
     let outcome = if response.errors.is_empty() {
         "ok"
     } else {
@@ -530,6 +527,78 @@ async fn execute(
     Executed {
         inner: response,
         http_status: None,
+    }
+}
+
+/// An answer that failed after a change reached its commit says what became
+/// of the change, so a client neither repeats a change that was made nor
+/// trusts one that may not have been: `extensions.outcome` is `committed`
+/// when the change's receipt (its own audit event, written in its
+/// transaction) is stored, and `unknown` when it is not or the trail cannot
+/// be asked. An error without an outcome means no change reached its commit.
+async fn mark_outcomes(s: &HttpState, response: &mut GqlResponse, receipts: &[(String, Uuid)]) {
+    let failed = |e: &ServerError| {
+        let code = e.extensions.as_ref().and_then(|x| x.get("code").cloned());
+        matches!(code, Some(Value::String(c)) if c == ErrorCode::Unavailable.as_str()
+            || c == ErrorCode::InternalServerError.as_str())
+    };
+    if receipts.is_empty() || !response.errors.iter().any(failed) {
+        return;
+    }
+    let ids: Vec<Uuid> = receipts.iter().map(|(_, id)| *id).collect();
+    let stored = async {
+        let mut conn = s.app.pool.get().await.ok()?;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            crate::db::audit::stored_ids(&mut conn, &ids),
+        )
+        .await
+        .ok()?
+        .ok()
+    }
+    .await
+    .unwrap_or_default();
+    for e in response.errors.iter_mut().filter(|e| failed(e)) {
+        // An error of the whole request concerns every change; a field's, its mutation's.
+        let root = match e.path.first() {
+            Some(async_graphql::PathSegment::Field(f)) => Some(f.clone()),
+            _ => None,
+        };
+        let mine: Vec<Uuid> = receipts
+            .iter()
+            .filter(|(field, _)| root.as_ref().is_none_or(|r| r == field))
+            .map(|(_, id)| *id)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let committed = mine.iter().all(|id| stored.contains(id));
+        let outcome = if committed { "committed" } else { "unknown" };
+        e.message.push_str(if committed {
+            " (the change was committed: read it again rather than repeat it)"
+        } else {
+            " (whether the change was committed is unknown: read it again before repeating it, or repeat it with the same idempotencyKey)"
+        });
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("outcome", outcome);
+    }
+}
+
+/// Runs an execution; a panic anywhere in it (a resolver, the executor)
+/// fails this request alone with INTERNAL_SERVER_ERROR, never the process.
+async fn catching_panics(
+    run: impl std::future::Future<Output = GqlResponse>,
+    request_id: &str,
+) -> GqlResponse {
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => REQUEST_ID.sync_scope(request_id.to_owned(), || {
+            gql_error(AppError::internal_msg(format!(
+                "panic while executing the request: {}",
+                crate::error::panic_message(&*panic)
+            )))
+        }),
     }
 }
 
@@ -563,24 +632,52 @@ fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
     response
 }
 
+/// A request error in GraphQL over HTTP's sense: the request never executed
+/// (it did not parse or validate, a limit or the audit trail refused it), so
+/// its errors have no path. An execution whose `data` became null through a
+/// non-null field's error is no request error.
+fn request_error(r: &GqlResponse) -> bool {
+    r.data == Value::Null && !r.errors.is_empty() && r.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// One response as JSON; a request error answered as
+/// `application/graphql-response+json` has no `data` entry at all.
+fn response_json(
+    r: GqlResponse,
+    graphql_response: bool,
+    request_id: &str,
+) -> serde_json::Result<serde_json::Value> {
+    let omit_data = graphql_response && request_error(&r);
+    let mut json = serde_json::to_value(with_codes(r, request_id))?;
+    if let (true, Some(o)) = (omit_data, json.as_object_mut()) {
+        o.remove("data");
+    }
+    Ok(json)
+}
+
 fn respond(batch: BatchResponse, headers: &HeaderMap, request_id: &str) -> Response {
     let graphql_response = wants_graphql_response(headers);
-    let no_data = |r: &GqlResponse| r.data == Value::Null && !r.errors.is_empty();
     let (status, body) = match batch {
         BatchResponse::Single(r) => {
-            // application/graphql-response+json: a request that never
-            // executed (no data) is a 4xx; application/json is always 200.
-            let status = if graphql_response && no_data(&r) {
+            // application/graphql-response+json: a request error is a 4xx
+            // (or 5xx); application/json is always 200.
+            let status = if graphql_response && request_error(&r) {
                 status_for(&r.errors)
             } else {
                 StatusCode::OK
             };
-            (status, serde_json::to_string(&with_codes(r, request_id)))
+            (
+                status,
+                response_json(r, graphql_response, request_id).map(|j| j.to_string()),
+            )
         }
-        BatchResponse::Batch(rs) => {
-            let rs: Vec<_> = rs.into_iter().map(|r| with_codes(r, request_id)).collect();
-            (StatusCode::OK, serde_json::to_string(&rs))
-        }
+        BatchResponse::Batch(rs) => (
+            StatusCode::OK,
+            rs.into_iter()
+                .map(|r| response_json(r, graphql_response, request_id))
+                .collect::<serde_json::Result<Vec<_>>>()
+                .map(|v| serde_json::Value::Array(v).to_string()),
+        ),
     };
     let content_type = if graphql_response {
         GRAPHQL_RESPONSE_JSON
@@ -694,4 +791,39 @@ pub async fn subject_access_report(
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     with_request_id(res, &request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn fine(&self) -> i32 {
+            1
+        }
+        async fn boom(&self) -> i32 {
+            if std::hint::black_box(true) {
+                panic!("secret detail");
+            }
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_resolver_fails_its_request_alone() {
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        let r = catching_panics(schema.execute("{ fine boom }"), "req-1").await;
+        assert_eq!(r.errors.len(), 1);
+        let e = &r.errors[0];
+        assert_eq!(e.message, "internal error (request req-1)");
+        let code = e.extensions.as_ref().and_then(|x| x.get("code").cloned());
+        assert_eq!(code, Some(Value::String("INTERNAL_SERVER_ERROR".into())));
+        // The same schema serves the next request.
+        let r = catching_panics(schema.execute("{ fine }"), "req-2").await;
+        assert!(r.errors.is_empty());
+    }
 }

@@ -7,6 +7,7 @@ mod disclosure;
 mod hostile;
 mod http;
 mod mutations;
+mod outcomes;
 mod personas;
 mod policy;
 mod queries;
