@@ -462,3 +462,24 @@ async fn a_connection_terminated_under_a_request_is_unavailable() {
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
     still_serving(&t).await;
 }
+
+#[tokio::test]
+async fn graphql_http_audit_passes_without_warnings() {
+    let t = TestApp::new().await;
+    let (server, base) = crate::reload::start_server(&t, &[]).await;
+    let token = t.token("TEM", &["viewer"]);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/graphql-http-audit");
+    let out = std::process::Command::new(script)
+        .args([format!("{base}/graphql"), token])
+        .output()
+        .expect("run scripts/graphql-http-audit (needs node and npm)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "graphql-http audit:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 warned or failed"), "{stdout}");
+    drop(server);
+}

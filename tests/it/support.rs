@@ -488,6 +488,14 @@ pub fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
             a(OrgCode::Mmm, &[Auditor], "FI", CustomerRelationship),
         ),
         (
+            "RUOKAVIRASTO without roles",
+            a(OrgCode::Ruokavirasto, &[], "FI", CustomerRelationship),
+        ),
+        (
+            "BFOY auditor in the US",
+            a(OrgCode::Bfoy, &[Auditor], "US", SecurityAudit),
+        ),
+        (
             "RUOKAVIRASTO reader",
             a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship),
         ),
