@@ -1,4 +1,4 @@
-//! The command line of contract.md.
+//! The command line of docs/contract.md.
 
 use std::time::Duration;
 
@@ -245,7 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 for d in &due {
                     println!(
                         "{:<8} {}  {:<12} last processed {}",
-                        d.kind,
+                        d.kind.as_str(),
                         d.id,
                         d.registered_by.as_str(),
                         d.last_processed_at.format("%Y-%m-%d")
@@ -257,11 +257,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             } else {
                 let outcome = crate::retention::run(&mut conn).await?;
-                let count = |k: &str| outcome.erased.iter().filter(|d| d.kind == k).count();
+                use crate::register::ResourceKind;
+                let count = |k| outcome.erased.iter().filter(|d| d.kind == k).count();
                 println!(
                     "erased {} contact(s) and {} sole trader(s) past the {}-year rule; {} kept on a second look",
-                    count("contact"),
-                    count("company"),
+                    count(ResourceKind::Contact),
+                    count(ResourceKind::Company),
                     crate::retention::YEARS,
                     outcome.skipped
                 );

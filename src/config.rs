@@ -1,4 +1,4 @@
-//! Configuration of `serve`, by flags or environment (contract.md).
+//! Configuration of `serve`, by flags or environment (docs/contract.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
 
-/// The closed set of `extensions.code` values a client can see (contract.md).
+/// The closed set of `extensions.code` values a client can see (docs/contract.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     Unauthenticated,

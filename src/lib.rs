@@ -16,6 +16,8 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod register;
 pub mod retention;
+pub mod rights;
 pub mod telemetry;
 pub mod validate;

@@ -1,4 +1,4 @@
-//! The five-year retention rule (domain.md): data about a natural person is
+//! The five-year retention rule (docs/register.md): data about a natural person is
 //! kept at most five years from when it was last processed, then erased,
 //! unless a legal hold or an open data subject request keeps it.
 //!
@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::audit::{chain, Decided, Subject};
 use crate::db::{self, ChangeAuthor, OrgCode};
+use crate::register::ResourceKind;
+use crate::rights;
 
 /// How long after its last processing personal data may be kept.
 pub const YEARS: u32 = 5;
@@ -22,8 +24,8 @@ const BATCH: i64 = 500;
 /// A record the rule says must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
-    /// `contact` or `company` (a sole trader).
-    pub kind: &'static str,
+    /// A contact or a company (a sole trader).
+    pub kind: ResourceKind,
     pub id: Uuid,
     pub registered_by: OrgCode,
     pub last_processed_at: DateTime<Utc>,
@@ -42,7 +44,7 @@ pub async fn due(conn: &mut AsyncPgConnection, limit: i64) -> diesel::QueryResul
         .await?
         .into_iter()
         .map(|c| Due {
-            kind: "contact",
+            kind: ResourceKind::Contact,
             id: c.id.0,
             registered_by: c.registered_by,
             last_processed_at: c.last_processed_at,
@@ -53,7 +55,7 @@ pub async fn due(conn: &mut AsyncPgConnection, limit: i64) -> diesel::QueryResul
             .await?
             .into_iter()
             .map(|c| Due {
-                kind: "company",
+                kind: ResourceKind::Company,
                 id: c.id.0,
                 registered_by: c.registered_by,
                 last_processed_at: c.last_processed_at,
@@ -81,7 +83,7 @@ fn subject(org: OrgCode, run: &str) -> Subject {
         roles: Vec::new(),
         country: None,
         purpose: "RETENTION".to_owned(),
-        policy_version: format!("retention: {YEARS} years (domain.md)"),
+        policy_version: format!("retention: {YEARS} years (docs/register.md)"),
     }
 }
 
@@ -92,31 +94,29 @@ async fn erase_one(conn: &mut AsyncPgConnection, d: &Due, run: &str) -> diesel::
     let d = d.clone();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         let who = author(d.registered_by, &run);
+        // The same rules as an erasure a DPO asks for (crate::rights),
+        // checked again on the locked row.
         let erased = match d.kind {
-            "contact" => {
+            ResourceKind::Contact => {
                 let Some(row) = db::contacts::lock(conn, db::ContactId(d.id)).await? else {
                     return Ok(false);
                 };
-                let open = db::requests::open_for_contact(conn, row.id, None).await?;
-                if row.erased_at.is_some()
-                    || row.legal_hold
-                    || row.last_processed_at >= cutoff
-                    || !open.is_empty()
+                if row.last_processed_at >= cutoff
+                    || rights::contact_blocker(conn, &row, None).await?.is_some()
                 {
                     return Ok(false);
                 }
-                db::contacts::erase(conn, &who, &row).await?;
-                db::requests::forget_subject(conn, row.id).await?;
+                rights::erase_contact(conn, &who, &row).await?;
                 true
             }
             _ => {
                 let Some(row) = db::companies::lock(conn, db::CompanyId(d.id)).await? else {
                     return Ok(false);
                 };
-                if row.erased_at.is_some() || row.legal_hold || row.last_processed_at >= cutoff {
+                if row.last_processed_at >= cutoff || rights::company_blocker(&row).is_some() {
                     return Ok(false);
                 }
-                db::companies::erase(conn, &who, &row).await?;
+                rights::erase_company(conn, &who, &row).await?;
                 true
             }
         };
@@ -124,7 +124,7 @@ async fn erase_one(conn: &mut AsyncPgConnection, d: &Due, run: &str) -> diesel::
             Uuid::new_v4(),
             Decided {
                 action: "erase".to_owned(),
-                resource_type: d.kind.to_owned(),
+                resource_type: d.kind.as_str().to_owned(),
                 resource_ids: vec![d.id],
                 fields: Vec::new(),
                 field_classes: Vec::new(),

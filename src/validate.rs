@@ -1,7 +1,7 @@
 //! Input validation shared by mutations and the seed. Pure functions: each
 //! returns the normalised value or a message saying what is wrong.
 
-/// Finnish business ID `NNNNNNN-C` (Y-tunnus), check digit per domain.md.
+/// Finnish business ID `NNNNNNN-C` (Y-tunnus), check digit per docs/register.md.
 pub fn business_id(input: &str) -> Result<String, String> {
     let s = input.trim();
     let bytes = s.as_bytes();

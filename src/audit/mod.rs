@@ -1,4 +1,4 @@
-//! The audit trail of authorization decisions (access.md, "Auditing decisions").
+//! The audit trail of authorization decisions (docs/access.md, "Auditing decisions").
 //!
 //! A request's decisions are gathered by its [`Recorder`] (one event per
 //! resource type, decision and field set), handed to the [`AuditWriter`], and

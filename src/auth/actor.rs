@@ -1,4 +1,4 @@
-//! The actor of access.md: built only from a verified token and the purpose header.
+//! The actor of docs/access.md: built only from a verified token and the purpose header.
 
 use std::fmt;
 use std::str::FromStr;

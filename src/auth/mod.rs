@@ -9,7 +9,7 @@ pub use jwt::{dev_key, sign_dev_token, AuthError, Claims, JwtConfig, Verifier};
 use crate::db::OrgCode;
 
 /// Turns verified claims and the purpose header into an actor; an unknown
-/// organisation, role or country is an authentication failure (access.md).
+/// organisation, role or country is an authentication failure (docs/access.md).
 pub fn actor_from_claims(claims: Claims, purpose: Purpose) -> Result<Actor, AuthError> {
     let org: OrgCode = claims
         .org

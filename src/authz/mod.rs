@@ -1,19 +1,19 @@
 //! Authorization: the one place where the policy decides, and the only code
 //! that will call the policy engine.
 //!
-//! The Polar policies of access.md (R1–R12) decide: whole requests
+//! The Polar policies of docs/access.md (R1–R12) decide: whole requests
 //! (`refused`), which rows an actor sees (`hidden`, turned into SQL by
 //! [`Authorizer::visibility`]), each field class (`readable`) and each change
 //! (`may_write`).
 
 pub mod cases;
 pub mod engine;
-pub mod fields;
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::register::{FieldClass, ResourceKind};
 pub use engine::{PolicyEngine, Principal, Record, RecordDecision, DEFAULT_DENY};
 
 use std::collections::BTreeMap;
@@ -26,43 +26,6 @@ use crate::db::contacts::ContactRow;
 use crate::db::services::ServiceRow;
 use crate::db::visible::{self, Visible, VisibleCombo};
 use crate::db::OrgCode;
-
-/// The field classes of access.md; every GraphQL field is in exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FieldClass {
-    CompanyPublic,
-    CompanyConfidential,
-    ContactIdentification,
-    ContactHome,
-    ContactAdditional,
-    ContactProcessing,
-    ServiceRecord,
-    ServiceInternal,
-    History,
-    Request,
-    Audit,
-    /// A subject access report: everything held about a person (R9).
-    Report,
-}
-
-impl FieldClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldClass::CompanyPublic => "company.public",
-            FieldClass::CompanyConfidential => "company.confidential",
-            FieldClass::ContactIdentification => "contact.identification",
-            FieldClass::ContactHome => "contact.home",
-            FieldClass::ContactAdditional => "contact.additional",
-            FieldClass::ContactProcessing => "contact.processing",
-            FieldClass::ServiceRecord => "service.record",
-            FieldClass::ServiceInternal => "service.internal",
-            FieldClass::History => "history",
-            FieldClass::Request => "request",
-            FieldClass::Audit => "audit",
-            FieldClass::Report => "report",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -117,9 +80,9 @@ impl Action {
 
 /// What the policy sees of rows: built here, in one place, from the data.
 impl Record {
-    fn base(kind: &str, owner: OrgCode) -> Self {
+    fn base(kind: ResourceKind, owner: OrgCode) -> Self {
         Record {
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             owner: owner.as_str().to_owned(),
             restricted: false,
             marketing_objection: false,
@@ -130,8 +93,14 @@ impl Record {
     }
 
     /// A row about to be created by `owner` (nothing about it is hidden yet).
-    pub fn new_row(kind: &str, owner: OrgCode) -> Self {
+    pub fn new_row(kind: ResourceKind, owner: OrgCode) -> Self {
         Self::base(kind, owner)
+    }
+
+    /// The kind of resource this is (`None` only for a record built by hand
+    /// with a kind the register does not have).
+    pub fn resource(&self) -> Option<ResourceKind> {
+        ResourceKind::parse(&self.kind)
     }
 
     pub fn company(row: &CompanyRow) -> Self {
@@ -139,7 +108,7 @@ impl Record {
             in_sector: visible::in_sector(row.industry_code.as_deref()),
             sole_trader: row.company_form == crate::db::CompanyForm::SoleTrader,
             erased: row.erased_at.is_some(),
-            ..Self::base("company", row.registered_by)
+            ..Self::base(ResourceKind::Company, row.registered_by)
         }
     }
 
@@ -147,7 +116,7 @@ impl Record {
     pub fn confidential(row: &ConfidentialRow, company_industry: Option<&str>) -> Self {
         Record {
             in_sector: visible::in_sector(company_industry),
-            ..Self::base("confidential", row.registered_by)
+            ..Self::base(ResourceKind::Confidential, row.registered_by)
         }
     }
 
@@ -157,19 +126,19 @@ impl Record {
             marketing_objection: row.marketing_objection,
             in_sector: visible::in_sector(company_industry),
             erased: row.erased_at.is_some(),
-            ..Self::base("contact", row.registered_by)
+            ..Self::base(ResourceKind::Contact, row.registered_by)
         }
     }
 
     /// A data subject request: owned by the organisation that received it.
     pub fn request(row: &crate::db::requests::RequestRow) -> Self {
-        Self::base("request", row.received_by)
+        Self::base(ResourceKind::Request, row.received_by)
     }
 
     pub fn service(row: &ServiceRow, company_industry: Option<&str>) -> Self {
         Record {
             in_sector: visible::in_sector(company_industry),
-            ..Self::base("service", row.provider)
+            ..Self::base(ResourceKind::Service, row.provider)
         }
     }
 }
@@ -197,11 +166,14 @@ impl Visibility {
 /// Which facts vary within each table (the others are constant there; see
 /// `db::visible::FactColumns`): restricted, marketing objection, in sector,
 /// erased, sole trader.
-const VARYING: [(&str, [bool; 5]); 4] = [
-    ("company", [false, false, true, true, true]),
-    ("contact", [true, true, true, true, false]),
-    ("service", [false, false, true, false, false]),
-    ("confidential", [false, false, true, false, false]),
+const VARYING: [(ResourceKind, [bool; 5]); 4] = [
+    (ResourceKind::Company, [false, false, true, true, true]),
+    (ResourceKind::Contact, [true, true, true, true, false]),
+    (ResourceKind::Service, [false, false, true, false, false]),
+    (
+        ResourceKind::Confidential,
+        [false, false, true, false, false],
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,7 +330,7 @@ impl Authorizer {
     pub fn may_audit(&self, actor: &Principal, org: OrgCode) -> anyhow::Result<Decision> {
         self.read_field(
             actor,
-            &Record::new_row("audit_event", org),
+            &Record::new_row(ResourceKind::AuditEvent, org),
             FieldClass::Audit,
         )
     }

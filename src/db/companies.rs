@@ -1,5 +1,6 @@
 //! Companies: rows, forms and queries.
 
+use crate::register::ResourceKind;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -298,20 +299,23 @@ pub async fn erase(
     old: &CompanyRow,
 ) -> QueryResult<CompanyRow> {
     let now = Utc::now();
-    let none = None::<String>;
-    let new: CompanyRow = diesel::update(companies::table.find(old.id))
-        .set((
-            companies::name.eq(&none),
-            companies::business_id.eq(&none),
-            companies::website.eq(&none),
-            companies::legal_hold_reason.eq(&none),
-            companies::erased_at.eq(Some(now)),
-            companies::erased_by.eq(Some(&author.sub)),
-            companies::erased_by_org.eq(Some(author.org)),
-            companies::updated_at.eq(now),
-        ))
-        .returning(CompanyRow::as_returning())
-        .get_result(conn)
+    // A sole trader's personal columns, as the register declares them.
+    // One statement: the tombstone's time goes with the cleared values.
+    diesel::sql_query(format!(
+        "UPDATE companies SET {}, erased_at = $2, erased_by = $3, erased_by_org = $4, updated_at = $2 \
+         WHERE id = $1",
+        ResourceKind::Company.erase_assignments()
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(old.id.0)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Text, _>(&author.sub)
+    .bind::<diesel::sql_types::Text, _>(author.org.as_str())
+    .execute(conn)
+    .await?;
+    let new: CompanyRow = companies::table
+        .find(old.id)
+        .select(CompanyRow::as_select())
+        .first(conn)
         .await?;
     change_log::record(
         conn,

@@ -61,7 +61,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(
-    /// The ten organisations of domain.md.
+    /// The ten organisations of docs/register.md.
     OrgCode {
         Tem = "TEM",
         Ely = "ELY",

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use crate::register::ResourceKind;
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -297,12 +298,6 @@ pub struct SeedReport {
     pub requests: usize,
     pub millis: u128,
 }
-
-/// Clears every personal column of a contact (its tombstone keeps the rest).
-const ERASE_CONTACT: &str = "first_name = NULL, last_name = NULL, home_country = NULL, home_municipality = NULL,
-    postal_address = NULL, email = NULL, phone = NULL, title = NULL, role_in_company = NULL, nickname = NULL,
-    native_name = NULL, native_address = NULL, native_title = NULL, work_country = NULL, industry = NULL,
-    investment_profile = NULL, expertise_level = NULL, job_description = NULL, other_description = NULL";
 
 /// Five years and a margin: what the retention rule treats as expired.
 const OLD_DAYS: (i64, i64) = (5 * 366 + 10, 8 * 365);
@@ -668,19 +663,22 @@ pub async fn seed(
                 diesel::insert_into(services::table).values(chunk).execute(conn).await?;
             }
             // Tombstones (R11): some sole traders erased with their contacts,
-            // and some other contacts; every personal field cleared.
+            // and some other contacts; every personal column the register
+            // declares is cleared.
             diesel::sql_query(format!(
-                "UPDATE companies SET name = NULL, business_id = NULL, website = NULL, erased_at = now() - interval '20 days',
+                "UPDATE companies SET {}, erased_at = now() - interval '20 days',
                     erased_by = 'seed-dpo', erased_by_org = registered_by
                  WHERE id IN (SELECT id FROM companies WHERE company_form = 'SOLE_TRADER' AND NOT legal_hold ORDER BY id LIMIT {})",
+                ResourceKind::Company.erase_assignments(),
                 5 * scale
             ))
             .execute(conn)
             .await?;
             diesel::sql_query(format!(
-                "UPDATE contacts SET {ERASE_CONTACT}, erased_at = now() - interval '20 days', erased_by = 'seed-dpo', erased_by_org = registered_by
-                 WHERE company_id IN (SELECT id FROM companies WHERE erased_at IS NOT NULL)
-                    OR id IN (SELECT id FROM contacts WHERE NOT legal_hold ORDER BY id LIMIT {})",
+                "UPDATE contacts SET {}, erased_at = now() - interval '20 days', erased_by = 'seed-dpo', erased_by_org = registered_by
+                 WHERE NOT legal_hold AND (company_id IN (SELECT id FROM companies WHERE erased_at IS NOT NULL)
+                    OR id IN (SELECT id FROM contacts WHERE NOT legal_hold ORDER BY id LIMIT {}))",
+                ResourceKind::Contact.erase_assignments(),
                 30 * scale
             ))
             .execute(conn)

@@ -169,7 +169,7 @@ pub async fn by_contact_ids(
 }
 
 /// Recording a service for a person (or company) is processing: their
-/// `last_processed_at` moves (domain.md, retention).
+/// `last_processed_at` moves (docs/register.md, retention).
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     author: &ChangeAuthor,

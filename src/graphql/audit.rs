@@ -14,7 +14,7 @@ use super::enums::Organization;
 use super::{industry_of, parse_id, policy_error, ContextExt};
 use crate::audit::Decided;
 use crate::auth::{Actor, Purpose, Role};
-use crate::authz::{fields, FieldClass, Principal, Record};
+use crate::authz::{FieldClass, Principal, Record, ResourceKind};
 use crate::db::audit::{self as store, AuditFilter, AuditRow};
 use crate::db::visible::Visible;
 use crate::db::{self, OrgCode};
@@ -248,7 +248,14 @@ fn actions() -> impl Iterator<Item = &'static str> {
     std::iter::once("read").chain(crate::authz::Action::ALL.into_iter().map(|a| a.as_str()))
 }
 
-const KINDS: [&str; 5] = ["company", "contact", "service", "confidential", "request"];
+/// The kinds of resource a decision can be explained for.
+const KINDS: [ResourceKind; 5] = [
+    ResourceKind::Company,
+    ResourceKind::Contact,
+    ResourceKind::Service,
+    ResourceKind::Confidential,
+    ResourceKind::Request,
+];
 
 fn facts_of(r: &Record) -> AppResult<RecordFacts> {
     let owner = OrgCode::from_str(&r.owner)
@@ -264,13 +271,13 @@ fn facts_of(r: &Record) -> AppResult<RecordFacts> {
 }
 
 /// What the policy sees of a record of the register, whoever may see it.
-async fn record_by_id(ctx: &Context<'_>, kind: &str, id: &ID) -> AppResult<Record> {
+async fn record_by_id(ctx: &Context<'_>, kind: ResourceKind, id: &ID) -> AppResult<Record> {
     let mut conn = ctx.conn().await?;
     let conn = &mut *conn;
     let all = Visible::All;
     let not_found = || AppError::NotFound("resource");
     Ok(match kind {
-        "company" => {
+        ResourceKind::Company => {
             let id: db::CompanyId = parse_id("resource.id", id)?;
             let row = db::companies::by_ids(conn, &[id], &all)
                 .await?
@@ -278,7 +285,7 @@ async fn record_by_id(ctx: &Context<'_>, kind: &str, id: &ID) -> AppResult<Recor
                 .ok_or_else(not_found)?;
             Record::company(&row)
         }
-        "contact" => {
+        ResourceKind::Contact => {
             let id: db::ContactId = parse_id("resource.id", id)?;
             let row = db::contacts::by_ids(conn, &[id], &all)
                 .await?
@@ -286,7 +293,7 @@ async fn record_by_id(ctx: &Context<'_>, kind: &str, id: &ID) -> AppResult<Recor
                 .ok_or_else(not_found)?;
             Record::contact(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
-        "service" => {
+        ResourceKind::Service => {
             let id: db::ServiceId = parse_id("resource.id", id)?;
             let row = db::services::by_ids(conn, &[id], &all)
                 .await?
@@ -294,18 +301,19 @@ async fn record_by_id(ctx: &Context<'_>, kind: &str, id: &ID) -> AppResult<Recor
                 .ok_or_else(not_found)?;
             Record::service(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
-        "request" => {
+        ResourceKind::Request => {
             let id: db::RequestId = parse_id("resource.id", id)?;
             let row = db::requests::by_id(conn, id).await?.ok_or_else(not_found)?;
             Record::request(&row)
         }
-        _ => {
+        ResourceKind::Confidential => {
             let id: db::ConfidentialId = parse_id("resource.id", id)?;
             let row = db::confidential::by_id(conn, id)
                 .await?
                 .ok_or_else(not_found)?;
             Record::confidential(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
+        ResourceKind::AuditEvent => return Err(not_found()),
     })
 }
 
@@ -439,18 +447,17 @@ impl AuditQuery {
                 ),
             ));
         }
-        let kind = input.resource.kind.trim().to_ascii_lowercase();
-        if !KINDS.contains(&kind.as_str()) {
-            return Err(AppError::bad_input(
-                "resource.type",
-                format!("must be one of {}", KINDS.join(", ")),
-            ));
-        }
+        let kind = ResourceKind::parse(&input.resource.kind.trim().to_ascii_lowercase())
+            .filter(|k| KINDS.contains(k))
+            .ok_or_else(|| {
+                let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+                AppError::bad_input(
+                    "resource.type",
+                    format!("must be one of {}", kinds.join(", ")),
+                )
+            })?;
         let (record, named) = match (&input.resource.id, &input.resource.facts) {
-            (Some(id), None) => (
-                record_by_id(ctx, &kind, id).await?,
-                Uuid::parse_str(id).ok(),
-            ),
+            (Some(id), None) => (record_by_id(ctx, kind, id).await?, Uuid::parse_str(id).ok()),
             (None, Some(f)) => (
                 Record {
                     restricted: f.restricted,
@@ -458,7 +465,7 @@ impl AuditQuery {
                     in_sector: f.in_sector,
                     sole_trader: f.sole_trader,
                     erased: f.erased,
-                    ..Record::new_row(&kind, f.owner.into())
+                    ..Record::new_row(kind, f.owner.into())
                 },
                 None,
             ),
@@ -468,11 +475,14 @@ impl AuditQuery {
             ("read", None) => return Err(AppError::bad_input("field", "a read needs a field")),
             ("read", Some(f)) => Some(
                 FieldClass::parse(f)
-                    .or_else(|| fields::class_of(&kind, f, record.sole_trader))
+                    .or_else(|| kind.class_of(f, record.sole_trader))
                     .ok_or_else(|| {
                         AppError::bad_input(
                             "field",
-                            format!("{f} is neither a field class nor a guarded field of {kind}"),
+                            format!(
+                                "{f} is neither a field class nor a guarded field of {}",
+                                kind.as_str()
+                            ),
                         )
                     })?,
             ),
@@ -485,7 +495,7 @@ impl AuditQuery {
             .map_err(policy_error)?;
         r.audit.push(Decided {
             action: "explain".to_owned(),
-            resource_type: fields::resource_type(&kind).to_owned(),
+            resource_type: kind.as_str().to_owned(),
             resource_ids: named.into_iter().collect(),
             fields: input.field.iter().cloned().collect(),
             field_classes: vec![FieldClass::Audit.as_str().to_owned()],

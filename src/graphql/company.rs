@@ -10,8 +10,8 @@ use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ConfidentialOf, ContactsOf, ServicesOfCompany, ServicesOfContact};
 use super::service::Service;
-use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, Record};
+use super::{locked_write, parse_id, ContextExt, Enforce, FieldGuard};
+use crate::authz::{Action, Record, ResourceKind};
 use crate::db::companies::{CompanyChanges, CompanyFilter, CompanyRow, NewCompany};
 use crate::db::confidential::{ConfidentialChanges, ConfidentialRow, NewConfidential};
 use crate::db::{self, CompanyId, ConfidentialId};
@@ -19,79 +19,69 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 use diesel_async::AsyncConnection;
 
-pub struct Company(pub CompanyRow);
+register_object!(Company, CompanyRow, Company, Record::company);
 
-impl Company {
-    fn facts(&self) -> Record {
-        Record::company(&self.0)
-    }
-
-    fn public<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.facts(), self.0.id.0)?;
-        Ok(Some(value))
-    }
-}
-
-#[Object]
+// Every field passes the guard: its class comes from `register`'s declaration.
+#[Object(guard = "FieldGuard(self)")]
 impl Company {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
-    async fn business_id(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        ctx.guard(&self.facts(), self.0.id.0)?;
-        Ok(self.0.business_id.clone())
+    /// Personal data for a sole trader (contact identification).
+    async fn business_id(&self) -> Option<&str> {
+        self.row.business_id.as_deref()
     }
-    async fn name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        ctx.guard(&self.facts(), self.0.id.0)?;
-        Ok(self.0.name.clone())
+    /// Personal data for a sole trader (contact identification).
+    async fn name(&self) -> Option<&str> {
+        self.row.name.as_deref()
     }
-    async fn company_form(&self, ctx: &Context<'_>) -> AppResult<Option<CompanyForm>> {
-        self.public(ctx, self.0.company_form.into())
+    async fn company_form(&self) -> Option<CompanyForm> {
+        Some(self.row.company_form.into())
     }
-    async fn industry_code(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.public(ctx, self.0.industry_code.clone())?.flatten())
+    async fn industry_code(&self) -> Option<&str> {
+        self.row.industry_code.as_deref()
     }
-    async fn municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.public(ctx, self.0.municipality.clone())?.flatten())
+    async fn municipality(&self) -> Option<&str> {
+        self.row.municipality.as_deref()
     }
     /// ISO 3166-1 alpha-2.
-    async fn country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.public(ctx, self.0.country.clone())
+    async fn country(&self) -> Option<&str> {
+        Some(&self.row.country)
     }
-    async fn website(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.public(ctx, self.0.website.clone())?.flatten())
+    async fn website(&self) -> Option<&str> {
+        self.row.website.as_deref()
     }
-    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.public(ctx, self.0.registered_by.into())
+    async fn registered_by(&self) -> Option<Organization> {
+        Some(self.row.registered_by.into())
     }
-    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.public(ctx, self.0.legal_basis.into())
+    async fn legal_basis(&self) -> Option<LegalBasis> {
+        Some(self.row.legal_basis.into())
     }
-    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.public(ctx, self.0.source.into())
+    async fn source(&self) -> Option<DataSource> {
+        Some(self.row.source.into())
     }
-    async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.public(ctx, self.0.last_processed_at)
+    async fn last_processed_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.last_processed_at)
     }
-    async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.public(ctx, self.0.legal_hold)
+    async fn legal_hold(&self) -> Option<bool> {
+        Some(self.row.legal_hold)
     }
-    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.public(ctx, self.0.created_at)
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.created_at)
     }
-    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.public(ctx, self.0.updated_at)
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.updated_at)
     }
     /// Set when the record was erased; an erased record keeps only its tombstone.
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
-        self.0.erased_at
+        self.row.erased_at
     }
     /// (Complexity: a company has a handful of contacts; 5 is the estimate the cost limit uses.)
     #[graphql(complexity = "5 * child_complexity")]
     async fn contacts(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Contact>>> {
         let rows = ctx
             .loader()?
-            .load_one(ContactsOf(self.0.id))
+            .load_one(ContactsOf(self.row.id))
             .await?
             .unwrap_or_default();
         Ok(Some(Contact::many(ctx, rows).await?))
@@ -100,7 +90,7 @@ impl Company {
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
         let rows = ctx
             .loader()?
-            .load_one(ServicesOfCompany(self.0.id))
+            .load_one(ServicesOfCompany(self.row.id))
             .await?
             .unwrap_or_default();
         Ok(Some(Service::many(ctx, rows).await?))
@@ -109,73 +99,53 @@ impl Company {
     async fn confidential(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<CompanyConfidential>>> {
         let rows = ctx
             .loader()?
-            .load_one(ConfidentialOf(self.0.id))
+            .load_one(ConfidentialOf(self.row.id))
             .await?
             .unwrap_or_default();
         Ok(Some(
             rows.into_iter()
-                .map(|r| CompanyConfidential::new(r, self.0.industry_code.as_deref()))
+                .map(|r| CompanyConfidential::new(r, self.row.industry_code.as_deref()))
                 .collect(),
         ))
     }
 }
 
-pub struct CompanyConfidential {
-    pub row: ConfidentialRow,
-    /// What the policy sees of this row.
-    record: Record,
-}
+register_object!(
+    CompanyConfidential,
+    ConfidentialRow,
+    Confidential,
+    Record::confidential,
+    company_scoped
+);
 
-impl CompanyConfidential {
-    pub fn new(row: ConfidentialRow, company_industry: Option<&str>) -> Self {
-        CompanyConfidential {
-            record: Record::confidential(&row, company_industry),
-            row,
-        }
-    }
-
-    pub async fn one(ctx: &Context<'_>, row: ConfidentialRow) -> AppResult<Self> {
-        super::one_with_company_facts(ctx, row, |r| r.company_id, CompanyConfidential::new).await
-    }
-
-    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.record, self.row.id.0)?;
-        Ok(Some(value))
-    }
-}
-
-#[Object]
+#[Object(guard = "FieldGuard(self)")]
 impl CompanyConfidential {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, self.row.registered_by.into())
+    async fn registered_by(&self) -> Option<Organization> {
+        Some(self.row.registered_by.into())
     }
-    async fn turnover_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
-        Ok(self
-            .read(ctx, self.row.turnover_eur.clone().map(Decimal))?
-            .flatten())
+    async fn turnover_eur(&self) -> Option<Decimal> {
+        self.row.turnover_eur.clone().map(Decimal)
     }
-    async fn employee_count(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
-        Ok(self.read(ctx, self.row.employee_count)?.flatten())
+    async fn employee_count(&self) -> Option<i32> {
+        self.row.employee_count
     }
-    async fn risk_rating(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.row.risk_rating.clone())?.flatten())
+    async fn risk_rating(&self) -> Option<&str> {
+        self.row.risk_rating.as_deref()
     }
-    async fn funding_decisions(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self
-            .read(ctx, self.row.funding_decisions.clone())?
-            .flatten())
+    async fn funding_decisions(&self) -> Option<&str> {
+        self.row.funding_decisions.as_deref()
     }
-    async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.row.notes.clone())?.flatten())
+    async fn notes(&self) -> Option<&str> {
+        self.row.notes.as_deref()
     }
-    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.created_at)
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.created_at)
     }
-    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.updated_at)
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.updated_at)
     }
 }
 
@@ -219,10 +189,10 @@ pub struct CompanyQuery;
 #[Object]
 impl CompanyQuery {
     async fn company(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Company>> {
-        super::guard_register(ctx, "company")?;
+        super::guard_register(ctx, ResourceKind::Company)?;
         let id: CompanyId = parse_id("id", &id)?;
         match ctx.loader()?.load_one(id).await? {
-            Some(row) => Ok(Some(Company(row))),
+            Some(row) => Ok(Some(Company::new(row))),
             None => Err(AppError::NotFound("company")),
         }
     }
@@ -232,7 +202,7 @@ impl CompanyQuery {
         ctx: &Context<'_>,
         business_id: String,
     ) -> AppResult<Option<Company>> {
-        super::guard_register(ctx, "company")?;
+        super::guard_register(ctx, ResourceKind::Company)?;
         let business_id = validate::business_id(&business_id)
             .map_err(|m| AppError::bad_input("businessId", m))?;
         let id = db::companies::id_by_business_id(&mut *ctx.conn().await?, &business_id).await?;
@@ -240,7 +210,7 @@ impl CompanyQuery {
             Some(id) => ctx.loader()?.load_one(id).await?,
             None => None,
         };
-        row.map(|r| Some(Company(r)))
+        row.map(|r| Some(Company::new(r)))
             .ok_or(AppError::NotFound("company"))
     }
 
@@ -252,7 +222,7 @@ impl CompanyQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Conn<Company>> {
-        super::guard_register(ctx, "company")?;
+        super::guard_register(ctx, ResourceKind::Company)?;
         let (page, first) = connection::page_request(first, after)?;
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
         let mut conn = ctx.conn().await?;
@@ -276,7 +246,7 @@ impl CompanyQuery {
             first,
             page.after.is_some(),
             total,
-            Company,
+            Company::new,
         ))
     }
 }
@@ -422,13 +392,13 @@ impl CompanyMutation {
         // learns nothing from validation messages.
         let grant = ctx.guard_write(
             Action::Create,
-            &Record::new_row("company", author.org),
+            &Record::new_row(ResourceKind::Company, author.org),
             None,
         )?;
         let idem = Idempotent::of(ctx, idempotency_key)?;
         if let Some(id) = replay(ctx, &idem).await? {
             let row = ctx.loader()?.load_one(CompanyId(id)).await?;
-            return row.map(Company).ok_or(AppError::NotFound("company"));
+            return row.map(Company::new).ok_or(AppError::NotFound("company"));
         }
         let c = input.into_changes()?;
         let new = NewCompany {
@@ -456,7 +426,7 @@ impl CompanyMutation {
                 Ok(row)
             })
             .await?;
-        Ok(Company(row))
+        Ok(Company::new(row))
     }
 
     async fn update_company(
@@ -465,7 +435,7 @@ impl CompanyMutation {
         id: ID,
         input: CompanyInput,
     ) -> AppResult<Company> {
-        super::authorize_kind(ctx, Action::Update, "company")?;
+        super::authorize_kind(ctx, Action::Update, ResourceKind::Company)?;
         let id: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
@@ -478,12 +448,12 @@ impl CompanyMutation {
             })
         })
         .await?;
-        Ok(Company(row))
+        Ok(Company::new(row))
     }
 
     /// Deletes a company that has no contacts, services or confidential rows left.
     async fn delete_company(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
-        super::authorize_kind(ctx, Action::Delete, "company")?;
+        super::authorize_kind(ctx, Action::Delete, ResourceKind::Company)?;
         let company: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(
@@ -523,7 +493,7 @@ impl CompanyMutation {
         // learns nothing from validation messages.
         let grant = ctx.guard_write(
             Action::Create,
-            &Record::new_row("confidential", author.org),
+            &Record::new_row(ResourceKind::Confidential, author.org),
             None,
         )?;
         let idem = Idempotent::of(ctx, idempotency_key)?;
@@ -565,7 +535,7 @@ impl CompanyMutation {
         id: ID,
         input: ConfidentialInput,
     ) -> AppResult<CompanyConfidential> {
-        super::authorize_kind(ctx, Action::Update, "confidential")?;
+        super::authorize_kind(ctx, Action::Update, ResourceKind::Confidential)?;
         let id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
@@ -584,7 +554,7 @@ impl CompanyMutation {
     }
 
     async fn delete_company_confidential(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
-        super::authorize_kind(ctx, Action::Delete, "confidential")?;
+        super::authorize_kind(ctx, Action::Delete, ResourceKind::Confidential)?;
         let row_id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(

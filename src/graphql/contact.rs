@@ -10,8 +10,8 @@ use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, long_text, required, short_text};
 use super::loader::{ChangesOfContact, ServicesOfContact};
 use super::service::Service;
-use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, FieldClass, Record};
+use super::{locked_write, parse_id, ContextExt, Enforce, FieldGuard};
+use crate::authz::{Action, Record, ResourceKind};
 use crate::db::change_log::ChangeRow;
 use crate::db::contacts::{ContactFields, ContactFilter, ContactRow, NewContact};
 use crate::db::{self, CompanyId, ContactId};
@@ -19,171 +19,111 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 use diesel_async::AsyncConnection;
 
-pub struct Contact {
-    pub row: ContactRow,
-    /// What the policy sees of this contact.
-    record: Record,
-}
+register_object!(
+    Contact,
+    ContactRow,
+    Contact,
+    Record::contact,
+    company_scoped
+);
 
-/// The access.md class of a contact column, which decides who reads its
-/// history. A column no class names is shown to no one (fails closed).
-/// `legal_hold_reason` and `objection_pending` are served as no field: they
-/// tell of a pending legal matter or a data subject's objection, which the
-/// DPOs handle (R9), so their history is class `request` (docs/access.md).
-pub fn field_class(column: &str) -> Option<FieldClass> {
-    Some(match column {
-        "first_name" | "last_name" | "email" | "phone" | "title" | "role_in_company" => {
-            FieldClass::ContactIdentification
-        }
-        "home_country" | "home_municipality" | "postal_address" => FieldClass::ContactHome,
-        "nickname" | "native_name" | "native_address" | "native_title" | "work_country"
-        | "industry" | "investment_profile" | "expertise_level" | "job_description"
-        | "other_description" => FieldClass::ContactAdditional,
-        "company_id"
-        | "registered_by"
-        | "legal_basis"
-        | "source"
-        | "restricted"
-        | "marketing_objection"
-        | "legal_hold"
-        | "last_processed_at"
-        | "created_at"
-        | "updated_at"
-        | "erased_at" => FieldClass::ContactProcessing,
-        "legal_hold_reason" | "objection_pending" => FieldClass::Request,
-        _ => return None,
-    })
-}
-
-impl Contact {
-    pub fn new(row: ContactRow, company_industry: Option<&str>) -> Self {
-        Contact {
-            record: Record::contact(&row, company_industry),
-            row,
-        }
-    }
-
-    pub async fn many(ctx: &Context<'_>, rows: Vec<ContactRow>) -> AppResult<Vec<Contact>> {
-        super::with_company_facts(ctx, rows, |r| r.company_id, Contact::new).await
-    }
-
-    pub async fn one(ctx: &Context<'_>, row: ContactRow) -> AppResult<Contact> {
-        super::one_with_company_facts(ctx, row, |r| r.company_id, Contact::new).await
-    }
-
-    fn facts(&self) -> &Record {
-        &self.record
-    }
-
-    /// The field being resolved, if the policy lets this actor read it.
-    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
-        Ok(Some(value))
-    }
-
-    fn text(&self, ctx: &Context<'_>, value: &Option<String>) -> AppResult<Option<String>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
-        Ok(value.clone())
-    }
-}
-
-#[Object]
+// Every field passes the guard: its class comes from `register`'s declaration.
+#[Object(guard = "FieldGuard(self)")]
 impl Contact {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    async fn first_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.first_name)
+    async fn first_name(&self) -> Option<&str> {
+        self.row.first_name.as_deref()
     }
-    async fn last_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.last_name)
+    async fn last_name(&self) -> Option<&str> {
+        self.row.last_name.as_deref()
     }
-    async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.email)
+    async fn email(&self) -> Option<&str> {
+        self.row.email.as_deref()
     }
-    async fn phone(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.phone)
+    async fn phone(&self) -> Option<&str> {
+        self.row.phone.as_deref()
     }
-    async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.title)
+    async fn title(&self) -> Option<&str> {
+        self.row.title.as_deref()
     }
-    async fn role_in_company(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.role_in_company)
+    async fn role_in_company(&self) -> Option<&str> {
+        self.row.role_in_company.as_deref()
     }
-    async fn home_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.home_country)
+    async fn home_country(&self) -> Option<&str> {
+        self.row.home_country.as_deref()
     }
-    async fn home_municipality(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.home_municipality)
+    async fn home_municipality(&self) -> Option<&str> {
+        self.row.home_municipality.as_deref()
     }
-    async fn postal_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.postal_address)
+    async fn postal_address(&self) -> Option<&str> {
+        self.row.postal_address.as_deref()
     }
-    async fn nickname(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.nickname)
+    async fn nickname(&self) -> Option<&str> {
+        self.row.nickname.as_deref()
     }
-    async fn native_name(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.native_name)
+    async fn native_name(&self) -> Option<&str> {
+        self.row.native_name.as_deref()
     }
-    async fn native_address(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.native_address)
+    async fn native_address(&self) -> Option<&str> {
+        self.row.native_address.as_deref()
     }
-    async fn native_title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.native_title)
+    async fn native_title(&self) -> Option<&str> {
+        self.row.native_title.as_deref()
     }
-    async fn work_country(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.work_country)
+    async fn work_country(&self) -> Option<&str> {
+        self.row.work_country.as_deref()
     }
-    async fn industry(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.industry)
+    async fn industry(&self) -> Option<&str> {
+        self.row.industry.as_deref()
     }
-    async fn investment_profile(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.investment_profile)
+    async fn investment_profile(&self) -> Option<&str> {
+        self.row.investment_profile.as_deref()
     }
-    async fn expertise_level(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.expertise_level)
+    async fn expertise_level(&self) -> Option<&str> {
+        self.row.expertise_level.as_deref()
     }
-    async fn job_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.job_description)
+    async fn job_description(&self) -> Option<&str> {
+        self.row.job_description.as_deref()
     }
-    async fn other_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.text(ctx, &self.row.other_description)
+    async fn other_description(&self) -> Option<&str> {
+        self.row.other_description.as_deref()
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
-            Some(c) => Ok(Some(Company(c))),
+            Some(c) => Ok(Some(Company::new(c))),
             None => Err(AppError::NotFound("company")),
         }
     }
-    async fn registered_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, self.row.registered_by.into())
+    async fn registered_by(&self) -> Option<Organization> {
+        Some(self.row.registered_by.into())
     }
-    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.read(ctx, self.row.legal_basis.into())
+    async fn legal_basis(&self) -> Option<LegalBasis> {
+        Some(self.row.legal_basis.into())
     }
-    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.read(ctx, self.row.source.into())
+    async fn source(&self) -> Option<DataSource> {
+        Some(self.row.source.into())
     }
     /// Processing restricted (GDPR art. 18).
-    async fn restricted(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, self.row.restricted)
+    async fn restricted(&self) -> Option<bool> {
+        Some(self.row.restricted)
     }
-    async fn marketing_objection(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, self.row.marketing_objection)
+    async fn marketing_objection(&self) -> Option<bool> {
+        Some(self.row.marketing_objection)
     }
-    async fn legal_hold(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, self.row.legal_hold)
+    async fn legal_hold(&self) -> Option<bool> {
+        Some(self.row.legal_hold)
     }
-    async fn last_processed_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.last_processed_at)
+    async fn last_processed_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.last_processed_at)
     }
-    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.created_at)
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.created_at)
     }
-    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.updated_at)
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.updated_at)
     }
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
         self.row.erased_at
@@ -191,7 +131,6 @@ impl Contact {
     /// Services the person received.
     #[graphql(complexity = "5 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
         let rows = ctx
             .loader()?
             .load_one(ServicesOfContact(self.row.id))
@@ -201,22 +140,23 @@ impl Contact {
     }
     /// The change log of this record, oldest first; an entry is shown when its field is readable.
     async fn changes(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<ContactChange>>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
         let rows = ctx
             .loader()?
             .load_one(ChangesOfContact(self.row.id))
             .await?
             .unwrap_or_default();
-        let facts = self.facts();
+        // A change is shown when its column's class is readable here; a
+        // column the register does not class is shown to no one.
+        let column_class = |c: &str| ResourceKind::Contact.column_class(c, false);
         Ok(Some(
             rows.into_iter()
-                .filter_map(
-                    |r| match field_class(&r.field).map(|c| ctx.may_read(facts, c)) {
+                .filter_map(|r| {
+                    match column_class(&r.field).map(|c| ctx.may_read(&self.record, c)) {
                         Some(Ok(true)) => Some(Ok(ContactChange { row: r })),
                         Some(Err(e)) => Some(Err(e)),
                         None | Some(Ok(false)) => None,
-                    },
-                )
+                    }
+                })
                 .collect::<AppResult<_>>()?,
         ))
     }
@@ -272,7 +212,7 @@ pub struct ContactQuery;
 #[Object]
 impl ContactQuery {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Contact>> {
-        super::guard_register(ctx, "contact")?;
+        super::guard_register(ctx, ResourceKind::Contact)?;
         let id: ContactId = parse_id("id", &id)?;
         match ctx.loader()?.load_one(id).await? {
             Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
@@ -288,7 +228,7 @@ impl ContactQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Conn<Contact>> {
-        super::guard_register(ctx, "contact")?;
+        super::guard_register(ctx, ResourceKind::Contact)?;
         let (page, first) = connection::page_request(first, after)?;
         let f = filter.unwrap_or_default();
         let filter = ContactFilter {
@@ -404,7 +344,7 @@ impl ContactMutation {
         // learns nothing from validation messages.
         let grant = ctx.guard_write(
             Action::Create,
-            &Record::new_row("contact", author.org),
+            &Record::new_row(ResourceKind::Contact, author.org),
             None,
         )?;
         let idem = Idempotent::of(ctx, idempotency_key)?;
@@ -446,7 +386,7 @@ impl ContactMutation {
         id: ID,
         input: ContactInput,
     ) -> AppResult<Contact> {
-        super::authorize_kind(ctx, Action::Update, "contact")?;
+        super::authorize_kind(ctx, Action::Update, ResourceKind::Contact)?;
         let id: ContactId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let fields = input.into_fields()?;
@@ -460,7 +400,7 @@ impl ContactMutation {
     /// Deletes a contact entered by mistake; a person's data that must go for
     /// a GDPR reason is erased instead, which keeps a tombstone.
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
-        super::authorize_kind(ctx, Action::Delete, "contact")?;
+        super::authorize_kind(ctx, Action::Delete, ResourceKind::Contact)?;
         let contact: ContactId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(

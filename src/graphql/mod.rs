@@ -1,11 +1,82 @@
 //! The GraphQL schema: types wrap rows (no GraphQL derive on a diesel row),
 //! one file per domain, merged roots, typed context accessors.
 
+/// A register object type: its row, what the policy sees of it, and the
+/// kind its fields are declared under (`register`), for the field guard.
+/// `$facts` builds the policy's record from the row; with `company_scoped`
+/// it also takes the row's company's industry (the recipients' sector), and
+/// `many`/`one` look that up in one batch.
+macro_rules! register_object {
+    ($name:ident, $row:ty, $kind:ident, $facts:expr) => {
+        pub struct $name {
+            pub row: $row,
+            /// What the policy sees of this row.
+            record: crate::authz::Record,
+        }
+
+        impl $name {
+            pub fn new(row: $row) -> Self {
+                $name {
+                    record: $facts(&row),
+                    row,
+                }
+            }
+        }
+
+        register_object!(@resource $name, $kind);
+    };
+    ($name:ident, $row:ty, $kind:ident, $facts:expr, company_scoped) => {
+        pub struct $name {
+            pub row: $row,
+            /// What the policy sees of this row.
+            record: crate::authz::Record,
+        }
+
+        impl $name {
+            pub fn new(row: $row, company_industry: Option<&str>) -> Self {
+                $name {
+                    record: $facts(&row, company_industry),
+                    row,
+                }
+            }
+
+            #[allow(dead_code)]
+            pub async fn many(
+                ctx: &async_graphql::Context<'_>,
+                rows: Vec<$row>,
+            ) -> crate::error::AppResult<Vec<Self>> {
+                crate::graphql::with_company_facts(ctx, rows, |r| r.company_id, Self::new).await
+            }
+
+            pub async fn one(
+                ctx: &async_graphql::Context<'_>,
+                row: $row,
+            ) -> crate::error::AppResult<Self> {
+                crate::graphql::one_with_company_facts(ctx, row, |r| r.company_id, Self::new).await
+            }
+        }
+
+        register_object!(@resource $name, $kind);
+    };
+    (@resource $name:ident, $kind:ident) => {
+        impl crate::graphql::Resource for $name {
+            const KIND: crate::register::ResourceKind = crate::register::ResourceKind::$kind;
+            fn record(&self) -> &crate::authz::Record {
+                &self.record
+            }
+            fn id(&self) -> uuid::Uuid {
+                self.row.id.0
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod company;
 pub mod connection;
 pub mod contact;
 pub mod enums;
+pub mod guard;
 pub mod idempotency;
 pub mod input;
 pub mod limits;
@@ -21,9 +92,9 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::app::AppState;
-use crate::audit::{chain, AuditEvent, Decided, Recorder};
+use crate::audit::Recorder;
 use crate::auth::Actor;
-use crate::authz::{fields, Action, FieldClass, Principal, Record, Visibility};
+use crate::authz::{Action, Principal, Record, Visibility};
 use crate::config::Limits;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
@@ -33,6 +104,9 @@ use crate::db::{self, ChangeAuthor, PooledConn};
 use crate::error::{AppError, AppResult};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::future::BoxFuture;
+pub use guard::{
+    authorize_kind, guard_register, policy_error, Enforce, FieldGuard, Resource, WriteGrant,
+};
 use loader::DbReader;
 use uuid::Uuid;
 
@@ -143,85 +217,6 @@ pub trait ContextExt {
     }
     /// A pooled connection; an exhausted pool is `UNAVAILABLE`.
     fn conn(&self) -> impl std::future::Future<Output = AppResult<PooledConn>> + Send;
-    /// Asks the policy whether this actor may read the field being resolved
-    /// of `record` (resource `id`); its class comes from `authz::fields`.
-    /// Denied is `FORBIDDEN` naming the class, the rule and the audit event;
-    /// allowed reads of audited classes are recorded.
-    fn guard(&self, record: &Record, id: Uuid) -> AppResult<()> {
-        self.guard_at(record, Some(id))
-    }
-    /// The same for a field that reads no one resource (a list of a kind):
-    /// `record` describes the kind; an allowed read records nothing itself.
-    fn guard_at(&self, record: &Record, id: Option<Uuid>) -> AppResult<()>;
-    /// Whether `class` of `record` is readable, deciding nothing visible to
-    /// the client (which change-log entries to show).
-    fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool>;
-    /// Asks the policy whether this actor may make this change: a record
-    /// hidden from the actor is `NOT_FOUND`, a denied change `FORBIDDEN`
-    /// (both recorded). Allowed, the grant must be committed in the
-    /// mutation's transaction ([`WriteGrant::commit`]).
-    fn guard_write(
-        &self,
-        action: Action,
-        record: &Record,
-        id: Option<Uuid>,
-    ) -> AppResult<WriteGrant>;
-}
-
-/// An allowed change whose audit event commits with the change itself.
-#[must_use = "the grant's audit event must be committed with the change"]
-pub struct WriteGrant {
-    event: AuditEvent,
-    /// Where the receipt goes once the event is appended, and under which field.
-    receipts: std::sync::Arc<Receipts>,
-    field: String,
-}
-
-impl WriteGrant {
-    /// Appends the change's event to the chain inside the mutation's
-    /// transaction: the change and its record commit together or not at all.
-    /// It is the transaction's last statement, so from here on only the
-    /// commit decides: the event is kept as the change's receipt.
-    pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
-        self.event.decided.resource_ids = vec![id];
-        let event = self.event.id;
-        chain::append(conn, &[self.event]).await.map_err(|e| {
-            tracing::error!(error = %e, "a change's audit event was not stored; the change is rolled back");
-            AppError::Unavailable("the audit trail")
-        })?;
-        self.receipts.push(self.field, event);
-        Ok(())
-    }
-}
-
-/// The response key of the root field being resolved (the mutation).
-fn root_key(ctx: &Context<'_>) -> String {
-    let mut node = ctx.path_node.as_ref();
-    let mut key = String::new();
-    while let Some(n) = node {
-        if let async_graphql::QueryPathSegment::Name(name) = n.segment {
-            key = name.to_owned();
-        }
-        node = n.parent;
-    }
-    key
-}
-
-/// The input fields a mutation names (never their values), for its audit event.
-fn written_fields(ctx: &Context<'_>) -> Vec<String> {
-    let mut fields: Vec<String> = ctx
-        .field()
-        .arguments()
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|(name, value)| match value {
-            async_graphql::Value::Object(o) => o.keys().map(|k| k.to_string()).collect(),
-            _ => vec![name.to_string()],
-        })
-        .collect();
-    fields.sort();
-    fields.dedup();
-    fields
 }
 
 impl ContextExt for Context<'_> {
@@ -239,133 +234,6 @@ impl ContextExt for Context<'_> {
         let pool = self.state().map(|s| s.pool.clone());
         async move { Ok(pool?.get().await?) }
     }
-
-    fn guard_at(&self, record: &Record, id: Option<Uuid>) -> AppResult<()> {
-        let r = self.request()?;
-        let field = self.field().name();
-        // A field missing from the table is a bug; it fails closed.
-        let class = fields::class_of(&record.kind, field, record.sole_trader).ok_or_else(|| {
-            AppError::internal_msg(format!("{}.{field} has no access class", record.kind))
-        })?;
-        let decision = r
-            .authorizer
-            .read_field(&r.principal, record, class)
-            .map_err(policy_error)?;
-        let kind = fields::resource_type(&record.kind);
-        if decision.allowed {
-            if let (true, Some(id)) = (class.is_audited(), id) {
-                r.audit
-                    .read(kind, id, field, class.as_str(), &decision.rules);
-            }
-            Ok(())
-        } else {
-            let event = r.audit.deny(
-                "read",
-                kind,
-                id,
-                Some(field),
-                Some(class.as_str()),
-                &decision.rules,
-            );
-            Err(AppError::forbidden(
-                format!("field class {} ({})", class.as_str(), decision.rule()),
-                event,
-            ))
-        }
-    }
-
-    fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool> {
-        let r = self.request()?;
-        Ok(r.authorizer
-            .read_field(&r.principal, record, class)
-            .map_err(policy_error)?
-            .allowed)
-    }
-
-    fn guard_write(
-        &self,
-        action: Action,
-        record: &Record,
-        id: Option<Uuid>,
-    ) -> AppResult<WriteGrant> {
-        let r = self.request()?;
-        let (decision, hidden) = r
-            .authorizer
-            .write(&r.principal, action, record)
-            .map_err(policy_error)?;
-        let kind = fields::resource_type(&record.kind);
-        let fields = written_fields(self);
-        if hidden || !decision.allowed {
-            let event = r
-                .audit
-                .deny(action.as_str(), kind, id, None, None, &decision.rules);
-            return Err(if hidden {
-                AppError::NotFound("record")
-            } else {
-                AppError::forbidden(
-                    format!(
-                        "{} {} is not allowed ({})",
-                        action.as_str(),
-                        record.kind,
-                        decision.rule()
-                    ),
-                    event,
-                )
-            });
-        }
-        Ok(WriteGrant {
-            receipts: r.receipts.clone(),
-            field: root_key(self),
-            event: r.audit.subject().event(
-                Uuid::new_v4(),
-                Decided {
-                    action: action.as_str().to_owned(),
-                    resource_type: kind.to_owned(),
-                    resource_ids: Vec::new(),
-                    fields,
-                    field_classes: Vec::new(),
-                    allowed: true,
-                    rules: decision.rules,
-                },
-            ),
-        })
-    }
-}
-
-/// The register's root fields (`companies`, `contact(id)` …): refused with
-/// one FORBIDDEN (recorded) to an actor who may read nothing of `kind`,
-/// rather than a list of ids with every field denied. Decided before the
-/// id is looked at, so the answer tells nothing about what exists.
-pub fn guard_register(ctx: &Context<'_>, kind: &str) -> AppResult<()> {
-    let org = ctx.actor()?.org;
-    let record = Record {
-        in_sector: true,
-        ..Record::new_row(kind, org)
-    };
-    ctx.guard_at(&record, None)
-}
-
-/// Authorization before the input is judged: an actor the policy lets make
-/// no `action` on any record of `kind` (a recipient, an auditor) is
-/// FORBIDDEN (recorded) before validation could tell it anything. The
-/// record's own decision follows once it is locked.
-pub fn authorize_kind(ctx: &Context<'_>, action: Action, kind: &str) -> AppResult<()> {
-    let org = ctx.actor()?.org;
-    // The most permissive facts a record of `kind` can have: in the
-    // recipients' sector, and a sole trader (whose rights R9 covers).
-    let record = Record {
-        in_sector: true,
-        sole_trader: kind == "company",
-        ..Record::new_row(kind, org)
-    };
-    // Allowed, the grant is dropped: the change records its own event.
-    ctx.guard_write(action, &record, None).map(drop)
-}
-
-/// A policy that fails to evaluate is an internal error: the cause is logged,
-/// and nothing is disclosed (fail closed).
-pub fn policy_error(e: anyhow::Error) -> AppError {
-    AppError::internal_msg(format!("policy evaluation failed: {e:#}"))
 }
 
 /// The industry code of a company the actor may see (the sector fact of its

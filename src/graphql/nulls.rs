@@ -6,7 +6,7 @@
 //! async-graphql 7.2 does neither: it leaves an errored field's key out of
 //! its object and turns an object whose every field errored into `null`, even
 //! at a non-null position. Relay and Apollo Client break on a missing key, and
-//! a denied field must be visibly denied (access.md). This extension wraps
+//! a denied field must be visibly denied (docs/access.md). This extension wraps
 //! every field's resolution and restores the specification's behaviour.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,12 +10,24 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::enums::{
     DataSource, LegalBasis, Organization, RequestKind, RequestStatus, ServiceKind, ServiceStatus,
 };
-use super::{parse_id, ContextExt, Guarded};
+use super::{parse_id, ContextExt, Enforce, Guarded};
+use crate::authz::ResourceKind;
 use crate::db::contacts::ContactRow;
 use crate::db::visible::Visible;
 use crate::db::{self, ContactId, Entity, OrgCode};
 use crate::error::{AppError, AppResult};
 use std::str::FromStr;
+
+/// One personal value held about the person: every personal column the
+/// register declares (src/register.rs), so the report cannot forget one.
+#[derive(SimpleObject)]
+pub struct ReportValue {
+    /// The column, as in the register and its change log.
+    pub column: String,
+    /// Its access class.
+    pub class: String,
+    pub value: Option<String>,
+}
 
 #[derive(SimpleObject)]
 #[graphql(name = "ReportContact")]
@@ -23,25 +35,8 @@ pub struct ReportContact {
     pub id: ID,
     pub registered_by: Organization,
     pub company_id: ID,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub home_country: Option<String>,
-    pub home_municipality: Option<String>,
-    pub postal_address: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub title: Option<String>,
-    pub role_in_company: Option<String>,
-    pub nickname: Option<String>,
-    pub native_name: Option<String>,
-    pub native_address: Option<String>,
-    pub native_title: Option<String>,
-    pub work_country: Option<String>,
-    pub industry: Option<String>,
-    pub investment_profile: Option<String>,
-    pub expertise_level: Option<String>,
-    pub job_description: Option<String>,
-    pub other_description: Option<String>,
+    /// Every personal value held in this record (empty after erasure).
+    pub personal_data: Vec<ReportValue>,
     pub legal_basis: LegalBasis,
     pub source: DataSource,
     pub restricted: bool,
@@ -53,31 +48,31 @@ pub struct ReportContact {
     pub erased_at: Option<DateTime<Utc>>,
 }
 
-impl From<ContactRow> for ReportContact {
-    fn from(r: ContactRow) -> Self {
-        ReportContact {
+impl ReportContact {
+    fn of(r: ContactRow) -> AppResult<Self> {
+        let kind = ResourceKind::Contact;
+        // The row's columns by name; the register says which are personal.
+        let columns = serde_json::to_value(&r).map_err(AppError::internal)?;
+        let personal_data = kind
+            .personal_columns()
+            .map(|column| ReportValue {
+                column: column.to_owned(),
+                class: kind
+                    .column_class(column, false)
+                    .map_or("unclassified", |c| c.as_str())
+                    .to_owned(),
+                value: match &columns[column] {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                },
+            })
+            .collect();
+        Ok(ReportContact {
             id: ID(r.id.to_string()),
             registered_by: r.registered_by.into(),
             company_id: ID(r.company_id.to_string()),
-            first_name: r.first_name,
-            last_name: r.last_name,
-            home_country: r.home_country,
-            home_municipality: r.home_municipality,
-            postal_address: r.postal_address,
-            email: r.email,
-            phone: r.phone,
-            title: r.title,
-            role_in_company: r.role_in_company,
-            nickname: r.nickname,
-            native_name: r.native_name,
-            native_address: r.native_address,
-            native_title: r.native_title,
-            work_country: r.work_country,
-            industry: r.industry,
-            investment_profile: r.investment_profile,
-            expertise_level: r.expertise_level,
-            job_description: r.job_description,
-            other_description: r.other_description,
+            personal_data,
             legal_basis: r.legal_basis.into(),
             source: r.source.into(),
             restricted: r.restricted,
@@ -87,7 +82,7 @@ impl From<ContactRow> for ReportContact {
             created_at: r.created_at,
             last_processed_at: r.last_processed_at,
             erased_at: r.erased_at,
-        }
+        })
     }
 }
 
@@ -173,7 +168,12 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     let conn = &mut *conn;
     // The report as a whole is the class `report` of this person's record.
     let record = row.record(conn).await?;
-    ctx.guard(&record, contact.0)?;
+    let decision = ctx.read_class(
+        &record,
+        crate::authz::FieldClass::Report,
+        Some(contact.0),
+        "subjectAccessReport",
+    )?;
     let matched_by = if row.email.is_some() {
         "the contact and every contact with the same email address"
     } else {
@@ -196,15 +196,16 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     let mut read_ids = uuids.clone();
     read_ids.extend(services.iter().map(|s| s.id.0));
     let disclosures = db::audit::disclosures(conn, &read_ids).await?;
-    // Every record the report discloses is on the audit record.
+    // Every record the report discloses is on the audit record, under the
+    // rules that allowed the report.
     let r = ctx.request()?;
     for c in &people {
         r.audit.read(
-            "contact",
+            ResourceKind::Contact.as_str(),
             c.id.0,
             "subjectAccessReport",
             crate::authz::FieldClass::Report.as_str(),
-            &["R9-dpo".to_owned()],
+            &decision.rules,
         );
     }
     let recipients = disclosures
@@ -269,7 +270,10 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
                 resolution: q.resolution,
             })
             .collect(),
-        contacts: people.into_iter().map(ReportContact::from).collect(),
+        contacts: people
+            .into_iter()
+            .map(ReportContact::of)
+            .collect::<AppResult<_>>()?,
         recipients,
     })
 }

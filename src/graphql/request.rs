@@ -9,8 +9,8 @@ use super::connection::{self, Conn};
 use super::enums::{Organization, RequestKind, RequestStatus};
 use super::idempotency::{replay, Idempotent};
 use super::input::long_text;
-use super::{locked_write, parse_id, rights, ContextExt};
-use crate::authz::{Action, Record};
+use super::{locked_write, parse_id, rights, ContextExt, Enforce, FieldGuard};
+use crate::authz::{Action, Record, ResourceKind};
 use crate::db::contacts::ContactFlags;
 use crate::db::requests::{NewRequest, RequestChanges, RequestFilter, RequestRow};
 use crate::db::visible::Visible;
@@ -18,94 +18,72 @@ use crate::db::{self, ContactId, RequestId};
 use crate::error::{AppError, AppResult};
 use crate::validate;
 
-pub struct DataSubjectRequest {
-    row: RequestRow,
-    record: Record,
-}
+register_object!(DataSubjectRequest, RequestRow, Request, Record::request);
 
-impl DataSubjectRequest {
-    pub fn new(row: RequestRow) -> Self {
-        DataSubjectRequest {
-            record: Record::request(&row),
-            row,
-        }
-    }
-
-    fn read<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(&self.record, self.row.id.0)?;
-        Ok(Some(value))
-    }
-}
-
-#[Object]
+// Every field passes the guard: its class comes from `register`'s declaration.
+#[Object(guard = "FieldGuard(self)")]
 impl DataSubjectRequest {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    async fn kind(&self, ctx: &Context<'_>) -> AppResult<Option<RequestKind>> {
-        self.read(ctx, self.row.kind.into())
+    async fn kind(&self) -> Option<RequestKind> {
+        Some(self.row.kind.into())
     }
     /// The person's contact record, when one was identified.
-    async fn contact_id(&self, ctx: &Context<'_>) -> AppResult<Option<ID>> {
-        Ok(self
-            .read(ctx, self.row.contact_id.map(|c| ID(c.to_string())))?
-            .flatten())
+    async fn contact_id(&self) -> Option<ID> {
+        self.row.contact_id.map(|c| ID(c.to_string()))
     }
     /// The identifying facts the person gave, when no contact was identified.
-    async fn subject_description(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self
-            .read(ctx, self.row.subject_description.clone())?
-            .flatten())
+    async fn subject_description(&self) -> Option<String> {
+        self.row.subject_description.clone()
     }
     /// The organisation whose DPO received the request.
-    async fn received_by(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.read(ctx, self.row.received_by.into())
+    async fn received_by(&self) -> Option<Organization> {
+        Some(self.row.received_by.into())
     }
-    async fn received_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.received_at)
+    async fn received_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.received_at)
     }
     /// One calendar month after receipt.
-    async fn due_at(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
-        self.read(ctx, self.row.due_at)
+    async fn due_at(&self) -> Option<NaiveDate> {
+        Some(self.row.due_at)
     }
-    async fn extended_due_at(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
-        Ok(self.read(ctx, self.row.extended_due_at)?.flatten())
+    async fn extended_due_at(&self) -> Option<NaiveDate> {
+        self.row.extended_due_at
     }
-    async fn extension_reason(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.row.extension_reason.clone())?.flatten())
+    async fn extension_reason(&self) -> Option<String> {
+        self.row.extension_reason.clone()
     }
     /// The deadline in force: the extended one, if any.
-    async fn deadline(&self, ctx: &Context<'_>) -> AppResult<Option<NaiveDate>> {
-        self.read(ctx, self.row.deadline())
+    async fn deadline(&self) -> Option<NaiveDate> {
+        Some(self.row.deadline())
     }
     /// Open and past its deadline.
-    async fn overdue(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
-        self.read(ctx, self.row.is_overdue(Utc::now().date_naive()))
+    async fn overdue(&self) -> Option<bool> {
+        Some(self.row.is_overdue(Utc::now().date_naive()))
     }
-    async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<RequestStatus>> {
-        self.read(ctx, self.row.status.into())
+    async fn status(&self) -> Option<RequestStatus> {
+        Some(self.row.status.into())
     }
     /// What was done, or why the request was rejected.
-    async fn resolution(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.row.resolution.clone())?.flatten())
+    async fn resolution(&self) -> Option<String> {
+        self.row.resolution.clone()
     }
-    async fn resolved_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        Ok(self.read(ctx, self.row.resolved_at)?.flatten())
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.row.resolved_at
     }
     /// Who last handled it.
-    async fn handled_by(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        Ok(self.read(ctx, self.row.handled_by.clone())?.flatten())
+    async fn handled_by(&self) -> Option<String> {
+        self.row.handled_by.clone()
     }
-    async fn handled_by_org(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        Ok(self
-            .read(ctx, self.row.handled_by_org.map(Into::into))?
-            .flatten())
+    async fn handled_by_org(&self) -> Option<Organization> {
+        self.row.handled_by_org.map(Into::into)
     }
-    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.created_at)
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.created_at)
     }
-    async fn updated_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.read(ctx, self.row.updated_at)
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.updated_at)
     }
 }
 
@@ -138,7 +116,7 @@ impl RequestQuery {
         let id: RequestId = parse_id("id", &id)?;
         // Requests are invisible to whoever may not read the class
         // `request`: NOT_FOUND for every id, existing or not.
-        let kind = Record::new_row("request", ctx.actor()?.org);
+        let kind = Record::new_row(ResourceKind::Request, ctx.actor()?.org);
         if !ctx.may_read(&kind, crate::authz::FieldClass::Request)? {
             return Err(AppError::NotFound("data subject request"));
         }
@@ -159,7 +137,7 @@ impl RequestQuery {
     ) -> AppResult<Conn<DataSubjectRequest>> {
         // The list as a whole is the class `request`: refused, it is FORBIDDEN
         // (and recorded) rather than an empty page.
-        ctx.guard_at(&Record::new_row("request", ctx.actor()?.org), None)?;
+        super::guard_register(ctx, ResourceKind::Request)?;
         let (page, first) = connection::page_request(first, after)?;
         let f = filter.unwrap_or_default();
         let filter = RequestFilter {
@@ -346,7 +324,7 @@ impl RequestMutation {
             Action::HandleRequest,
             &Record {
                 in_sector: true,
-                ..Record::new_row("request", author.org)
+                ..Record::new_row(ResourceKind::Request, author.org)
             },
             None,
         )?;

@@ -11,9 +11,9 @@ use super::company::Company;
 use super::contact::Contact;
 use super::enums::Organization;
 use super::input::long_text;
-use super::{locked_write, parse_id, ContextExt, Guarded, WriteGrant};
+use super::{locked_write, parse_id, ContextExt, Enforce, Guarded, WriteGrant};
 use crate::audit::Decided;
-use crate::authz::{Action, FieldClass, Record};
+use crate::authz::{Action, FieldClass, ResourceKind};
 use crate::db::companies::CompanyRow;
 use crate::db::contacts::{ContactFlags, ContactRow};
 use crate::db::{self, ChangeAuthor, CompanyId, ContactId, RequestId};
@@ -42,50 +42,25 @@ pub async fn lock_contact_for(
 }
 
 /// Erasure is refused while the law or a pending matter needs the data
-/// (domain.md): a legal hold, or an open request other than `except`.
+/// (docs/register.md): `BAD_USER_INPUT` saying what stands.
 pub async fn check_erasable(
     conn: &mut AsyncPgConnection,
     row: &ContactRow,
     except: Option<RequestId>,
 ) -> AppResult<()> {
-    if row.erased_at.is_some() {
-        return Err(AppError::bad_input("id", "the contact is erased already"));
+    match crate::rights::contact_blocker(conn, row, except).await? {
+        Some(blocker) => Err(AppError::bad_input("id", blocker.to_string())),
+        None => Ok(()),
     }
-    if row.legal_hold {
-        return Err(AppError::bad_input(
-            "id",
-            format!(
-                "a legal hold stands ({}); lift it first",
-                row.legal_hold_reason.as_deref().unwrap_or("no reason")
-            ),
-        ));
-    }
-    if let Some(open) = db::requests::open_for_contact(conn, row.id, except)
-        .await?
-        .first()
-    {
-        return Err(AppError::bad_input(
-            "id",
-            format!(
-                "an open {} request ({}) stands; resolve it first",
-                open.kind.as_str(),
-                open.id
-            ),
-        ));
-    }
-    Ok(())
 }
 
-/// Erases a contact checked erasable: the tombstone, the redacted change
-/// log, and the identifying facts given on the person's requests.
+/// Erases a contact checked erasable.
 pub async fn erase_contact(
     conn: &mut AsyncPgConnection,
     author: &ChangeAuthor,
     row: &ContactRow,
 ) -> AppResult<ContactRow> {
-    let erased = db::contacts::erase(conn, author, row).await?;
-    db::requests::forget_subject(conn, row.id).await?;
-    Ok(erased)
+    Ok(crate::rights::erase_contact(conn, author, row).await?)
 }
 
 fn reason(text: &str) -> AppResult<String> {
@@ -111,7 +86,7 @@ impl RightsMutation {
             })
         })
         .await?;
-        Ok(Company(row))
+        Ok(Company::new(row))
     }
 
     async fn flags(
@@ -167,7 +142,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Contact> {
-        super::authorize_kind(ctx, Action::LegalHold, "contact")?;
+        super::authorize_kind(ctx, Action::LegalHold, ResourceKind::Contact)?;
         let flags = ContactFlags {
             legal_hold: Some(true),
             legal_hold_reason: Some(Some(self::reason(&reason)?)),
@@ -183,7 +158,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Contact> {
-        super::authorize_kind(ctx, Action::LiftLegalHold, "contact")?;
+        super::authorize_kind(ctx, Action::LiftLegalHold, ResourceKind::Contact)?;
         let flags = ContactFlags {
             legal_hold: Some(false),
             legal_hold_reason: Some(Some(format!("lifted: {}", self::reason(&reason)?))),
@@ -199,7 +174,7 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
-        super::authorize_kind(ctx, Action::LegalHold, "company")?;
+        super::authorize_kind(ctx, Action::LegalHold, ResourceKind::Company)?;
         let reason = self::reason(&reason)?;
         Self::company_hold(ctx, id, Action::LegalHold, true, reason).await
     }
@@ -211,12 +186,12 @@ impl RightsMutation {
         id: ID,
         reason: String,
     ) -> AppResult<Company> {
-        super::authorize_kind(ctx, Action::LiftLegalHold, "company")?;
+        super::authorize_kind(ctx, Action::LiftLegalHold, ResourceKind::Company)?;
         let reason = format!("lifted: {}", self::reason(&reason)?);
         Self::company_hold(ctx, id, Action::LiftLegalHold, false, reason).await
     }
 
-    /// Erases a contact: a tombstone and nothing personal (domain.md).
+    /// Erases a contact: a tombstone and nothing personal.
     /// Refused while a legal hold or an open request stands.
     async fn erase_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
         let id: ContactId = parse_id("id", &id)?;
@@ -237,20 +212,14 @@ impl RightsMutation {
         let author = ctx.author()?;
         let row = locked_write(ctx, id, Action::Erase, move |conn, old: CompanyRow| {
             Box::pin(async move {
-                if old.erased_at.is_some() {
-                    return Err(AppError::bad_input("id", "the company is erased already"));
+                if let Some(blocker) = crate::rights::company_blocker(&old) {
+                    return Err(AppError::bad_input("id", blocker.to_string()));
                 }
-                if old.legal_hold {
-                    return Err(AppError::bad_input(
-                        "id",
-                        "a legal hold stands; lift it first",
-                    ));
-                }
-                Ok(db::companies::erase(conn, &author, &old).await?)
+                Ok(crate::rights::erase_company(conn, &author, &old).await?)
             })
         })
         .await?;
-        Ok(Company(row))
+        Ok(Company::new(row))
     }
 }
 
@@ -285,26 +254,27 @@ impl RightsQuery {
         #[graphql(default = 100)] first: i32,
     ) -> AppResult<RetentionCandidates> {
         let r = ctx.request()?;
-        ctx.guard_at(&Record::new_row("request", r.actor.org), None)?;
+        let decision = super::guard_register(ctx, ResourceKind::Request)?;
         if !(1..=1000).contains(&first) {
             return Err(AppError::bad_input("first", "must be between 1 and 1000"));
         }
         let due = retention::due(&mut *ctx.conn().await?, i64::from(first)).await?;
-        for kind in ["contact", "company"] {
+        for kind in [ResourceKind::Contact, ResourceKind::Company] {
             let ids: Vec<_> = due
                 .iter()
                 .filter(|d| d.kind == kind)
                 .map(|d| d.id)
                 .collect();
             if !ids.is_empty() {
+                // Recorded under the rules that allowed the list.
                 r.audit.push(Decided {
                     action: "read".to_owned(),
-                    resource_type: kind.to_owned(),
+                    resource_type: kind.as_str().to_owned(),
                     resource_ids: ids,
                     fields: vec!["retentionCandidates".to_owned()],
                     field_classes: vec![FieldClass::Request.as_str().to_owned()],
                     allowed: true,
-                    rules: Vec::new(),
+                    rules: decision.rules.clone(),
                 });
             }
         }
@@ -313,7 +283,7 @@ impl RightsQuery {
             candidates: due
                 .into_iter()
                 .map(|d| RetentionCandidate {
-                    kind: d.kind.to_owned(),
+                    kind: d.kind.as_str().to_owned(),
                     id: ID(d.id.to_string()),
                     registered_by: d.registered_by.into(),
                     last_processed_at: d.last_processed_at,

@@ -9,69 +9,40 @@ use super::contact::Contact;
 use super::enums::{DataSource, Decimal, LegalBasis, Organization, ServiceKind, ServiceStatus};
 use super::idempotency::{replay, Idempotent};
 use super::input::{self, checked, keep_or_set, required, short_text};
-use super::{locked_write, parse_id, ContextExt};
-use crate::authz::{Action, Record};
+use super::{locked_write, parse_id, ContextExt, Enforce, FieldGuard};
+use crate::authz::{Action, Record, ResourceKind};
 use crate::db::services::{NewService, ServiceChanges, ServiceFilter, ServiceRow};
 use crate::db::{self, CompanyId, ContactId, ServiceId};
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
-pub struct Service {
-    pub row: ServiceRow,
-    /// What the policy sees of this service.
-    record: Record,
-}
+register_object!(
+    Service,
+    ServiceRow,
+    Service,
+    Record::service,
+    company_scoped
+);
 
-impl Service {
-    pub fn new(row: ServiceRow, company_industry: Option<&str>) -> Self {
-        Service {
-            record: Record::service(&row, company_industry),
-            row,
-        }
-    }
-
-    pub async fn many(ctx: &Context<'_>, rows: Vec<ServiceRow>) -> AppResult<Vec<Service>> {
-        super::with_company_facts(ctx, rows, |r| r.company_id, Service::new).await
-    }
-
-    pub async fn one(ctx: &Context<'_>, row: ServiceRow) -> AppResult<Service> {
-        super::one_with_company_facts(ctx, row, |r| r.company_id, Service::new).await
-    }
-
-    fn facts(&self) -> &Record {
-        &self.record
-    }
-
-    fn record<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
-        Ok(Some(value))
-    }
-
-    fn internal<T>(&self, ctx: &Context<'_>, value: Option<T>) -> AppResult<Option<T>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
-        Ok(value)
-    }
-}
-
-#[Object]
+// Every field passes the guard: its class comes from `register`'s declaration.
+#[Object(guard = "FieldGuard(self)")]
 impl Service {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    async fn kind(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceKind>> {
-        self.record(ctx, self.row.kind.into())
+    async fn kind(&self) -> Option<ServiceKind> {
+        Some(self.row.kind.into())
     }
-    async fn title(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.record(ctx, self.row.title.clone())
+    async fn title(&self) -> Option<&str> {
+        Some(&self.row.title)
     }
-    async fn provider(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
-        self.record(ctx, self.row.provider.into())
+    async fn provider(&self) -> Option<Organization> {
+        Some(self.row.provider.into())
     }
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
-            Some(c) => Ok(Some(Company(c))),
+            Some(c) => Ok(Some(Company::new(c))),
             None => Err(AppError::NotFound("company")),
         }
     }
@@ -79,7 +50,6 @@ impl Service {
     /// actor may not see (restricted, objecting, erased) is `null` exactly
     /// as when the service has none: the answer must not tell them apart.
     async fn contact(&self, ctx: &Context<'_>) -> AppResult<Option<Contact>> {
-        ctx.guard(self.facts(), self.row.id.0)?;
         match self.row.contact_id {
             Some(id) => match ctx.loader()?.load_one(id).await? {
                 Some(r) => Ok(Some(Contact::one(ctx, r).await?)),
@@ -88,31 +58,31 @@ impl Service {
             None => Ok(None),
         }
     }
-    async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<ServiceStatus>> {
-        self.record(ctx, self.row.status.into())
+    async fn status(&self) -> Option<ServiceStatus> {
+        Some(self.row.status.into())
     }
-    async fn requested_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.record(ctx, self.row.requested_at)
+    async fn requested_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.requested_at)
     }
-    async fn delivered_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        Ok(self.record(ctx, self.row.delivered_at)?.flatten())
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.row.delivered_at
     }
-    async fn invoiced_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        Ok(self.record(ctx, self.row.invoiced_at)?.flatten())
+    async fn invoiced_at(&self) -> Option<DateTime<Utc>> {
+        self.row.invoiced_at
     }
-    async fn legal_basis(&self, ctx: &Context<'_>) -> AppResult<Option<LegalBasis>> {
-        self.record(ctx, self.row.legal_basis.into())
+    async fn legal_basis(&self) -> Option<LegalBasis> {
+        Some(self.row.legal_basis.into())
     }
-    async fn source(&self, ctx: &Context<'_>) -> AppResult<Option<DataSource>> {
-        self.record(ctx, self.row.source.into())
-    }
-    /// Internal to the provider.
-    async fn amount_eur(&self, ctx: &Context<'_>) -> AppResult<Option<Decimal>> {
-        self.internal(ctx, self.row.amount_eur.clone().map(Decimal))
+    async fn source(&self) -> Option<DataSource> {
+        Some(self.row.source.into())
     }
     /// Internal to the provider.
-    async fn notes(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
-        self.internal(ctx, self.row.notes.clone())
+    async fn amount_eur(&self) -> Option<Decimal> {
+        self.row.amount_eur.clone().map(Decimal)
+    }
+    /// Internal to the provider.
+    async fn notes(&self) -> Option<&str> {
+        self.row.notes.as_deref()
     }
 }
 
@@ -135,7 +105,7 @@ pub struct ServiceQuery;
 #[Object]
 impl ServiceQuery {
     async fn service(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Service>> {
-        super::guard_register(ctx, "service")?;
+        super::guard_register(ctx, ResourceKind::Service)?;
         let id: ServiceId = parse_id("id", &id)?;
         match ctx.loader()?.load_one(id).await? {
             Some(r) => Ok(Some(Service::one(ctx, r).await?)),
@@ -151,7 +121,7 @@ impl ServiceQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<Conn<Service>> {
-        super::guard_register(ctx, "service")?;
+        super::guard_register(ctx, ResourceKind::Service)?;
         let (page, first) = connection::page_request(first, after)?;
         let f = filter.unwrap_or_default();
         if let (Some(from), Some(to)) = (f.requested_from, f.requested_to) {
@@ -287,7 +257,7 @@ impl ServiceMutation {
         // learns nothing from validation messages.
         let grant = ctx.guard_write(
             Action::Create,
-            &Record::new_row("service", author.org),
+            &Record::new_row(ResourceKind::Service, author.org),
             None,
         )?;
         let idem = Idempotent::of(ctx, idempotency_key)?;
@@ -342,7 +312,7 @@ impl ServiceMutation {
         id: ID,
         input: ServiceInput,
     ) -> AppResult<Service> {
-        super::authorize_kind(ctx, Action::Update, "service")?;
+        super::authorize_kind(ctx, Action::Update, ResourceKind::Service)?;
         let id: ServiceId = parse_id("id", &id)?;
         if input.company_id.is_some() {
             return Err(AppError::bad_input(
@@ -366,7 +336,7 @@ impl ServiceMutation {
     }
 
     async fn delete_service(&self, ctx: &Context<'_>, id: ID) -> AppResult<ID> {
-        super::authorize_kind(ctx, Action::Delete, "service")?;
+        super::authorize_kind(ctx, Action::Delete, ResourceKind::Service)?;
         let service: ServiceId = parse_id("id", &id)?;
         let author = ctx.author()?;
         locked_write(

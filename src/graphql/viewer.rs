@@ -37,8 +37,8 @@ impl ViewerQuery {
         })
     }
 
-    /// SHA-256 of the policy files in force. Class `audit` (access.md):
-    /// auditors read it; for anyone else it is null with FORBIDDEN.
+    /// SHA-256 of the policy files in force. Class `audit`: auditors read it;
+    /// for anyone else it is null with FORBIDDEN.
     async fn policy_version(&self, ctx: &Context<'_>) -> AppResult<Option<String>> {
         super::audit::AuditQuery::guard_audit(ctx, "policyVersion")?;
         Ok(Some(ctx.request()?.authorizer.version().to_owned()))

@@ -713,10 +713,8 @@ fn status_for(errors: &[ServerError]) -> StatusCode {
 /// Every field of the report, for the JSON download.
 const REPORT_QUERY: &str = "query SubjectAccessReport($id: ID!) { subjectAccessReport(contactId: $id) { \
   contactId generatedAt matchedBy \
-  contacts { id registeredBy companyId firstName lastName homeCountry homeMunicipality postalAddress email phone \
-    title roleInCompany nickname nativeName nativeAddress nativeTitle workCountry industry investmentProfile \
-    expertiseLevel jobDescription otherDescription legalBasis source restricted objectionPending \
-    marketingObjection legalHold createdAt lastProcessedAt erasedAt } \
+  contacts { id registeredBy companyId personalData { column class value } legalBasis source restricted \
+    objectionPending marketingObjection legalHold createdAt lastProcessedAt erasedAt } \
   services { id contactId kind title provider status requestedAt deliveredAt legalBasis source notes } \
   changes { contactId field oldValue newValue redacted changedByOrg changedAt } \
   requests { id kind receivedBy receivedAt deadline status resolution } \

@@ -1,4 +1,4 @@
-//! access.md through GraphQL: each rule as the personas meet it.
+//! docs/access.md through GraphQL: each rule as the personas meet it.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
 //! Every persona over the whole register through GraphQL, judged by a second,
-//! hand-written reading of access.md (not the policy engine): every value
+//! hand-written reading of docs/access.md (not the policy engine): every value
 //! returned must be allowed, and every FORBIDDEN must be a denial.
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +22,7 @@ const PAGE: &str = r#"query($after: String) { companies(first: 100, after: $afte
       jobDescription otherDescription registeredBy legalBasis source restricted marketingObjection legalHold
       lastProcessedAt createdAt updatedAt } } } }"#;
 
-/// What access.md's rules need to know of a row.
+/// What docs/access.md's rules need to know of a row.
 #[derive(Debug, Clone, Default)]
 struct Facts {
     owner: String,
@@ -35,7 +35,7 @@ struct Facts {
     company: String,
 }
 
-/// access.md, read by hand.
+/// docs/access.md, read by hand.
 struct Oracle<'a> {
     actor: &'a Actor,
 }
@@ -258,7 +258,7 @@ fn check(
                 .collect();
             if shown != expected {
                 v.push(format!(
-                    "{path}.{list}: {} shown, {} visible by access.md",
+                    "{path}.{list}: {} shown, {} visible by docs/access.md",
                     shown.len(),
                     expected.len()
                 ));

@@ -360,7 +360,7 @@ async fn confidential_rows_are_listed_per_registering_org() {
     );
 }
 
-/// The demo register covers every case contract.md lists, in the proportions the foundation issue asks for.
+/// The demo register covers every case docs/contract.md lists, in the proportions the foundation issue asks for.
 #[tokio::test]
 async fn seeded_register_covers_every_case() {
     let t = TestApp::new().await;
