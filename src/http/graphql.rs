@@ -18,7 +18,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
+use super::log::RequestSummary;
 use super::HttpState;
 use crate::audit::{self, Decided, Recorder, Subject};
 use crate::auth::{self, Actor};
@@ -97,6 +99,8 @@ struct Who {
     queries: Arc<AtomicU64>,
     /// Who and which request, for the audit events.
     subject: Subject,
+    /// The request's log line.
+    summary: Arc<RequestSummary>,
 }
 
 /// The policy's request-level decision: an actor it refuses outright (R6,
@@ -107,6 +111,7 @@ async fn admit(
     actor: Actor,
     request_id: &str,
     headers: &HeaderMap,
+    summary: Arc<RequestSummary>,
 ) -> Result<Who, Response> {
     let principal = Principal::of(&actor);
     let authorizer = s.app.authorizer();
@@ -117,6 +122,7 @@ async fn admit(
         Some(&audit::trace_id(traceparent)),
         authorizer.version(),
     );
+    summary.actor(&subject.org, &subject.roles, subject.trace_id.as_deref());
     let policy = authorizer.clone();
     let p = principal.clone();
     let queries = Arc::new(AtomicU64::new(0));
@@ -147,6 +153,7 @@ async fn admit(
             authorizer: policy,
             queries,
             subject,
+            summary,
         }),
         Ok(Ok(Err(rule))) => {
             // A refused request is a denial like any other: recorded before
@@ -158,7 +165,9 @@ async fn admit(
                 rules: vec![rule.clone()],
                 ..Decided::default()
             });
-            if s.app.audit.record(recorder.finish()).await.is_err() {
+            let events = recorder.finish();
+            summary.executed(None, &events);
+            if s.app.audit.record(events).await.is_err() {
                 return Err(error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::Unavailable,
@@ -233,9 +242,15 @@ async fn authenticate(
 }
 
 /// Who asks, authenticated and admitted; or the response that refuses them.
-async fn authorized(s: &HttpState, headers: &HeaderMap, request_id: &str) -> Result<Who, Response> {
+async fn authorized(
+    s: &HttpState,
+    headers: &HeaderMap,
+    request_id: &str,
+    summary: Option<Extension<Arc<RequestSummary>>>,
+) -> Result<Who, Response> {
     let actor = authenticate(s, headers, request_id).await?;
-    admit(s, actor, request_id, headers).await
+    let summary = summary.map(|Extension(s)| s).unwrap_or_default();
+    admit(s, actor, request_id, headers, summary).await
 }
 
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
@@ -247,6 +262,7 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
 
 pub async fn post(
     State(s): State<HttpState>,
+    summary: Option<Extension<Arc<RequestSummary>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -269,7 +285,7 @@ pub async fn post(
             &request_id,
         );
     }
-    let who = match authorized(&s, &headers, &request_id).await {
+    let who = match authorized(&s, &headers, &request_id, summary).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -360,11 +376,12 @@ pub async fn post(
 
 pub async fn get(
     State(s): State<HttpState>,
+    summary: Option<Extension<Arc<RequestSummary>>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let who = match authorized(&s, &headers, &request_id).await {
+    let who = match authorized(&s, &headers, &request_id, summary).await {
         Ok(w) => w,
         Err(res) => return res,
     };
@@ -504,7 +521,9 @@ async fn execute(
         }
     };
     // Fail closed: nothing the events record is sent unless they are stored.
-    if s.app.audit.record(recorder.finish()).await.is_err() {
+    let events = recorder.finish();
+    who.summary.executed(operation.as_deref(), &events);
+    if s.app.audit.record(events).await.is_err() {
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))
         });
@@ -726,11 +745,12 @@ const REPORT_QUERY: &str = "query SubjectAccessReport($id: ID!) { subjectAccessR
 /// status (403, 404, 400, 503) with the usual error body.
 pub async fn subject_access_report(
     State(s): State<HttpState>,
+    summary: Option<Extension<Arc<RequestSummary>>>,
     headers: HeaderMap,
     axum::extract::Path(contact_id): axum::extract::Path<String>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let who = match authorized(&s, &headers, &request_id).await {
+    let who = match authorized(&s, &headers, &request_id, summary).await {
         Ok(w) => w,
         Err(res) => return res,
     };

@@ -1,6 +1,7 @@
 //! HTTP: the GraphQL endpoint with its guards, health, readiness and metrics.
 
 mod graphql;
+mod log;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -39,6 +40,7 @@ pub fn router(app: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(axum::middleware::from_fn(log::log_requests))
         .with_state(state)
 }
 

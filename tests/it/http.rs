@@ -1,6 +1,6 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{code, Options, TestApp};
 use kasvu_gateway::config::Limits;
@@ -408,4 +408,88 @@ async fn complexity_grows_with_page_size() {
         "{body}"
     );
     assert!(body["data"].is_null());
+}
+
+#[tokio::test]
+async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
+    let t = TestApp::new().await;
+    let path = std::env::temp_dir().join(format!("kasvu-log-{}.jsonl", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).expect("log file");
+    let (server, base) = crate::reload::start_server_logging(
+        &t,
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        file.into(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token = t.token("TEM", &["viewer"]);
+    let email = t
+        .sql_text("SELECT email FROM contacts WHERE email IS NOT NULL AND NOT restricted AND NOT objection_pending AND erased_at IS NULL LIMIT 1")
+        .await;
+    let ok = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"query": "query Dash { contacts(first: 5) { nodes { email homeCountry } } }"}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 200);
+    let unauthenticated = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": "{ viewer { sub } }"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unauthenticated.status(), 401);
+    let _ = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(t.token("MMM", &["viewer"]))
+        .json(&json!({"query": "{ contacts(first: 3) { nodes { homeCountry } } }"}))
+        .send()
+        .await
+        .expect("post");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(server);
+    let log = std::fs::read_to_string(&path).expect("log");
+    let _ = std::fs::remove_file(&path);
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log file");
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    let graphql: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["path"] == "/graphql")
+        .collect();
+    assert_eq!(graphql.len(), 3, "{log}");
+    let dash = graphql
+        .iter()
+        .find(|l| l["fields"]["operation"] == "Dash")
+        .expect("the dashboard's line");
+    let f = &dash["fields"];
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["org"], "TEM");
+    assert_eq!(f["roles"], "viewer");
+    assert_eq!(f["method"], "POST");
+    assert!(f["audit_events"].as_u64().unwrap_or(0) >= 1, "{dash}");
+    assert!(
+        f["request_id"].as_str().is_some_and(|r| r.len() == 36),
+        "{dash}"
+    );
+    assert!(
+        f["trace_id"].as_str().is_some_and(|r| r.len() == 32),
+        "{dash}"
+    );
+    assert!(graphql.iter().any(|l| l["fields"]["status"] == 401));
+    // The recipient's denied home countries are counted, not shown.
+    assert!(graphql
+        .iter()
+        .any(|l| l["fields"]["org"] == "MMM" && l["fields"]["denied"].as_u64().unwrap_or(0) >= 1));
+    assert!(
+        !email.is_empty() && !log.contains(&email),
+        "a personal value in the log"
+    );
 }

@@ -442,3 +442,17 @@ async fn requests_beyond_the_pool_size_do_not_deadlock_it() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn the_gateways_connections_do_not_jit_compile() {
+    use diesel_async::RunQueryDsl;
+    let t = TestApp::new().await;
+    let mut conn = t.app.pool.get().await.expect("a pooled connection");
+    let jit: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_setting('jit')",
+    ))
+    .get_result(&mut *conn)
+    .await
+    .expect("jit setting");
+    assert_eq!(jit, "off");
+}

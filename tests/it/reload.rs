@@ -41,6 +41,15 @@ async fn ask(client: &reqwest::Client, url: &str, token: &str, query: &str) -> V
 /// Starts the real binary on the test's database and waits until it is
 /// ready; `env` adds to or overrides its environment.
 pub async fn start_server(t: &TestApp, env: &[(&str, &str)]) -> (Server, String) {
+    start_server_logging(t, env, Stdio::null()).await
+}
+
+/// The same, its log (stderr) going to `log`.
+pub async fn start_server_logging(
+    t: &TestApp,
+    env: &[(&str, &str)],
+    log: Stdio,
+) -> (Server, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -59,7 +68,7 @@ pub async fn start_server(t: &TestApp, env: &[(&str, &str)]) -> (Server, String)
         .env("JWT_AUDIENCE", &t.jwt.audience)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     for (k, v) in env {
         cmd.env(k, v);
     }
