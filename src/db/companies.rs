@@ -298,20 +298,8 @@ pub async fn erase(
     author: &ChangeAuthor,
     old: &CompanyRow,
 ) -> QueryResult<CompanyRow> {
-    let now = Utc::now();
-    // A sole trader's personal columns, as the register declares them.
-    // One statement: the tombstone's time goes with the cleared values.
-    diesel::sql_query(format!(
-        "UPDATE companies SET {}, erased_at = $2, erased_by = $3, erased_by_org = $4, updated_at = $2 \
-         WHERE id = $1",
-        ResourceKind::Company.erase_assignments()
-    ))
-    .bind::<diesel::sql_types::Uuid, _>(old.id.0)
-    .bind::<diesel::sql_types::Timestamptz, _>(now)
-    .bind::<diesel::sql_types::Text, _>(&author.sub)
-    .bind::<diesel::sql_types::Text, _>(author.org.as_str())
-    .execute(conn)
-    .await?;
+    // Every personal column the register declares, and the tombstone.
+    super::tombstone(conn, ResourceKind::Company, old.id.0, author).await?;
     let new: CompanyRow = companies::table
         .find(old.id)
         .select(CompanyRow::as_select())

@@ -299,21 +299,8 @@ pub async fn erase(
     author: &ChangeAuthor,
     old: &ContactRow,
 ) -> QueryResult<ContactRow> {
-    let now = Utc::now();
-    // Every personal column, as the register declares them: a column added
-    // there is erased here without anyone remembering to.
-    // One statement: the tombstone's time goes with the cleared values.
-    diesel::sql_query(format!(
-        "UPDATE contacts SET {}, erased_at = $2, erased_by = $3, erased_by_org = $4, updated_at = $2 \
-         WHERE id = $1",
-        ResourceKind::Contact.erase_assignments()
-    ))
-    .bind::<diesel::sql_types::Uuid, _>(old.id.0)
-    .bind::<diesel::sql_types::Timestamptz, _>(now)
-    .bind::<diesel::sql_types::Text, _>(&author.sub)
-    .bind::<diesel::sql_types::Text, _>(author.org.as_str())
-    .execute(conn)
-    .await?;
+    // Every personal column the register declares, and the tombstone.
+    super::tombstone(conn, ResourceKind::Contact, old.id.0, author).await?;
     let new: ContactRow = contacts::table
         .find(old.id)
         .select(ContactRow::as_select())

@@ -208,3 +208,28 @@ pub struct ChangeAuthor {
     pub org: OrgCode,
     pub request_id: Option<String>,
 }
+
+/// Clears every personal column `kind` declares (`crate::register`) of one
+/// row and sets its tombstone (when, who, which organisation), in one
+/// statement so the row's constraints see both. Callers read the row back.
+pub(crate) async fn tombstone(
+    conn: &mut AsyncPgConnection,
+    kind: crate::register::ResourceKind,
+    id: uuid::Uuid,
+    author: &ChangeAuthor,
+) -> diesel::QueryResult<()> {
+    use diesel::sql_types::{Text, Timestamptz, Uuid};
+    diesel::sql_query(format!(
+        "UPDATE {} SET {}, erased_at = $2, erased_by = $3, erased_by_org = $4, updated_at = $2 \
+         WHERE id = $1",
+        kind.table(),
+        kind.erase_assignments()
+    ))
+    .bind::<Uuid, _>(id)
+    .bind::<Timestamptz, _>(chrono::Utc::now())
+    .bind::<Text, _>(&author.sub)
+    .bind::<Text, _>(author.org.as_str())
+    .execute(conn)
+    .await
+    .map(drop)
+}

@@ -58,22 +58,35 @@ fn undeclared(ctx: &Context<'_>, kind: ResourceKind, field: &str, id: Uuid) -> A
         kind.graphql_type()
     );
     match ctx.request() {
-        Ok(r) => {
-            let event = r.audit.deny(
-                "read",
-                kind.as_str(),
-                Some(id),
-                Some(field),
-                None,
-                &[DEFAULT_DENY.to_owned()],
-            );
-            AppError::forbidden(
-                format!("{field} has no access declaration ({DEFAULT_DENY})"),
-                event,
-            )
-        }
+        Ok(r) => denied_read(r, kind, Some(id), field, None, &[DEFAULT_DENY.to_owned()]),
         Err(e) => e,
     }
+}
+
+/// A denied read: recorded, and the FORBIDDEN that names the class (or the
+/// missing declaration), the rule and the event.
+fn denied_read(
+    r: &super::RequestContext,
+    kind: ResourceKind,
+    id: Option<Uuid>,
+    field: &str,
+    class: Option<FieldClass>,
+    rules: &[String],
+) -> AppError {
+    let rule = rules.first().map_or(DEFAULT_DENY, String::as_str);
+    let event = r.audit.deny(
+        "read",
+        kind.as_str(),
+        id,
+        Some(field),
+        class.map(FieldClass::as_str),
+        rules,
+    );
+    let what = match class {
+        Some(c) => format!("field class {}", c.as_str()),
+        None => format!("{field} has no access declaration"),
+    };
+    AppError::forbidden(format!("{what} ({rule})"), event)
 }
 
 /// The decisions the resolvers ask for.
@@ -119,31 +132,26 @@ impl Enforce for Context<'_> {
         field: &str,
     ) -> AppResult<Decision> {
         let r = self.request()?;
-        let kind = kind_of(record)?.as_str();
+        let kind = kind_of(record)?;
         let decision = r
             .authorizer
             .read_field(&r.principal, record, class)
             .map_err(policy_error)?;
-        if decision.allowed {
-            if let (true, Some(id)) = (class.is_audited(), id) {
-                r.audit
-                    .read(kind, id, field, class.as_str(), &decision.rules);
-            }
-            Ok(decision)
-        } else {
-            let event = r.audit.deny(
-                "read",
+        if !decision.allowed {
+            return Err(denied_read(
+                r,
                 kind,
                 id,
-                Some(field),
-                Some(class.as_str()),
+                field,
+                Some(class),
                 &decision.rules,
-            );
-            Err(AppError::forbidden(
-                format!("field class {} ({})", class.as_str(), decision.rule()),
-                event,
-            ))
+            ));
         }
+        if let (true, Some(id)) = (class.is_audited(), id) {
+            r.audit
+                .read(kind.as_str(), id, field, class.as_str(), &decision.rules);
+        }
+        Ok(decision)
     }
 
     fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool> {

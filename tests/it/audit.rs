@@ -762,40 +762,14 @@ async fn a_db_role_the_login_cannot_take_stops_the_start_with_the_reason() {
 
 #[tokio::test]
 async fn a_database_the_writer_cannot_reach_fails_requests_closed_and_the_writer_recovers() {
-    use diesel_async::AsyncConnection;
     let t = TestApp::new().await;
     let token = t.token("TEM", &["viewer"]);
     t.data(&token, EMAILS, json!({"n": 2})).await;
-    let db = t
-        .db_url
-        .rsplit('/')
-        .next()
-        .expect("database name")
-        .to_owned();
-    let mut admin = diesel_async::AsyncPgConnection::establish(&format!(
-        "{}/postgres",
-        crate::support::server_url()
-    ))
-    .await
-    .expect("connect");
     // The writer's connections are gone and no new one can be opened; the
     // main pool's open connections still serve the read itself.
-    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .expect("disallow");
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = '{db}' AND application_name = 'kasvu-gateway-audit'"
-    ))
-    .execute(&mut admin)
-    .await
-    .expect("terminate");
+    t.cut_audit_writer().await;
     let (_, body) = t.gql(&token, EMAILS, json!({"n": 2})).await;
-    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
-        .await
-        .expect("allow");
+    t.allow_connections().await;
     assert_failed_closed(&body);
     assert!(
         body["errors"][0]["message"]

@@ -2,7 +2,7 @@
 //! after the change reached its commit says whether it was made, and creates
 //! take an idempotency key so a lost answer can be asked for again safely.
 
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::AsyncConnection;
 use serde_json::{json, Value};
 
 use crate::support::{code, TestApp};
@@ -118,24 +118,7 @@ async fn a_change_whose_answer_cannot_be_recorded_says_it_was_committed() {
     let company = t
         .sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' LIMIT 1")
         .await;
-    let db = t.db_url.rsplit('/').next().expect("name").to_owned();
-    let mut admin = diesel_async::AsyncPgConnection::establish(&format!(
-        "{}/postgres",
-        crate::support::server_url()
-    ))
-    .await
-    .expect("connect");
-    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .expect("disallow");
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = '{db}' AND application_name = 'kasvu-gateway-audit'"
-    ))
-    .execute(&mut admin)
-    .await
-    .expect("terminate");
+    t.cut_audit_writer().await;
     // The change commits on the main pool; reading the contact's name back is
     // audited, and the audit writer cannot store it: no data, but the client
     // learns that the change was made.
@@ -147,10 +130,7 @@ async fn a_change_whose_answer_cannot_be_recorded_says_it_was_committed() {
             json!({"c": company, "i": {"lastName": "Kuittinen", "legalBasis": "CONTRACT", "source": "DATA_SUBJECT"}}),
         )
         .await;
-    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
-        .await
-        .expect("allow");
+    t.allow_connections().await;
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
     assert_eq!(
         body["errors"][0]["extensions"]["outcome"], "committed",

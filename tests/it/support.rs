@@ -373,6 +373,41 @@ impl TestApp {
 
     /// Holds an exclusive lock on `table` from another connection until the
     /// returned connection is dropped (which ends its transaction).
+    /// The test database's name.
+    pub fn db_name(&self) -> &str {
+        self.db_url.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Cuts the audit writer off: its connections are terminated and no new
+    /// connection to the database is allowed, while the main pool's open
+    /// connections still serve. [`TestApp::allow_connections`] undoes it.
+    pub async fn cut_audit_writer(&self) {
+        let db = self.db_name();
+        let mut admin = admin().await;
+        for sql in [
+            format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{db}' AND application_name = 'kasvu-gateway-audit'"
+            ),
+        ] {
+            diesel::sql_query(sql)
+                .execute(&mut admin)
+                .await
+                .expect("cut the audit writer");
+        }
+    }
+
+    pub async fn allow_connections(&self) {
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.db_name()
+        ))
+        .execute(&mut admin().await)
+        .await
+        .expect("allow connections");
+    }
+
     pub async fn lock_table(&self, table: &str) -> AsyncPgConnection {
         use diesel_async::SimpleAsyncConnection;
         let mut c = AsyncPgConnection::establish(&self.db_url)
