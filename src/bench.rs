@@ -92,6 +92,8 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
             limits: Limits::default(),
             audit: crate::config::AuditConfig::default(),
             retention_interval_secs: 0,
+            metrics_addr: None,
+            metrics_token: None,
             enable_graphiql: false,
             no_migrate: true,
         };
@@ -200,6 +202,8 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             retention_interval_secs: 0,
+            metrics_addr: None,
+            metrics_token: None,
             enable_graphiql: false,
             no_migrate: true,
         };

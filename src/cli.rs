@@ -136,6 +136,7 @@ async fn owner_connection(db: &DbConfig) -> anyhow::Result<crate::db::PooledConn
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => {
+            config.log_in_force();
             let app = crate::app::App::build(*config).await?;
             crate::http::serve(app).await
         }

@@ -156,6 +156,13 @@ pub struct Config {
     pub limits: Limits,
     #[command(flatten)]
     pub audit: AuditConfig,
+    /// Serve /metrics on this address instead of LISTEN_ADDR (e.g. a port
+    /// only the monitoring network reaches).
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on /metrics.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Serve GraphiQL at /graphiql, and allow introspection and field suggestions.
     #[arg(long, env = "ENABLE_GRAPHIQL", default_value_t = false)]
     pub enable_graphiql: bool,
@@ -165,4 +172,70 @@ pub struct Config {
     /// Do not apply migrations at start.
     #[arg(long, env = "NO_MIGRATE", default_value_t = false)]
     pub no_migrate: bool,
+}
+
+/// A URL with its password (and any token in the query) replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("REDACTED"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("REDACTED"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+impl Config {
+    /// Logs the configuration in force at start, secrets redacted, so an
+    /// operator sees what the gateway runs with.
+    pub fn log_in_force(&self) {
+        let jwt_keys = match (&self.jwt.jwks_file, &self.jwt.jwks_url) {
+            (Some(f), _) => format!("JWKS file {}", f.display()),
+            (None, Some(u)) => format!("JWKS URL {}", redact_url(u)),
+            (None, None) => format!("development key {}", self.jwt.dev_key_file.display()),
+        };
+        tracing::info!(
+            database_url = %redact_url(&self.db.database_url),
+            db_role = %self.db.db_role,
+            db_pool_size = self.db.db_pool_size,
+            db_statement_timeout_ms = self.db.db_statement_timeout_ms,
+            redis_url = %self.redis_url.as_deref().map(redact_url).unwrap_or_else(|| "-".to_owned()),
+            listen_addr = %self.listen_addr,
+            policy_dir = %self.policy_dir.display(),
+            jwt_issuer = %self.jwt.issuer,
+            jwt_audience = %self.jwt.audience,
+            jwt_keys = %jwt_keys,
+            limits = ?self.limits,
+            audit = ?self.audit,
+            graphiql = self.enable_graphiql,
+            metrics_addr = %self.metrics_addr.map_or_else(|| "LISTEN_ADDR".to_owned(), |a| a.to_string()),
+            metrics_token = if self.metrics_token.is_some() { "set (REDACTED)" } else { "-" },
+            retention_interval_secs = self.retention_interval_secs,
+            "configuration in force"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_secrets_in_logs() {
+        assert_eq!(
+            redact_url("postgres://kasvu:s3cret@db:5432/kasvu"),
+            "postgres://kasvu:REDACTED@db:5432/kasvu"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert!(!redact_url("https://idp/jwks?token=abc").contains("abc"));
+        assert_eq!(redact_url("not a url"), "(not a URL)");
+    }
 }

@@ -49,6 +49,9 @@ pub enum AppError {
     Forbidden {
         message: String,
         audit_event: uuid::Uuid,
+        /// What would allow it, when the caller can change that itself (the
+        /// processing purpose); never anything about rows it may not see.
+        hint: Option<String>,
     },
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -74,6 +77,23 @@ impl AppError {
         AppError::Forbidden {
             message: message.into(),
             audit_event,
+            hint: None,
+        }
+    }
+
+    /// A denial with a hint (`extensions.hint`).
+    pub fn with_hint(self, hint: Option<String>) -> Self {
+        match self {
+            AppError::Forbidden {
+                message,
+                audit_event,
+                ..
+            } => AppError::Forbidden {
+                message,
+                audit_event,
+                hint,
+            },
+            other => other,
         }
     }
 
@@ -187,10 +207,15 @@ impl From<AppError> for async_graphql::Error {
                 ext.set("field", field.as_str());
             }
             if let AppError::Forbidden {
-                audit_event: id, ..
+                audit_event: id,
+                hint,
+                ..
             } = &err
             {
                 ext.set("auditEventId", id.to_string());
+                if let Some(hint) = hint {
+                    ext.set("hint", hint.as_str());
+                }
             }
             if let (ErrorCode::InternalServerError, Some(id)) = (code, &request_id) {
                 ext.set("requestId", id.as_str());

@@ -63,6 +63,30 @@ fn undeclared(ctx: &Context<'_>, kind: ResourceKind, field: &str, id: Uuid) -> A
     }
 }
 
+/// A denial another processing purpose would lift says so: the same actor,
+/// the same (visible) record, another `X-Processing-Purpose`. Whatever is
+/// hidden from the actor is NOT_FOUND before any of this, so the hint tells
+/// nothing about rows it may not see.
+fn purpose_hint(
+    r: &super::RequestContext,
+    allowed: impl Fn(&crate::authz::Principal) -> bool,
+) -> Option<String> {
+    crate::auth::Purpose::ALL
+        .iter()
+        .filter(|p| p.as_str() != r.principal.purpose)
+        .find(|p| {
+            let mut other = r.principal.clone();
+            other.purpose = p.as_str().to_owned();
+            allowed(&other)
+        })
+        .map(|p| {
+            format!(
+                "allowed with the header X-Processing-Purpose: {} (when that is why you are processing it)",
+                p.as_str()
+            )
+        })
+}
+
 /// A denied read: recorded, and the FORBIDDEN that names the class (or the
 /// missing declaration), the rule and the event.
 fn denied_read(
@@ -138,14 +162,14 @@ impl Enforce for Context<'_> {
             .read_field(&r.principal, record, class)
             .map_err(policy_error)?;
         if !decision.allowed {
-            return Err(denied_read(
-                r,
-                kind,
-                id,
-                field,
-                Some(class),
-                &decision.rules,
-            ));
+            let hint = purpose_hint(r, |p| {
+                r.authorizer
+                    .read_field(p, record, class)
+                    .is_ok_and(|d| d.allowed)
+            });
+            return Err(
+                denied_read(r, kind, id, field, Some(class), &decision.rules).with_hint(hint),
+            );
         }
         if let (true, Some(id)) = (class.is_audited(), id) {
             r.audit
@@ -186,6 +210,11 @@ impl Enforce for Context<'_> {
             return Err(if hidden {
                 AppError::NotFound("record")
             } else {
+                let hint = purpose_hint(r, |p| {
+                    r.authorizer
+                        .write(p, action, record)
+                        .is_ok_and(|(d, hidden)| d.allowed && !hidden)
+                });
                 AppError::forbidden(
                     format!(
                         "{} {} is not allowed ({})",
@@ -195,6 +224,7 @@ impl Enforce for Context<'_> {
                     ),
                     event,
                 )
+                .with_hint(hint)
             });
         }
         Ok(WriteGrant {

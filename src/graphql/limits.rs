@@ -273,6 +273,54 @@ fn check_string(s: &str, path: &str, limits: &Limits) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Depth and complexity, enforced after validation has computed them, so
+/// the refusal says the limit and the value found (async-graphql's own
+/// limits say neither).
+pub struct DepthAndComplexity {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+impl async_graphql::extensions::ExtensionFactory for DepthAndComplexity {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(DepthAndComplexity {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for DepthAndComplexity {
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        let found = next.run(ctx).await?;
+        let refuse = |message: String| {
+            let mut e = async_graphql::ServerError::new(message, None);
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", crate::error::ErrorCode::QueryTooComplex.as_str());
+            Err(vec![e])
+        };
+        if found.depth > self.max_depth {
+            return refuse(format!(
+                "the query is nested {} levels deep; at most {} are allowed",
+                found.depth, self.max_depth
+            ));
+        }
+        if found.complexity > self.max_complexity {
+            return refuse(format!(
+                "the query's complexity is {} (a list costs its page size times its nodes); at most {} is allowed",
+                found.complexity, self.max_complexity
+            ));
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

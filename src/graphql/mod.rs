@@ -139,8 +139,10 @@ pub fn schema_builder(
     introspection: bool,
 ) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        .extension(limits::DepthAndComplexity {
+            max_depth: limits.max_depth,
+            max_complexity: limits.max_complexity,
+        })
         .limit_recursive_depth(64)
         .limit_directives(10)
         .extension(nulls::FieldErrors);

@@ -451,9 +451,13 @@ struct Executed {
     http_status: Option<StatusCode>,
 }
 
+/// An error of the whole request: it has no place in the document, so no
+/// `locations` (a `line 0` would point nowhere).
 fn gql_error(err: AppError) -> GqlResponse {
     let e: async_graphql::Error = err.into();
-    GqlResponse::from_errors(vec![e.into_server_error(async_graphql::Pos::default())])
+    let mut e = e.into_server_error(async_graphql::Pos::default());
+    e.locations.clear();
+    GqlResponse::from_errors(vec![e])
 }
 
 async fn execute(
@@ -621,13 +625,10 @@ async fn catching_panics(
     }
 }
 
-/// The messages of async-graphql's own depth and complexity limits (7.x,
-/// `validation/mod.rs`); they carry no code of their own.
-const LIMIT_MESSAGES: [&str; 2] = ["Query is too complex.", "Query is nested too deep."];
-
-/// Every error gets a code from the closed set. The executor's own parse and
-/// validation errors have none: its depth and complexity limits are
-/// `QUERY_TOO_COMPLEX`, the rest are the client's input errors.
+/// Every error gets a code from the closed set: the executor's own parse and
+/// validation errors have none and are the client's input errors. A parse
+/// error's multi-line report becomes one readable line (its position stays
+/// in `locations`).
 fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
     for err in &mut response.errors {
         let has_code = err
@@ -635,11 +636,10 @@ fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
-            let code = if LIMIT_MESSAGES.contains(&err.message.as_str()) {
-                ErrorCode::QueryTooComplex
-            } else {
-                ErrorCode::BadUserInput
-            };
+            let code = ErrorCode::BadUserInput;
+            if err.message.contains('\n') {
+                err.message = one_line(&err.message);
+            }
             err.extensions
                 .get_or_insert_with(Default::default)
                 .set("code", code.as_str());
@@ -672,6 +672,26 @@ fn response_json(
         o.remove("data");
     }
     Ok(json)
+}
+
+/// A parser's report (` --> 1:3`, the source line, `= expected name`) as
+/// one line: what was expected, where.
+fn one_line(report: &str) -> String {
+    let expected = report
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "));
+    let at = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|p| p.split_once(':'));
+    match (expected, at) {
+        (Some(e), Some((line, column))) => {
+            format!("syntax error at line {line}, column {column}: {e}")
+        }
+        (Some(e), None) => format!("syntax error: {e}"),
+        _ => report.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn respond(batch: BatchResponse, headers: &HeaderMap, request_id: &str) -> Response {
@@ -829,6 +849,15 @@ mod tests {
             }
             0
         }
+    }
+
+    #[test]
+    fn a_parse_error_is_one_readable_line() {
+        let err = async_graphql::parser::parse_query("{ viewer { ").expect_err("a syntax error");
+        let m = one_line(&err.to_string());
+        assert!(!m.contains('\n'), "{m}");
+        assert!(m.starts_with("syntax error at line 1, column"), "{m}");
+        assert!(m.contains("expected"), "{m}");
     }
 
     #[tokio::test]

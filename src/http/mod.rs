@@ -30,8 +30,10 @@ pub fn router(app: AppState) -> Router {
             get(graphql::subject_access_report),
         )
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/readyz", get(readyz));
+    if app.config.metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
     if app.config.enable_graphiql {
         router = router.route("/graphiql", get(graphiql));
     }
@@ -93,7 +95,47 @@ async fn readyz(State(s): State<HttpState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<HttpState>) -> Response {
+/// `/metrics` alone, for `METRICS_ADDR`.
+pub fn metrics_router(app: AppState) -> Router {
+    let state = HttpState {
+        schema: app.schema(),
+        app,
+    };
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(log::log_requests))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &s.app.config.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared in constant time: the token is a secret.
+        let same = given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            let body = serde_json::json!({
+                "errors": [{
+                    "message": "/metrics needs Authorization: Bearer <METRICS_TOKEN>",
+                    "extensions": { "code": crate::error::ErrorCode::Unauthenticated.as_str() },
+                }],
+            });
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -125,6 +167,16 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
     tracing::info!(%addr, graphiql = app.config.enable_graphiql, "serving");
     spawn_policy_reloader(app.clone());
     spawn_retention(app.clone());
+    if let Some(metrics_addr) = app.config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
+        tracing::info!(addr = %metrics_addr, "serving /metrics");
+        let metrics = metrics_router(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -398,3 +398,52 @@ async fn a_pending_objection_is_one_truth_the_database_keeps() {
     );
     assert_eq!(t.sql_count(drift).await, 0);
 }
+
+#[tokio::test]
+async fn a_denial_another_purpose_would_lift_says_so() {
+    let t = TestApp::new().await;
+    let id = t
+        .sql_text(
+            "SELECT id::text FROM contacts WHERE NOT restricted AND NOT objection_pending \
+             AND erased_at IS NULL LIMIT 1",
+        )
+        .await;
+    let report = "query($id: ID!) { subjectAccessReport(contactId: $id) { contactId } }";
+    // A DPO who forgot the purpose header.
+    let (_, body) = t
+        .gql(&t.token("TEM", &["dpo"]), report, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let hint = body["errors"][0]["extensions"]["hint"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        hint.contains("X-Processing-Purpose: DATA_SUBJECT_REQUEST"),
+        "{body}"
+    );
+    // A viewer: no purpose would help, so no hint.
+    let (_, body) = t
+        .gql(&t.token("TEM", &["viewer"]), report, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert!(
+        body["errors"][0]["extensions"].get("hint").is_none(),
+        "{body}"
+    );
+    // Hidden rows get no hint either: a restricted contact stays NOT_FOUND.
+    let restricted = t
+        .sql_text("SELECT id::text FROM contacts WHERE restricted AND erased_at IS NULL LIMIT 1")
+        .await;
+    let (_, body) = t
+        .gql(
+            &t.token("TEM", &["dpo"]),
+            "query($id: ID!) { contact(id: $id) { firstName } }",
+            json!({ "id": restricted }),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    assert!(
+        body["errors"][0]["extensions"].get("hint").is_none(),
+        "{body}"
+    );
+}

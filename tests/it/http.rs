@@ -144,7 +144,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
         body["errors"][0]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("nested too deep"),
+            .contains("nested 6 levels deep; at most 4"),
         "{body}"
     );
 
@@ -163,7 +163,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
         body["errors"][0]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("complex"),
+            .contains("at most 30 is allowed"),
         "{body}"
     );
     assert!(body["data"].is_null());
@@ -415,9 +415,15 @@ async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
     let t = TestApp::new().await;
     let path = std::env::temp_dir().join(format!("kasvu-log-{}.jsonl", uuid::Uuid::new_v4()));
     let file = std::fs::File::create(&path).expect("log file");
+    // A password in the URL (trust auth ignores it) must not reach the log.
+    let with_password = t.db_url.replacen("postgres@", "postgres:s3cret-pw@", 1);
     let (server, base) = crate::reload::start_server_logging(
         &t,
-        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        &[
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+            ("DATABASE_URL", with_password.as_str()),
+        ],
         file.into(),
     )
     .await;
@@ -455,6 +461,11 @@ async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
     let log = std::fs::read_to_string(&path).expect("log");
     let _ = std::fs::remove_file(&path);
     assert!(!log.contains('\u{1b}'), "ANSI codes in a log file");
+    assert!(!log.contains("s3cret-pw"), "a password in the log");
+    assert!(
+        log.contains("configuration in force") && log.contains("REDACTED"),
+        "{log}"
+    );
     let lines: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -492,4 +503,53 @@ async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
         !email.is_empty() && !log.contains(&email),
         "a personal value in the log"
     );
+}
+
+#[tokio::test]
+async fn metrics_can_take_a_token_and_an_address_of_their_own() {
+    let t = TestApp::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let (server, base) = crate::reload::start_server(
+        &t,
+        &[
+            ("METRICS_ADDR", metrics_addr.as_str()),
+            ("METRICS_TOKEN", "m3trics-t0ken"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let on_main = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(on_main.status(), 404, "not on the public listener");
+    let url = format!("http://{metrics_addr}/metrics");
+    let anonymous = client.get(&url).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&url)
+        .bearer_auth("m3trics-t0keX")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong.status(), 401);
+    let ok = client
+        .get(&url)
+        .bearer_auth("m3trics-t0ken")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ok.status(), 200);
+    assert!(ok
+        .text()
+        .await
+        .expect("text")
+        .contains("kasvu_db_statements_total"));
+    drop(server);
 }

@@ -203,6 +203,8 @@ impl TestApp {
             limits: opts.limits,
             audit: opts.audit,
             retention_interval_secs: 0,
+            metrics_addr: None,
+            metrics_token: None,
             enable_graphiql: opts.graphiql,
             no_migrate: false,
         };
