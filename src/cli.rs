@@ -85,6 +85,36 @@ pub enum AuditCommand {
     /// Walk the audit hash chain from the genesis and say where it breaks
     /// (exit code 1 when it does).
     Verify(DbConfig),
+    /// The newest events, one readable line each, newest last; --follow
+    /// keeps printing new ones as they are stored.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// How many of the newest events to print first.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub lines: i64,
+    /// Keep printing new events (polled every second) until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only this subject (`sub`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this organisation.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only events about this resource id.
+    #[arg(long)]
+    pub resource: Option<uuid::Uuid>,
+    /// Only denials.
+    #[arg(long)]
+    pub denied: bool,
+    /// Only events naming this rule.
+    #[arg(long)]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +242,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Audit(args),
         } => crate::bench::audit(args).await,
+        Command::Audit {
+            command: AuditCommand::Tail(args),
+        } => {
+            let mut conn = owner_connection(&args.db).await?;
+            let filter = crate::db::audit::AuditFilter {
+                actor_sub: args.actor,
+                actor_org: args.org,
+                resource_id: args.resource,
+                allowed: args.denied.then_some(false),
+                rule: args.rule,
+                ..Default::default()
+            };
+            let mut newest =
+                crate::db::audit::search(&mut conn, &filter, None, args.lines.max(1)).await?;
+            newest.reverse();
+            let mut last = newest.last().map(|e| e.seq);
+            for e in &newest {
+                println!("{}", crate::audit::tail_line(e));
+            }
+            while args.follow {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let mut new = crate::db::audit::after(&mut conn, &filter, last, 500).await?;
+                new.sort_by_key(|e| e.seq);
+                for e in &new {
+                    println!("{}", crate::audit::tail_line(e));
+                    last = Some(e.seq);
+                }
+            }
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify(db),
         } => {

@@ -16,6 +16,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     policy_queries: Histogram,
+    denials: IntCounterVec,
     pub audit: AuditMetrics,
     seen_operations: Mutex<HashSet<String>>,
 }
@@ -61,6 +62,11 @@ impl AuditMetrics {
             ),
             &["reason"],
         )?;
+        // Every reason the writer reports exists from the start, at 0, so a
+        // dashboard's rate() has a series before the first failure.
+        for reason in ["queue_full", "stopped", "timeout", "store"] {
+            failures.with_label_values(&[reason]);
+        }
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(batch_events.clone()))?;
         registry.register(Box::new(commit_seconds.clone()))?;
@@ -124,8 +130,17 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(policy_queries.clone()))?;
+        let denials = IntCounterVec::new(
+            Opts::new(
+                "kasvu_denials_total",
+                "Decisions that denied (audit events with allowed = false), by the rule that denied",
+            ),
+            &["rule"],
+        )?;
+        registry.register(Box::new(denials.clone()))?;
         let audit = AuditMetrics::new(&registry)?;
         Ok(Metrics {
+            denials,
             audit,
             registry,
             requests,
@@ -150,6 +165,14 @@ impl Metrics {
             name.to_owned()
         } else {
             "other".to_owned()
+        }
+    }
+
+    /// A denial, by each rule it names (rule names come from the policy,
+    /// a finite set).
+    pub fn observe_denial<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
+        for rule in rules {
+            self.denials.with_label_values(&[rule]).inc();
         }
     }
 
@@ -194,4 +217,42 @@ impl Metrics {
         );
         out
     }
+
+    /// Gauges read at scrape time: the pool and the audit writer's queue.
+    pub fn render_gauges(&self, out: &mut String, pool: &Gauges) {
+        let mut gauge = |name: &str, help: &str, values: &[(&str, usize)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (labels, value) in values {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        gauge(
+            "kasvu_db_pool_connections",
+            "The request pool's connections: open, idle (available), and the most it opens",
+            &[
+                ("{state=\"open\"}", pool.open),
+                ("{state=\"idle\"}", pool.idle),
+                ("{state=\"max\"}", pool.max),
+            ],
+        );
+        gauge(
+            "kasvu_db_pool_waiting",
+            "Requests waiting for a pooled connection",
+            &[("", pool.waiting)],
+        );
+        gauge(
+            "kasvu_audit_queue",
+            "Requests whose audit events wait for the writer",
+            &[("", pool.audit_queue)],
+        );
+    }
+}
+
+/// What /metrics reads off the pool and the audit writer when scraped.
+pub struct Gauges {
+    pub open: usize,
+    pub idle: usize,
+    pub max: usize,
+    pub waiting: usize,
+    pub audit_queue: usize,
 }

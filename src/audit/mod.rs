@@ -127,3 +127,42 @@ mod tests {
         }
     }
 }
+
+/// One event as a line a person reads in a terminal (`audit tail`): when,
+/// who, for what, what, about which resources, the decision and its rules,
+/// the request. Field names and ids only, never values.
+pub fn tail_line(e: &crate::db::audit::AuditRow) -> String {
+    let list = |v: &[Option<String>]| {
+        v.iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let ids: Vec<String> = e
+        .resource_ids
+        .iter()
+        .flatten()
+        .map(Uuid::to_string)
+        .collect();
+    let resources = match ids.len() {
+        0 => "-".to_owned(),
+        1 => ids[0].clone(),
+        n => format!("{} (+{} more)", ids[0], n - 1),
+    };
+    format!(
+        "{seq:>8} {time} {org}/{sub} [{roles}] {purpose} {verdict} {action} {kind} {resources} fields={fields} rules={rules} request={request}",
+        seq = e.seq,
+        time = e.occurred_at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+        org = e.actor_org,
+        sub = e.actor_sub,
+        roles = list(&e.actor_roles),
+        purpose = e.purpose,
+        verdict = if e.allowed { "ALLOW" } else { "DENY " },
+        action = e.action,
+        kind = e.resource_type,
+        fields = list(&e.fields),
+        rules = list(&e.rules),
+        request = e.request_id,
+    )
+}

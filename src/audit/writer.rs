@@ -78,6 +78,11 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
+    /// Requests waiting for the writer now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Starts the writer task on `pool` (its own, so requests that exhaust
     /// the main pool cannot starve the audit trail).
     pub fn start(pool: PgPool, settings: WriterSettings, metrics: AuditMetrics) -> Self {

@@ -164,6 +164,24 @@ fn filtered(f: &AuditFilter) -> Boxed<'_> {
 }
 
 /// A page of matching events, newest first: those before `before_seq`.
+/// Events stored after `after_seq` (oldest first), for `audit tail --follow`.
+pub async fn after(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilter,
+    after_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    let mut q = filtered(filter);
+    if let Some(seq) = after_seq {
+        q = q.filter(audit_events::seq.gt(seq));
+    }
+    q.order(audit_events::seq.asc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await
+}
+
 pub async fn search(
     conn: &mut AsyncPgConnection,
     filter: &AuditFilter,

@@ -167,6 +167,7 @@ async fn admit(
             });
             let events = recorder.finish();
             summary.executed(None, &events);
+            s.app.metrics.observe_denial([rule.as_str()]);
             if s.app.audit.record(events).await.is_err() {
                 return Err(error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -527,6 +528,11 @@ async fn execute(
     // Fail closed: nothing the events record is sent unless they are stored.
     let events = recorder.finish();
     who.summary.executed(operation.as_deref(), &events);
+    for e in events.iter().filter(|e| !e.decided.allowed) {
+        s.app
+            .metrics
+            .observe_denial(e.decided.rules.iter().map(String::as_str));
+    }
     if s.app.audit.record(events).await.is_err() {
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))

@@ -143,9 +143,22 @@ async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> 
         )],
         {
             let (queries, seconds) = crate::authz::PolicyEngine::process_totals();
-            s.app
+            let mut out = s
+                .app
                 .metrics
-                .render(s.app.statements.get(), queries, seconds)
+                .render(s.app.statements.get(), queries, seconds);
+            let pool = s.app.pool.status();
+            s.app.metrics.render_gauges(
+                &mut out,
+                &crate::metrics::Gauges {
+                    open: pool.size,
+                    idle: pool.available,
+                    max: pool.max_size,
+                    waiting: pool.waiting,
+                    audit_queue: s.app.audit.queued(),
+                },
+            );
+            out
         },
     )
         .into_response()

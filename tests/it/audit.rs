@@ -782,3 +782,79 @@ async fn a_database_the_writer_cannot_reach_fails_requests_closed_and_the_writer
     let (ok, out) = verify(&t).await;
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let t = TestApp::new().await;
+    // A denial to find: a recipient asking for a home address.
+    let (_, body) = t
+        .gql(
+            &t.token("MMM", &["viewer"]),
+            "{ contacts(first: 2) { nodes { homeCountry } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let bin = env!("CARGO_BIN_EXE_kasvu-gateway");
+    let out = Command::new(bin)
+        .args(["audit", "tail", "-n", "5", "--denied", "--org", "MMM"])
+        .env("DATABASE_URL", &t.db_url)
+        .output()
+        .expect("audit tail");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines.is_empty(), "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("MMM/") && l.contains("DENY") && l.contains("R12-default-deny")),
+        "{text}"
+    );
+    assert!(text.contains("fields=homeCountry"), "{text}");
+    // --follow: a new event appears within a few seconds.
+    let mut follow = Command::new(bin)
+        .args([
+            "audit",
+            "tail",
+            "-n",
+            "1",
+            "--follow",
+            "--org",
+            "RUOKAVIRASTO",
+        ])
+        .env("DATABASE_URL", &t.db_url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("audit tail --follow");
+    let stdout = follow.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("RUOKAVIRASTO/"))
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, body) = t
+        .gql(
+            &t.token("RUOKAVIRASTO", &["viewer"]),
+            "{ contacts(first: 1) { nodes { nickname } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let started = std::time::Instant::now();
+    while !reader.is_finished() && started.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = follow.kill();
+    let line = reader.join().expect("reader").expect("a followed line");
+    assert!(line.contains("fields=nickname"), "{line}");
+}

@@ -553,3 +553,56 @@ async fn metrics_can_take_a_token_and_an_address_of_their_own() {
         .contains("kasvu_db_statements_total"));
     drop(server);
 }
+
+/// Every metric the Grafana dashboard (ops/grafana/kasvu-gateway.json) asks
+/// for is exported, once the gateway has served, denied and audited.
+#[tokio::test]
+async fn the_grafana_dashboard_names_only_exported_metrics() {
+    let t = TestApp::new().await;
+    // A served, audited read and a denial.
+    t.data(
+        &t.token("TEM", &["viewer"]),
+        "{ contacts(first: 2) { nodes { email } } }",
+        json!({}),
+    )
+    .await;
+    let (_, body) = t
+        .gql(
+            &t.token("MMM", &["viewer"]),
+            "{ contacts(first: 1) { nodes { homeCountry } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let req = Request::get("/metrics")
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, metrics) = t.send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/grafana/kasvu-gateway.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("json");
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("kasvu_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                names.push(name);
+            }
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&name)),
+            "the dashboard names {name}, which /metrics does not export"
+        );
+    }
+}
