@@ -261,7 +261,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for e in &newest {
                 println!("{}", crate::audit::tail_line(e));
             }
-            while args.follow {
+            if !args.follow {
+                return Ok(());
+            }
+            loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 let mut new = crate::db::audit::after(&mut conn, &filter, last, 500).await?;
                 new.sort_by_key(|e| e.seq);
@@ -270,7 +273,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     last = Some(e.seq);
                 }
             }
-            Ok(())
         }
         Command::Audit {
             command: AuditCommand::Verify(db),
