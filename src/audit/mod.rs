@@ -104,30 +104,6 @@ pub fn trace_id(traceparent: Option<&str>) -> String {
         .unwrap_or_else(|| Uuid::new_v4().simple().to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_id_comes_from_traceparent_or_is_made() {
-        assert_eq!(
-            trace_id(Some(
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            )),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        for bad in [
-            None,
-            Some("garbage"),
-            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        ] {
-            let made = trace_id(bad);
-            assert_eq!(made.len(), 32);
-            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
-        }
-    }
-}
-
 /// One event as a line a person reads in a terminal (`audit tail`): when,
 /// who, for what, what, about which resources, the decision and its rules,
 /// the request. Field names and ids only, never values.
@@ -165,4 +141,28 @@ pub fn tail_line(e: &crate::db::audit::AuditRow) -> String {
         rules = list(&e.rules),
         request = e.request_id,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_comes_from_traceparent_or_is_made() {
+        assert_eq!(
+            trace_id(Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        for bad in [
+            None,
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
+            let made = trace_id(bad);
+            assert_eq!(made.len(), 32);
+            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
 }
