@@ -855,6 +855,7 @@ async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let _ = follow.kill();
+    let _ = follow.wait();
     let line = reader.join().expect("reader").expect("a followed line");
     assert!(line.contains("fields=nickname"), "{line}");
 }
