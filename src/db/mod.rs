@@ -75,15 +75,62 @@ impl StatementCounter {
     }
 }
 
-struct CountStatements(StatementCounter);
+/// Whether each statement gets a trace span (set when spans are exported).
+static TRACE_STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn trace_statements(on: bool) {
+    TRACE_STATEMENTS.store(on, Ordering::Relaxed);
+}
+
+/// Counts statements and, when traces are exported, gives each one a span
+/// (`db.*` attributes; the SQL text without its bound values, which may be
+/// personal).
+struct CountStatements(StatementCounter, Option<tracing::Span>);
+
+impl CountStatements {
+    fn new(counter: StatementCounter) -> Self {
+        CountStatements(counter, None)
+    }
+}
 
 impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            (self.0).0.fetch_add(1, Ordering::Relaxed);
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                (self.0).0.fetch_add(1, Ordering::Relaxed);
+                if std::sync::atomic::AtomicBool::load(&TRACE_STATEMENTS, Ordering::Relaxed) {
+                    let text = query.to_string();
+                    let sql = text.split("-- binds:").next().unwrap_or("").trim();
+                    let op = sql
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("SQL")
+                        .to_ascii_uppercase();
+                    self.1 = Some(tracing::info_span!(
+                        "db.query",
+                        otel.name = %format!("{op} {}", DB_NAMESPACE),
+                        otel.kind = "client",
+                        db.system.name = "postgresql",
+                        db.operation.name = %op,
+                        db.query.text = %sql,
+                        error.type = tracing::field::Empty,
+                    ));
+                }
+            }
+            InstrumentationEvent::FinishQuery { error, .. } => {
+                if let Some(span) = self.1.take() {
+                    if error.is_some() {
+                        span.record("error.type", "db_error");
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
+
+/// What statement spans name the database.
+const DB_NAMESPACE: &str = "kasvu";
 
 /// No instrumentation, while the pool pings a connection.
 struct Quiet;
@@ -113,7 +160,7 @@ pub fn build_pool(
             Box::pin(async move {
                 conn.set_instrumentation(Quiet);
                 let ping = diesel::sql_query("SELECT 1").execute(conn).await;
-                conn.set_instrumentation(CountStatements(counter));
+                conn.set_instrumentation(CountStatements::new(counter));
                 ping.map(drop)
             })
         }),
@@ -146,7 +193,7 @@ pub fn build_pool(
                 .await
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
             // Installed after the SET so the counter sees only the gateway's own queries.
-            conn.set_instrumentation(CountStatements(counter));
+            conn.set_instrumentation(CountStatements::new(counter));
             Ok(conn)
         })
     });

@@ -116,12 +116,11 @@ async fn admit(
     let principal = Principal::of(&actor);
     let authorizer = s.app.authorizer();
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    let subject = Subject::of(
-        &actor,
-        request_id,
-        Some(&audit::trace_id(traceparent)),
-        authorizer.version(),
-    );
+    // The exported trace's id when spans are exported, so the audit trail,
+    // the logs and the trace name one id; else the caller's or a new one.
+    let trace_id =
+        crate::telemetry::current_trace_id().unwrap_or_else(|| audit::trace_id(traceparent));
+    let subject = Subject::of(&actor, request_id, Some(&trace_id), authorizer.version());
     summary.actor(&subject.org, &subject.roles, subject.trace_id.as_deref());
     let policy = authorizer.clone();
     let p = principal.clone();
@@ -251,7 +250,23 @@ async fn authorized(
 ) -> Result<Who, Response> {
     let actor = authenticate(s, headers, request_id).await?;
     let summary = summary.map(|Extension(s)| s).unwrap_or_default();
-    admit(s, actor, request_id, headers, summary).await
+    // The request's admission: the actor's facts as the policy sees them
+    // (never who the person is) and whether the whole request is refused.
+    let span = tracing::info_span!(
+        "authz.admit",
+        authz.org = actor.org.as_str(),
+        authz.roles = %actor.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+        authz.purpose = actor.purpose.as_str(),
+        authz.in_eu_eea = actor.in_eu_eea(),
+        authz.refused = tracing::field::Empty,
+    );
+    let admitted = tracing::Instrument::instrument(
+        admit(s, actor, request_id, headers, summary),
+        span.clone(),
+    )
+    .await;
+    span.record("authz.refused", admitted.is_err());
+    admitted
 }
 
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
@@ -372,7 +387,12 @@ pub async fn post(
     } else {
         BatchResponse::Batch(responses)
     };
-    respond(batch, &headers, &request_id)
+    respond(
+        batch,
+        &headers,
+        &request_id,
+        who.subject.trace_id.as_deref(),
+    )
 }
 
 pub async fn get(
@@ -431,7 +451,12 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    respond(BatchResponse::Single(response.inner), &headers, &request_id)
+    respond(
+        BatchResponse::Single(response.inner),
+        &headers,
+        &request_id,
+        who.subject.trace_id.as_deref(),
+    )
 }
 
 /// 400 `QUERY_TOO_COMPLEX` for text nested deeper than the parsers may
@@ -470,10 +495,22 @@ async fn execute(
 ) -> Executed {
     let started = Instant::now();
     let mut operation = request.operation_name.clone();
+    let mut operation_kind: Option<&'static str> = None;
+    // What a trace may say of the document: its hash, never its variables.
+    let document_hash = {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(request.query.as_bytes())[..16])
+    };
     // Parse once for our own limits; a document that does not parse is left
     // to the executor, which reports the syntax error in the usual way.
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
         operation = operation.or_else(|| limits::sole_operation_name(&doc));
+        operation_kind = match limits::operation_type(&doc, operation.as_deref()) {
+            Some(OperationType::Query) => Some("query"),
+            Some(OperationType::Mutation) => Some("mutation"),
+            Some(OperationType::Subscription) => Some("subscription"),
+            None => None,
+        };
         if get_only
             && limits::operation_type(&doc, operation.as_deref()) == Some(OperationType::Mutation)
         {
@@ -518,6 +555,20 @@ async fn execute(
         REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
     );
     let run = catching_panics(run, request_id);
+    let span = tracing::info_span!(
+        "graphql.execute",
+        otel.name = %format!("{} {}", operation_kind.unwrap_or("query"), operation.as_deref().unwrap_or("anonymous")),
+        graphql.operation.name = operation.as_deref().unwrap_or(""),
+        graphql.operation.type = operation_kind.unwrap_or(""),
+        graphql.document = %document_hash,
+        authz.org = %who.subject.org,
+        authz.roles = %who.subject.roles.join(","),
+        authz.purpose = %who.subject.purpose,
+        authz.decisions_denied = tracing::field::Empty,
+        authz.denied_rules = tracing::field::Empty,
+        audit.events = tracing::field::Empty,
+    );
+    let run = tracing::Instrument::instrument(run, span.clone());
     let mut response = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => {
@@ -528,12 +579,30 @@ async fn execute(
     // Fail closed: nothing the events record is sent unless they are stored.
     let events = recorder.finish();
     who.summary.executed(operation.as_deref(), &events);
+    let mut denied_rules: Vec<&str> = events
+        .iter()
+        .filter(|e| !e.decided.allowed)
+        .flat_map(|e| e.decided.rules.iter().map(String::as_str))
+        .collect();
+    denied_rules.sort_unstable();
+    denied_rules.dedup();
+    // i64: the OpenTelemetry layer exports u64 fields as strings.
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    span.record(
+        "authz.decisions_denied",
+        count(events.iter().filter(|e| !e.decided.allowed).count()),
+    );
+    span.record("authz.denied_rules", denied_rules.join(","));
+    span.record("audit.events", count(events.len()));
     for e in events.iter().filter(|e| !e.decided.allowed) {
         s.app
             .metrics
             .observe_denial(e.decided.rules.iter().map(String::as_str));
     }
-    if s.app.audit.record(events).await.is_err() {
+    let commit =
+        tracing::info_span!(parent: &span, "audit.commit", audit.events = count(events.len()));
+    let stored = tracing::Instrument::instrument(s.app.audit.record(events), commit).await;
+    if stored.is_err() {
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))
         });
@@ -635,7 +704,7 @@ async fn catching_panics(
 /// validation errors have none and are the client's input errors. A parse
 /// error's multi-line report becomes one readable line (its position stays
 /// in `locations`).
-fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
+fn with_codes(mut response: GqlResponse, request_id: &str, trace_id: Option<&str>) -> GqlResponse {
     for err in &mut response.errors {
         let has_code = err
             .extensions
@@ -649,6 +718,12 @@ fn with_codes(mut response: GqlResponse, request_id: &str) -> GqlResponse {
             err.extensions
                 .get_or_insert_with(Default::default)
                 .set("code", code.as_str());
+        }
+        // The trace an operator finds the error in (logs, spans, audit events).
+        if let Some(trace_id) = trace_id {
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("traceId", trace_id);
         }
     }
     response
@@ -671,9 +746,10 @@ fn response_json(
     r: GqlResponse,
     graphql_response: bool,
     request_id: &str,
+    trace_id: Option<&str>,
 ) -> serde_json::Result<serde_json::Value> {
     let omit_data = graphql_response && request_error(&r);
-    let mut json = serde_json::to_value(with_codes(r, request_id))?;
+    let mut json = serde_json::to_value(with_codes(r, request_id, trace_id))?;
     if let (true, Some(o)) = (omit_data, json.as_object_mut()) {
         o.remove("data");
     }
@@ -700,7 +776,12 @@ fn one_line(report: &str) -> String {
     }
 }
 
-fn respond(batch: BatchResponse, headers: &HeaderMap, request_id: &str) -> Response {
+fn respond(
+    batch: BatchResponse,
+    headers: &HeaderMap,
+    request_id: &str,
+    trace_id: Option<&str>,
+) -> Response {
     let graphql_response = wants_graphql_response(headers);
     let (status, body) = match batch {
         BatchResponse::Single(r) => {
@@ -713,13 +794,13 @@ fn respond(batch: BatchResponse, headers: &HeaderMap, request_id: &str) -> Respo
             };
             (
                 status,
-                response_json(r, graphql_response, request_id).map(|j| j.to_string()),
+                response_json(r, graphql_response, request_id, trace_id).map(|j| j.to_string()),
             )
         }
         BatchResponse::Batch(rs) => (
             StatusCode::OK,
             rs.into_iter()
-                .map(|r| response_json(r, graphql_response, request_id))
+                .map(|r| response_json(r, graphql_response, request_id, trace_id))
                 .collect::<serde_json::Result<Vec<_>>>()
                 .map(|v| serde_json::Value::Array(v).to_string()),
         ),
@@ -805,7 +886,12 @@ pub async fn subject_access_report(
             }
             other => other,
         };
-        let body = serde_json::to_string(&with_codes(executed, &request_id)).unwrap_or_default();
+        let body = serde_json::to_string(&with_codes(
+            executed,
+            &request_id,
+            who.subject.trace_id.as_deref(),
+        ))
+        .unwrap_or_default();
         let res = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         return with_request_id(res, &request_id);
     }

@@ -55,9 +55,32 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(summary.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // The route, not the path: a report's path names a person's record.
+    let route = if path.starts_with("/reports/subject-access/") {
+        "/reports/subject-access/{contactId}"
+    } else {
+        path.as_str()
+    };
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::set_remote_parent(&span, req.headers());
+    if let Some(trace_id) = span.in_scope(crate::telemetry::current_trace_id) {
+        span.record("trace_id", trace_id);
+    }
     let started = Instant::now();
-    let res = next.run(req).await;
+    let mut res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = res.status().as_u16();
+    // i64: the OpenTelemetry layer exports u64 fields as strings.
+    span.record("http.response.status_code", i64::from(status));
+    crate::telemetry::inject_context(&span, res.headers_mut());
+    let _entered = span.enter();
     let request_id = res
         .headers()
         .get("x-request-id")

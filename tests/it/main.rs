@@ -18,3 +18,4 @@ mod retention;
 mod rights;
 mod schema;
 mod support;
+mod tracing;
