@@ -116,10 +116,11 @@ async fn admit(
     let principal = Principal::of(&actor);
     let authorizer = s.app.authorizer();
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    // The exported trace's id when spans are exported, so the audit trail,
-    // the logs and the trace name one id; else the caller's or a new one.
-    let trace_id =
-        crate::telemetry::current_trace_id().unwrap_or_else(|| audit::trace_id(traceparent));
+    // The request's one trace id (see http::log): the audit trail, the logs,
+    // the errors and the exported trace name the same.
+    let trace_id = summary
+        .trace_id()
+        .unwrap_or_else(|| audit::trace_id(traceparent));
     let subject = Subject::of(&actor, request_id, Some(&trace_id), authorizer.version());
     summary.actor(&subject.org, &subject.roles, subject.trace_id.as_deref());
     let policy = authorizer.clone();

@@ -32,6 +32,15 @@ impl RequestSummary {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The request's trace id (set first, by the middleware).
+    pub fn set_trace_id(&self, trace_id: &str) {
+        self.fields().trace_id = Some(trace_id.to_owned());
+    }
+
+    pub fn trace_id(&self) -> Option<String> {
+        self.fields().trace_id.clone()
+    }
+
     /// Who asked (once authenticated).
     pub fn actor(&self, org: &str, roles: &[String], trace_id: Option<&str>) {
         let mut f = self.fields();
@@ -71,9 +80,17 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
         trace_id = tracing::field::Empty,
     );
     crate::telemetry::set_remote_parent(&span, req.headers());
-    if let Some(trace_id) = span.in_scope(crate::telemetry::current_trace_id) {
-        span.record("trace_id", trace_id);
-    }
+    // One trace id for the request's logs, spans, audit events and errors:
+    // the exported trace's, else the caller's traceparent's, else a new one.
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let trace_id = span
+        .in_scope(crate::telemetry::current_trace_id)
+        .unwrap_or_else(|| crate::audit::trace_id(traceparent));
+    span.record("trace_id", trace_id.as_str());
+    summary.set_trace_id(&trace_id);
     let started = Instant::now();
     let mut res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = res.status().as_u16();
