@@ -39,6 +39,41 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}"), bodies)
 }
 
+/// An OTLP/gRPC trace receiver on a free port.
+async fn grpc_receiver() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+
+    struct Collector(Received);
+
+    #[async_trait::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(request.into_inner().encode_to_vec());
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    let bodies: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(Collector(bodies.clone())))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    (format!("http://{addr}"), bodies)
+}
+
 fn spans(bodies: &[Vec<u8>]) -> Vec<Span> {
     bodies
         .iter()
@@ -221,4 +256,43 @@ fn hex_bytes(h: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
         .collect()
+}
+
+#[tokio::test]
+async fn traces_also_go_out_over_grpc() {
+    let t = TestApp::new().await;
+    let (endpoint, received) = grpc_receiver().await;
+    let (server, base) = crate::reload::start_server(
+        &t,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(t.token("TEM", &["viewer"]))
+        .json(&json!({"query": "query Small { companies(first: 3) { nodes { name } } }"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 200);
+    let started = Instant::now();
+    loop {
+        let names: Vec<String> = spans(&received.lock().expect("lock"))
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        if names.iter().any(|n| n == "query Small") && names.iter().any(|n| n == "POST /graphql") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nothing over gRPC: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(server);
 }
