@@ -11,10 +11,17 @@ use crate::support::{code, TestApp};
 const DSR: &str = "DATA_SUBJECT_REQUEST";
 const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
 
-/// The body without the per-request id, to compare two answers.
+/// The body without the per-request request and trace ids, to compare two answers.
 fn without_request_id(mut body: Value) -> Value {
     if let Some(ext) = body.get_mut("extensions").and_then(Value::as_object_mut) {
         ext.remove("requestId");
+    }
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for e in errors {
+            if let Some(ext) = e.get_mut("extensions").and_then(Value::as_object_mut) {
+                ext.remove("traceId");
+            }
+        }
     }
     body
 }
