@@ -283,15 +283,51 @@ pub struct DepthAndComplexity {
 
 impl async_graphql::extensions::ExtensionFactory for DepthAndComplexity {
     fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(DepthAndComplexity {
+        std::sync::Arc::new(DepthAndComplexityCheck {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
+            introspection_only: Default::default(),
         })
     }
 }
 
+/// One request's check.
+struct DepthAndComplexityCheck {
+    max_depth: usize,
+    max_complexity: usize,
+    /// The document asks only `__schema`/`__type`/`__typename`: the schema
+    /// itself, whose type references GraphiQL's standard query follows 15
+    /// levels down. It reads no row, so the depth limit does not bind it
+    /// (complexity still does); introspection is off unless GraphiQL is on.
+    introspection_only: std::sync::atomic::AtomicBool,
+}
+
+fn only_introspection(doc: &ExecutableDocument) -> bool {
+    doc.operations.iter().all(|(_, op)| {
+        op.node.selection_set.node.items.iter().all(|item| match &item.node {
+            Selection::Field(f) => f.node.name.node.starts_with("__"),
+            _ => false,
+        })
+    })
+}
+
 #[async_trait::async_trait]
-impl async_graphql::extensions::Extension for DepthAndComplexity {
+impl async_graphql::extensions::Extension for DepthAndComplexityCheck {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        self.introspection_only.store(
+            only_introspection(&doc),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(doc)
+    }
+
     async fn validation(
         &self,
         ctx: &async_graphql::extensions::ExtensionContext<'_>,
@@ -305,7 +341,10 @@ impl async_graphql::extensions::Extension for DepthAndComplexity {
                 .set("code", crate::error::ErrorCode::QueryTooComplex.as_str());
             Err(vec![e])
         };
-        if found.depth > self.max_depth {
+        let introspection = self
+            .introspection_only
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if found.depth > self.max_depth && !introspection {
             return refuse(format!(
                 "the query is nested {} levels deep; at most {} are allowed",
                 found.depth, self.max_depth

@@ -5,7 +5,7 @@ mod log;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -35,7 +35,9 @@ pub fn router(app: AppState) -> Router {
         router = router.route("/metrics", get(metrics));
     }
     if app.config.enable_graphiql {
-        router = router.route("/graphiql", get(graphiql));
+        router = router
+            .route("/graphiql", get(graphiql))
+            .route("/graphiql/{file}", get(graphiql_asset));
     }
     router
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
@@ -164,13 +166,45 @@ async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> 
         .into_response()
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("KasvuCRM gateway")
-            .finish(),
-    )
+/// GraphiQL's page and libraries, embedded at build time (assets/graphiql,
+/// pinned and checked by scripts/graphiql-assets): nothing from a CDN.
+const GRAPHIQL_FILES: [(&str, &str, &[u8]); 6] = [
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../../assets/graphiql/index.html")),
+    ("init.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/init.js")),
+    ("graphiql.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/graphiql.min.js")),
+    ("graphiql.min.css", "text/css; charset=utf-8", include_bytes!("../../assets/graphiql/graphiql.min.css")),
+    ("react.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/react.production.min.js")),
+    ("react-dom.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/react-dom.production.min.js")),
+];
+
+/// Only this origin's scripts, styles (GraphiQL's editor sets inline
+/// styles), images and API; no frames, forms or base changes.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+fn graphiql_file(name: &str) -> Response {
+    match GRAPHIQL_FILES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, body)) => (
+            [
+                (axum::http::header::CONTENT_TYPE, *content_type),
+                (axum::http::header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP),
+                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn graphiql() -> Response {
+    graphiql_file("index.html")
+}
+
+async fn graphiql_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    graphiql_file(&file)
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.

@@ -606,3 +606,67 @@ async fn the_grafana_dashboard_names_only_exported_metrics() {
         );
     }
 }
+
+/// GraphiQL works offline: its page and every library it loads come from the
+/// gateway itself, under a CSP that allows nothing else.
+#[tokio::test]
+async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
+    let on = TestApp::with(Options {
+        graphiql: true,
+        ..Options::default()
+    })
+    .await;
+    let (status, headers, page) = on
+        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().expect("csp");
+    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+    // Every script and stylesheet the page names is local, and served.
+    let mut assets = 0;
+    for part in page.split(['"', '\'']) {
+        if part.starts_with("http://") || part.starts_with("https://") || part.starts_with("//") {
+            panic!("the page loads {part} from elsewhere");
+        }
+        if part.starts_with("/graphiql/") {
+            let (status, headers, body) = on
+                .send(Request::get(part).body(Body::empty()).expect("req"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{part}");
+            let ct = headers["content-type"].to_str().expect("type");
+            assert!(ct.starts_with("text/javascript") || ct.starts_with("text/css"), "{part}: {ct}");
+            assert!(body.len() > 100, "{part}");
+            assets += 1;
+        }
+    }
+    assert_eq!(assets, 5, "{page}");
+    let (status, _, _) = on
+        .send(Request::get("/graphiql/../Cargo.toml").body(Body::empty()).expect("req"))
+        .await;
+    assert_ne!(status, StatusCode::OK);
+}
+
+/// GraphiQL's introspection query follows type references 15 levels down: a
+/// document that asks only for the schema is not bound by the depth limit
+/// (with introspection on), one that also reads rows is.
+#[tokio::test]
+async fn introspection_alone_is_not_bound_by_the_depth_limit() {
+    let on = TestApp::with(Options {
+        graphiql: true,
+        ..Options::default()
+    })
+    .await;
+    let deep_types = "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
+    let d = on
+        .data(&on.editor(), &format!("{{ {deep_types} }}"), json!({}))
+        .await;
+    assert!(d["__schema"]["types"].is_array());
+    let (_, body) = on
+        .gql(
+            &on.editor(),
+            &format!("{{ {deep_types} companies(first: 1) {{ nodes {{ id }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
