@@ -304,10 +304,15 @@ struct DepthAndComplexityCheck {
 
 fn only_introspection(doc: &ExecutableDocument) -> bool {
     doc.operations.iter().all(|(_, op)| {
-        op.node.selection_set.node.items.iter().all(|item| match &item.node {
-            Selection::Field(f) => f.node.name.node.starts_with("__"),
-            _ => false,
-        })
+        op.node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .all(|item| match &item.node {
+                Selection::Field(f) => f.node.name.node.starts_with("__"),
+                _ => false,
+            })
     })
 }
 

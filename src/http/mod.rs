@@ -168,18 +168,28 @@ async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> 
 
 /// GraphiQL's page and libraries, embedded at build time (assets/graphiql,
 /// pinned and checked by scripts/graphiql-assets): nothing from a CDN.
-const GRAPHIQL_FILES: [(&str, &str, &[u8]); 6] = [
-    ("index.html", "text/html; charset=utf-8", include_bytes!("../../assets/graphiql/index.html")),
-    ("init.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/init.js")),
-    ("graphiql.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/graphiql.min.js")),
-    ("graphiql.min.css", "text/css; charset=utf-8", include_bytes!("../../assets/graphiql/graphiql.min.css")),
-    ("react.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/react.production.min.js")),
-    ("react-dom.production.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/graphiql/react-dom.production.min.js")),
+macro_rules! embedded {
+    ($(($name:literal, $type:literal)),+ $(,)?) => {
+        [$(($name, $type, include_bytes!(concat!("../../assets/graphiql/", $name)) as &[u8])),+]
+    };
+}
+
+const GRAPHIQL_FILES: [(&str, &str, &[u8]); 6] = embedded![
+    ("index.html", "text/html; charset=utf-8"),
+    ("init.js", "text/javascript; charset=utf-8"),
+    ("graphiql.min.js", "text/javascript; charset=utf-8"),
+    ("graphiql.min.css", "text/css; charset=utf-8"),
+    ("react.production.min.js", "text/javascript; charset=utf-8"),
+    (
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8"
+    ),
 ];
 
 /// Only this origin's scripts, styles (GraphiQL's editor sets inline
 /// styles), images and API; no frames, forms or base changes.
-const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+const GRAPHIQL_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 

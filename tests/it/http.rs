@@ -621,7 +621,10 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let csp = headers["content-security-policy"].to_str().expect("csp");
-    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
     // Every script and stylesheet the page names is local, and served.
     let mut assets = 0;
     for part in page.split(['"', '\'']) {
@@ -634,14 +637,21 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
                 .await;
             assert_eq!(status, StatusCode::OK, "{part}");
             let ct = headers["content-type"].to_str().expect("type");
-            assert!(ct.starts_with("text/javascript") || ct.starts_with("text/css"), "{part}: {ct}");
+            assert!(
+                ct.starts_with("text/javascript") || ct.starts_with("text/css"),
+                "{part}: {ct}"
+            );
             assert!(body.len() > 100, "{part}");
             assets += 1;
         }
     }
     assert_eq!(assets, 5, "{page}");
     let (status, _, _) = on
-        .send(Request::get("/graphiql/../Cargo.toml").body(Body::empty()).expect("req"))
+        .send(
+            Request::get("/graphiql/../Cargo.toml")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_ne!(status, StatusCode::OK);
 }
