@@ -164,36 +164,55 @@ fn filtered(f: &AuditFilter) -> Boxed<'_> {
 }
 
 /// A page of matching events, newest first: those before `before_seq`.
-/// Events stored after `after_seq` (oldest first), for `audit tail --follow`.
-pub async fn after(
-    conn: &mut AsyncPgConnection,
-    filter: &AuditFilter,
-    after_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
-    let mut q = filtered(filter);
-    if let Some(seq) = after_seq {
-        q = q.filter(audit_events::seq.gt(seq));
-    }
-    q.order(audit_events::seq.asc())
-        .limit(limit)
-        .select(AuditRow::as_select())
-        .load(conn)
-        .await
-}
-
 pub async fn search(
     conn: &mut AsyncPgConnection,
     filter: &AuditFilter,
     before_seq: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<AuditRow>> {
-    let mut q = filtered(filter);
-    if let Some(seq) = before_seq {
-        q = q.filter(audit_events::seq.lt(seq));
-    }
-    q.order(audit_events::seq.desc())
-        .limit(limit)
+    page(conn, filter, Seq::Before(before_seq), limit).await
+}
+
+/// Events stored after `after_seq`, oldest first (`audit tail --follow`).
+pub async fn after(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilter,
+    after_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    page(conn, filter, Seq::After(after_seq), limit).await
+}
+
+/// Which way a page runs from a position in the chain.
+enum Seq {
+    Before(Option<i64>),
+    After(Option<i64>),
+}
+
+async fn page(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilter,
+    from: Seq,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    let q = filtered(filter);
+    let q = match from {
+        Seq::Before(seq) => {
+            let q = q.order(audit_events::seq.desc());
+            match seq {
+                Some(seq) => q.filter(audit_events::seq.lt(seq)),
+                None => q,
+            }
+        }
+        Seq::After(seq) => {
+            let q = q.order(audit_events::seq.asc());
+            match seq {
+                Some(seq) => q.filter(audit_events::seq.gt(seq)),
+                None => q,
+            }
+        }
+    };
+    q.limit(limit)
         .select(AuditRow::as_select())
         .load(conn)
         .await
