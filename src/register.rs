@@ -341,6 +341,7 @@ const CONFIDENTIAL: &[Field] = &[
     field("notes", "notes", Class(CompanyConfidential)),
     field("createdAt", "created_at", Class(CompanyConfidential)),
     field("updatedAt", "updated_at", Class(CompanyConfidential)),
+    column("in_sector", Class(CompanyConfidential), false),
 ];
 
 const CONTACT: &[Field] = &[
@@ -388,6 +389,8 @@ const CONTACT: &[Field] = &[
     // An objection being assessed and the reason of a legal hold tell of a
     // data subject's request or a pending legal matter: the DPOs' (R9).
     column("objection_pending", Class(Request), false),
+    // Its company's sector (R7), kept by the database: a processing fact.
+    column("in_sector", Class(ContactProcessing), false),
     column("legal_hold_reason", Class(Request), true),
     column("erased_by", Class(Request), false),
     column("erased_by_org", Class(Request), false),
@@ -409,6 +412,7 @@ const SERVICE: &[Field] = &[
     field("amountEur", "amount_eur", Class(ServiceInternal)),
     field("notes", "notes", Class(ServiceInternal)),
     column("created_at", Class(ServiceRecord), false),
+    column("in_sector", Class(ServiceRecord), false),
     column("updated_at", Class(ServiceRecord), false),
 ];
 

@@ -77,6 +77,7 @@ diesel::table! {
         notes -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        in_sector -> Bool,
     }
 }
 
@@ -117,6 +118,7 @@ diesel::table! {
         erased_at -> Nullable<Timestamptz>,
         erased_by -> Nullable<Text>,
         erased_by_org -> Nullable<Text>,
+        in_sector -> Bool,
     }
 }
 
@@ -181,6 +183,7 @@ diesel::table! {
         notes -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        in_sector -> Bool,
     }
 }
 

@@ -456,3 +456,45 @@ async fn the_gateways_connections_do_not_jit_compile() {
     .expect("jit setting");
     assert_eq!(jit, "off");
 }
+
+/// The sector a row belongs to is a column the database keeps (migration
+/// 000005), equal to the Rust reading of the divisions, moved with its company.
+#[tokio::test]
+async fn the_recipients_sector_is_a_column_kept_with_the_company() {
+    use kasvu_gateway::db::visible::in_sector;
+    let t = TestApp::new().await;
+    for code in [
+        "01110", "02", "03999", "10710", "11", "12", "04", "0", "", "21000", "1",
+    ] {
+        let sql = t
+            .sql_text(&format!("SELECT industry_in_sector('{code}')::text"))
+            .await;
+        assert_eq!(sql == "true", in_sector(Some(code)), "{code}");
+    }
+    assert_eq!(
+        t.sql_text("SELECT industry_in_sector(NULL)::text").await,
+        "false"
+    );
+    let drift = "SELECT count(*) FROM contacts c JOIN companies co ON co.id = c.company_id \
+                 WHERE c.in_sector <> industry_in_sector(co.industry_code)";
+    assert_eq!(t.sql_count(drift).await, 0);
+    // A company moved out of the sector takes its people out of a recipient's view.
+    let company = t
+        .sql_text(
+            "SELECT co.id::text FROM companies co JOIN contacts c ON c.company_id = co.id \
+             WHERE industry_in_sector(co.industry_code) AND NOT c.restricted AND NOT c.objection_pending \
+             AND c.erased_at IS NULL LIMIT 1",
+        )
+        .await;
+    let mmm = t.token("MMM", &["viewer"]);
+    let q = "query($id: ID!) { contacts(filter: {companyId: $id}) { totalCount } }";
+    let before = t.data(&mmm, q, json!({"id": company})).await["contacts"]["totalCount"].clone();
+    assert!(before.as_i64().unwrap_or(0) > 0, "{before}");
+    t.sql_exec(&format!(
+        "UPDATE companies SET industry_code = '62010' WHERE id = '{company}'"
+    ))
+    .await;
+    let after = t.data(&mmm, q, json!({"id": company})).await["contacts"]["totalCount"].clone();
+    assert_eq!(after, json!(0));
+    assert_eq!(t.sql_count(drift).await, 0);
+}

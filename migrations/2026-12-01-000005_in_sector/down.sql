@@ -1,0 +1,10 @@
+DROP TRIGGER companies_sector ON companies;
+DROP FUNCTION companies_sector_changed();
+DROP TRIGGER company_confidential_in_sector ON company_confidential;
+DROP TRIGGER services_in_sector ON services;
+DROP TRIGGER contacts_in_sector ON contacts;
+DROP FUNCTION row_in_sector();
+ALTER TABLE company_confidential DROP COLUMN in_sector;
+ALTER TABLE services DROP COLUMN in_sector;
+ALTER TABLE contacts DROP COLUMN in_sector;
+DROP FUNCTION industry_in_sector(text);
