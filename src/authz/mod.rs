@@ -248,18 +248,20 @@ impl Authorizer {
                     }
                 }
             }
+            // A fact that does not vary in this table is no condition there.
+            let fact = |f: &[bool; 5], i: usize| varying[i].then_some(f[i]);
             let combos = by_facts
                 .into_iter()
                 .map(|(f, owners)| VisibleCombo {
-                    restricted: f[0],
-                    marketing_objection: f[1],
-                    in_sector: f[2],
-                    erased: f[3],
-                    sole_trader: f[4],
+                    restricted: fact(&f, 0),
+                    marketing_objection: fact(&f, 1),
+                    in_sector: fact(&f, 2),
+                    erased: fact(&f, 3),
+                    sole_trader: fact(&f, 4),
                     owners: (owners.len() < OrgCode::ALL.len()).then_some(owners),
                 })
                 .collect();
-            tables.push(Visible::Any(combos));
+            tables.push(Visible::Any(visible::simplify(combos)));
         }
         let [companies, contacts, services, confidential] =
             <[Visible; 4]>::try_from(tables).map_err(|_| anyhow::anyhow!("four tables"))?;
