@@ -8,11 +8,7 @@
 /// `many`/`one` look that up in one batch.
 macro_rules! register_object {
     ($name:ident, $row:ty, $kind:ident, $facts:expr) => {
-        pub struct $name {
-            pub row: $row,
-            /// What the policy sees of this row.
-            record: crate::authz::Record,
-        }
+        register_object!(@struct $name, $row, $kind);
 
         impl $name {
             pub fn new(row: $row) -> Self {
@@ -23,14 +19,9 @@ macro_rules! register_object {
             }
         }
 
-        register_object!(@resource $name, $kind);
     };
     ($name:ident, $row:ty, $kind:ident, $facts:expr, company_scoped) => {
-        pub struct $name {
-            pub row: $row,
-            /// What the policy sees of this row.
-            record: crate::authz::Record,
-        }
+        register_object!(@struct $name, $row, $kind);
 
         impl $name {
             pub fn new(row: $row, company_industry: Option<&str>) -> Self {
@@ -56,9 +47,14 @@ macro_rules! register_object {
             }
         }
 
-        register_object!(@resource $name, $kind);
     };
-    (@resource $name:ident, $kind:ident) => {
+    (@struct $name:ident, $row:ty, $kind:ident) => {
+        pub struct $name {
+            pub row: $row,
+            /// What the policy sees of this row.
+            record: crate::authz::Record,
+        }
+
         impl crate::graphql::Resource for $name {
             const KIND: crate::register::ResourceKind = crate::register::ResourceKind::$kind;
             fn record(&self) -> &crate::authz::Record {
