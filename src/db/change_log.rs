@@ -76,7 +76,7 @@ fn text(value: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// Writes the change log rows for one entity's change; returns how many.
-pub async fn record<T: Serialize>(
+async fn record<T: Serialize>(
     conn: &mut AsyncPgConnection,
     author: &ChangeAuthor,
     entity: Entity,
@@ -105,6 +105,25 @@ pub async fn record<T: Serialize>(
         .values(&rows)
         .execute(conn)
         .await
+}
+
+/// A row type whose changes are logged: which entity it is and its id.
+pub trait Logged: Serialize {
+    const ENTITY: Entity;
+    fn entity_id(&self) -> Uuid;
+}
+
+/// [`record`] for a row type that knows its entity and id.
+pub async fn log<T: Logged>(
+    conn: &mut AsyncPgConnection,
+    author: &ChangeAuthor,
+    old: Option<&T>,
+    new: Option<&T>,
+) -> QueryResult<usize> {
+    let Some(id) = old.or(new).map(Logged::entity_id) else {
+        return Ok(0);
+    };
+    record(conn, author, T::ENTITY, id, old, new).await
 }
 
 /// Erasure: the old and new values of every change of one entity are

@@ -7,12 +7,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::page::{keyset_page, like_pattern, PageRequest};
-use super::schema::{companies, company_confidential, contacts, services};
-use super::visible::{FactColumns, Visible};
-use super::{
-    change_log, ChangeAuthor, CompanyForm, CompanyId, DataSource, Entity, LegalBasis, OrgCode,
+use super::page::like_pattern;
+use super::rows::{
+    delete_statement, erase_statement, page_reads, row_statements, update_logged, visible_reads,
 };
+use super::schema::{companies, company_confidential, contacts, services};
+use super::visible::Visible;
+use super::{ChangeAuthor, CompanyForm, CompanyId, DataSource, Entity, LegalBasis, OrgCode};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = companies, check_for_backend(Pg))]
@@ -103,38 +104,17 @@ fn filtered(f: &CompanyFilter, vis: &Visible) -> companies::BoxedQuery<'static, 
     q
 }
 
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    f: &CompanyFilter,
-    vis: &Visible,
-    page: PageRequest,
-) -> QueryResult<Vec<CompanyRow>> {
-    keyset_page!(filtered(f, vis), companies, page)
-        .select(CompanyRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn count(
-    conn: &mut AsyncPgConnection,
-    f: &CompanyFilter,
-    vis: &Visible,
-) -> QueryResult<i64> {
-    filtered(f, vis).count().get_result(conn).await
-}
-
-pub async fn by_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[CompanyId],
-    vis: &Visible,
-) -> QueryResult<Vec<CompanyRow>> {
-    companies::table
-        .filter(companies::id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .select(CompanyRow::as_select())
-        .load(conn)
-        .await
-}
+row_statements!(
+    companies,
+    CompanyRow,
+    CompanyId,
+    NewCompany,
+    Entity::Company
+);
+delete_statement!(companies, CompanyRow);
+erase_statement!(companies, CompanyRow, ResourceKind::Company);
+visible_reads!(companies, CompanyRow, companies; by_ids(id: CompanyId));
+page_reads!(companies, CompanyRow, CompanyFilter);
 
 pub async fn id_by_business_id(
     conn: &mut AsyncPgConnection,
@@ -158,31 +138,6 @@ pub async fn business_id_taken(
         .is_some_and(|id| Some(id) != except))
 }
 
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    new: &NewCompany,
-) -> QueryResult<CompanyRow> {
-    let row: CompanyRow = diesel::insert_into(companies::table)
-        .values(new)
-        .returning(CompanyRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Company, row.id.0, None, Some(&row)).await?;
-    Ok(row)
-}
-
-/// Locks the row for the rest of the transaction.
-pub async fn lock(conn: &mut AsyncPgConnection, id: CompanyId) -> QueryResult<Option<CompanyRow>> {
-    companies::table
-        .find(id)
-        .for_update()
-        .select(CompanyRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
 /// `old` is the row as locked by [`lock`] in the same transaction.
 pub async fn update(
     conn: &mut AsyncPgConnection,
@@ -190,19 +145,15 @@ pub async fn update(
     old: &CompanyRow,
     changes: &CompanyChanges,
 ) -> QueryResult<CompanyRow> {
-    let id = old.id;
     let now = Utc::now();
-    let new: CompanyRow = diesel::update(companies::table.find(id))
-        .set((
-            changes,
-            companies::updated_at.eq(now),
-            companies::last_processed_at.eq(now),
-        ))
-        .returning(CompanyRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Company, id.0, Some(old), Some(&new)).await?;
-    Ok(new)
+    let set = (
+        changes,
+        companies::updated_at.eq(now),
+        companies::last_processed_at.eq(now),
+    );
+    Ok(update_logged!(
+        conn, author, companies, CompanyRow, old, set
+    ))
 }
 
 /// What stops a company from being deleted, if anything.
@@ -238,28 +189,12 @@ pub async fn dependents(
     Ok(None)
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    old: &CompanyRow,
-) -> QueryResult<()> {
-    diesel::delete(companies::table.find(old.id))
-        .execute(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Company, old.id.0, Some(old), None).await?;
-    Ok(())
-}
-
 /// Marks the company as processed now (a service was recorded for it).
 pub async fn touch(conn: &mut AsyncPgConnection, id: CompanyId) -> QueryResult<usize> {
     diesel::update(companies::table.find(id))
         .set(companies::last_processed_at.eq(Utc::now()))
         .execute(conn)
         .await
-}
-
-fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::companies()))
 }
 
 /// Sets or lifts a legal hold (with its reason) on a company.
@@ -270,52 +205,14 @@ pub async fn set_legal_hold(
     hold: bool,
     reason: Option<String>,
 ) -> QueryResult<CompanyRow> {
-    let new: CompanyRow = diesel::update(companies::table.find(old.id))
-        .set((
-            companies::legal_hold.eq(hold),
-            companies::legal_hold_reason.eq(reason),
-            companies::updated_at.eq(Utc::now()),
-        ))
-        .returning(CompanyRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Company,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    Ok(new)
-}
-
-/// Erasure of a sole trader: its name, business ID and website are personal
-/// data; the tombstone and the public facts of the business stay.
-pub async fn erase(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    old: &CompanyRow,
-) -> QueryResult<CompanyRow> {
-    // Every personal column the register declares, and the tombstone.
-    super::tombstone(conn, ResourceKind::Company, old.id.0, author).await?;
-    let new: CompanyRow = companies::table
-        .find(old.id)
-        .select(CompanyRow::as_select())
-        .first(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Company,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    change_log::redact(conn, Entity::Company, old.id.0, None).await?;
-    Ok(new)
+    let set = (
+        companies::legal_hold.eq(hold),
+        companies::legal_hold_reason.eq(reason),
+        companies::updated_at.eq(Utc::now()),
+    );
+    Ok(update_logged!(
+        conn, author, companies, CompanyRow, old, set
+    ))
 }
 
 /// Sole traders (whose name and business ID are personal data) the

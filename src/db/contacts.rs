@@ -7,12 +7,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::page::{keyset_page, like_pattern, PageRequest};
-use super::schema::{contacts, services};
-use super::visible::{FactColumns, Visible};
-use super::{
-    change_log, ChangeAuthor, CompanyId, ContactId, DataSource, Entity, LegalBasis, OrgCode,
+use super::page::like_pattern;
+use super::rows::{
+    delete_statement, erase_statement, page_reads, row_statements, update_logged, visible_reads,
 };
+use super::schema::{contacts, services};
+use super::visible::Visible;
+use super::{ChangeAuthor, CompanyId, ContactId, DataSource, Entity, LegalBasis, OrgCode};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = contacts, check_for_backend(Pg))]
@@ -122,76 +123,12 @@ fn filtered(f: &ContactFilter, vis: &Visible) -> contacts::BoxedQuery<'static, P
     q
 }
 
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    f: &ContactFilter,
-    vis: &Visible,
-    page: PageRequest,
-) -> QueryResult<Vec<ContactRow>> {
-    keyset_page!(filtered(f, vis), contacts, page)
-        .select(ContactRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn count(
-    conn: &mut AsyncPgConnection,
-    f: &ContactFilter,
-    vis: &Visible,
-) -> QueryResult<i64> {
-    filtered(f, vis).count().get_result(conn).await
-}
-
-pub async fn by_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[ContactId],
-    vis: &Visible,
-) -> QueryResult<Vec<ContactRow>> {
-    contacts::table
-        .filter(contacts::id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .select(ContactRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn by_company_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[CompanyId],
-    vis: &Visible,
-) -> QueryResult<Vec<ContactRow>> {
-    contacts::table
-        .filter(contacts::company_id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .order((contacts::created_at.asc(), contacts::id.asc()))
-        .select(ContactRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    new: &NewContact,
-) -> QueryResult<ContactRow> {
-    let row: ContactRow = diesel::insert_into(contacts::table)
-        .values(new)
-        .returning(ContactRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Contact, row.id.0, None, Some(&row)).await?;
-    Ok(row)
-}
-
-pub async fn lock(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<Option<ContactRow>> {
-    contacts::table
-        .find(id)
-        .for_update()
-        .select(ContactRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
+row_statements!(contacts, ContactRow, ContactId, NewContact, Entity::Contact);
+delete_statement!(contacts, ContactRow);
+erase_statement!(contacts, ContactRow, ResourceKind::Contact);
+visible_reads!(contacts, ContactRow, contacts;
+    by_ids(id: ContactId), by_company_ids(company_id: CompanyId));
+page_reads!(contacts, ContactRow, ContactFilter);
 
 /// A change to the person's data is processing: `last_processed_at` moves (docs/register.md, retention).
 pub async fn update(
@@ -201,25 +138,12 @@ pub async fn update(
     changes: &ContactFields,
 ) -> QueryResult<ContactRow> {
     let now = Utc::now();
-    let new: ContactRow = diesel::update(contacts::table.find(old.id))
-        .set((
-            changes,
-            contacts::updated_at.eq(now),
-            contacts::last_processed_at.eq(now),
-        ))
-        .returning(ContactRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Contact,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    Ok(new)
+    let set = (
+        changes,
+        contacts::updated_at.eq(now),
+        contacts::last_processed_at.eq(now),
+    );
+    Ok(update_logged!(conn, author, contacts, ContactRow, old, set))
 }
 
 pub async fn has_services(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<bool> {
@@ -231,28 +155,12 @@ pub async fn has_services(conn: &mut AsyncPgConnection, id: ContactId) -> QueryR
     Ok(n > 0)
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    old: &ContactRow,
-) -> QueryResult<()> {
-    diesel::delete(contacts::table.find(old.id))
-        .execute(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Contact, old.id.0, Some(old), None).await?;
-    Ok(())
-}
-
 /// A service was recorded for the person: the five-year clock restarts.
 pub async fn touch(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<usize> {
     diesel::update(contacts::table.find(id))
         .set(contacts::last_processed_at.eq(Utc::now()))
         .execute(conn)
         .await
-}
-
-fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::contacts()))
 }
 
 /// The processing flags a data subject's rights set (restriction, objection,
@@ -274,49 +182,8 @@ pub async fn set_flags(
     old: &ContactRow,
     flags: &ContactFlags,
 ) -> QueryResult<ContactRow> {
-    let new: ContactRow = diesel::update(contacts::table.find(old.id))
-        .set((flags, contacts::updated_at.eq(Utc::now())))
-        .returning(ContactRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Contact,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    Ok(new)
-}
-
-/// Erasure (docs/register.md): a tombstone (id, when, by whom) and nothing
-/// personal. Every personal field is cleared and the change log's values for
-/// the record (this erasure's own rows included) are redacted.
-pub async fn erase(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    old: &ContactRow,
-) -> QueryResult<ContactRow> {
-    // Every personal column the register declares, and the tombstone.
-    super::tombstone(conn, ResourceKind::Contact, old.id.0, author).await?;
-    let new: ContactRow = contacts::table
-        .find(old.id)
-        .select(ContactRow::as_select())
-        .first(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Contact,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    change_log::redact(conn, Entity::Contact, old.id.0, None).await?;
-    Ok(new)
+    let set = (flags, contacts::updated_at.eq(Utc::now()));
+    Ok(update_logged!(conn, author, contacts, ContactRow, old, set))
 }
 
 /// Contacts the five-year rule says must go (docs/register.md): not processed since

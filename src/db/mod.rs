@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod page;
 pub mod requests;
+mod rows;
 pub mod schema;
 pub mod seed;
 pub mod services;

@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use super::page::{keyset_page, PageRequest};
+use super::rows::{row_statements, update_logged};
 use super::schema::data_subject_requests as dsr;
 use super::{
     change_log, ChangeAuthor, ContactId, Entity, OrgCode, RequestId, RequestKind, RequestStatus,
@@ -136,24 +137,13 @@ pub async fn count(conn: &mut AsyncPgConnection, f: &RequestFilter) -> QueryResu
     filtered(f).count().get_result(conn).await
 }
 
-pub async fn by_id(conn: &mut AsyncPgConnection, id: RequestId) -> QueryResult<Option<RequestRow>> {
-    dsr::table
-        .find(id)
-        .select(RequestRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
-pub async fn lock(conn: &mut AsyncPgConnection, id: RequestId) -> QueryResult<Option<RequestRow>> {
-    dsr::table
-        .find(id)
-        .for_update()
-        .select(RequestRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
+row_statements!(
+    dsr,
+    RequestRow,
+    RequestId,
+    NewRequest,
+    Entity::DataSubjectRequest
+);
 
 /// The requests about a person (for the access report and the erasure check).
 pub async fn of_contacts(
@@ -184,49 +174,14 @@ pub async fn open_for_contact(
     q.select(RequestRow::as_select()).load(conn).await
 }
 
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    new: &NewRequest,
-) -> QueryResult<RequestRow> {
-    let row: RequestRow = diesel::insert_into(dsr::table)
-        .values(new)
-        .returning(RequestRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::DataSubjectRequest,
-        row.id.0,
-        None,
-        Some(&row),
-    )
-    .await?;
-    Ok(row)
-}
-
 pub async fn update(
     conn: &mut AsyncPgConnection,
     author: &ChangeAuthor,
     old: &RequestRow,
     changes: &RequestChanges,
 ) -> QueryResult<RequestRow> {
-    let new: RequestRow = diesel::update(dsr::table.find(old.id))
-        .set((changes, dsr::updated_at.eq(Utc::now())))
-        .returning(RequestRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::DataSubjectRequest,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
-    Ok(new)
+    let set = (changes, dsr::updated_at.eq(Utc::now()));
+    Ok(update_logged!(conn, author, dsr, RequestRow, old, set))
 }
 
 impl super::page::Paged for RequestRow {

@@ -7,12 +7,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::page::{keyset_page, PageRequest};
+use super::rows::{delete_statement, page_reads, row_statements, update_logged, visible_reads};
 use super::schema::services;
-use super::visible::{FactColumns, Visible};
+use super::visible::Visible;
 use super::{
-    change_log, companies, contacts, ChangeAuthor, CompanyId, ContactId, DataSource, Entity,
-    LegalBasis, OrgCode, ServiceId, ServiceKind, ServiceStatus,
+    companies, contacts, ChangeAuthor, CompanyId, ContactId, DataSource, Entity, LegalBasis,
+    OrgCode, ServiceId, ServiceKind, ServiceStatus,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -107,95 +107,22 @@ fn filtered(f: &ServiceFilter, vis: &Visible) -> services::BoxedQuery<'static, P
     q
 }
 
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    f: &ServiceFilter,
-    vis: &Visible,
-    page: PageRequest,
-) -> QueryResult<Vec<ServiceRow>> {
-    keyset_page!(filtered(f, vis), services, page)
-        .select(ServiceRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn count(
-    conn: &mut AsyncPgConnection,
-    f: &ServiceFilter,
-    vis: &Visible,
-) -> QueryResult<i64> {
-    filtered(f, vis).count().get_result(conn).await
-}
-
-pub async fn by_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[ServiceId],
-    vis: &Visible,
-) -> QueryResult<Vec<ServiceRow>> {
-    services::table
-        .filter(services::id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .select(ServiceRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn by_company_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[CompanyId],
-    vis: &Visible,
-) -> QueryResult<Vec<ServiceRow>> {
-    services::table
-        .filter(services::company_id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .order((services::created_at.asc(), services::id.asc()))
-        .select(ServiceRow::as_select())
-        .load(conn)
-        .await
-}
-
-pub async fn by_contact_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[ContactId],
-    vis: &Visible,
-) -> QueryResult<Vec<ServiceRow>> {
-    services::table
-        .filter(services::contact_id.eq_any(ids))
-        .filter(visible_sql(vis))
-        .order((services::created_at.asc(), services::id.asc()))
-        .select(ServiceRow::as_select())
-        .load(conn)
-        .await
-}
+row_statements!(services, ServiceRow, ServiceId, NewService, Entity::Service,
+    after_insert: touch_clients);
+delete_statement!(services, ServiceRow);
+visible_reads!(services, ServiceRow, services;
+    by_ids(id: ServiceId), by_company_ids(company_id: CompanyId),
+    by_contact_ids(contact_id: ContactId));
+page_reads!(services, ServiceRow, ServiceFilter);
 
 /// Recording a service for a person (or company) is processing: their
 /// `last_processed_at` moves (docs/register.md, retention).
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    new: &NewService,
-) -> QueryResult<ServiceRow> {
-    let row: ServiceRow = diesel::insert_into(services::table)
-        .values(new)
-        .returning(ServiceRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Service, row.id.0, None, Some(&row)).await?;
+async fn touch_clients(conn: &mut AsyncPgConnection, row: &ServiceRow) -> QueryResult<()> {
     companies::touch(conn, row.company_id).await?;
     if let Some(contact) = row.contact_id {
         contacts::touch(conn, contact).await?;
     }
-    Ok(row)
-}
-
-pub async fn lock(conn: &mut AsyncPgConnection, id: ServiceId) -> QueryResult<Option<ServiceRow>> {
-    services::table
-        .find(id)
-        .for_update()
-        .select(ServiceRow::as_select())
-        .first(conn)
-        .await
-        .optional()
+    Ok(())
 }
 
 pub async fn update(
@@ -204,38 +131,10 @@ pub async fn update(
     old: &ServiceRow,
     changes: &ServiceChanges,
 ) -> QueryResult<ServiceRow> {
-    let new: ServiceRow = diesel::update(services::table.find(old.id))
-        .set((changes, services::updated_at.eq(Utc::now())))
-        .returning(ServiceRow::as_returning())
-        .get_result(conn)
-        .await?;
-    change_log::record(
-        conn,
-        author,
-        Entity::Service,
-        old.id.0,
-        Some(old),
-        Some(&new),
-    )
-    .await?;
+    let set = (changes, services::updated_at.eq(Utc::now()));
+    let new = update_logged!(conn, author, services, ServiceRow, old, set);
     if let Some(contact) = new.contact_id {
         contacts::touch(conn, contact).await?;
     }
     Ok(new)
-}
-
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    author: &ChangeAuthor,
-    old: &ServiceRow,
-) -> QueryResult<()> {
-    diesel::delete(services::table.find(old.id))
-        .execute(conn)
-        .await?;
-    change_log::record(conn, author, Entity::Service, old.id.0, Some(old), None).await?;
-    Ok(())
-}
-
-fn visible_sql(vis: &Visible) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql::<diesel::sql_types::Bool>(&vis.sql(&FactColumns::services()))
 }
