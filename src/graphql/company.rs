@@ -21,61 +21,30 @@ use diesel_async::AsyncConnection;
 
 register_object!(Company, CompanyRow, Company, Record::company);
 
+guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
 #[Object(guard = "FieldGuard(self)")]
-impl Company {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
-    }
+impl Company for self {
+    id: id,
     /// Personal data for a sole trader (contact identification).
-    async fn business_id(&self) -> Option<&str> {
-        self.row.business_id.as_deref()
-    }
+    business_id: str,
     /// Personal data for a sole trader (contact identification).
-    async fn name(&self) -> Option<&str> {
-        self.row.name.as_deref()
-    }
-    async fn company_form(&self) -> Option<CompanyForm> {
-        Some(self.row.company_form.into())
-    }
-    async fn industry_code(&self) -> Option<&str> {
-        self.row.industry_code.as_deref()
-    }
-    async fn municipality(&self) -> Option<&str> {
-        self.row.municipality.as_deref()
-    }
+    name: str,
+    company_form: some CompanyForm,
+    industry_code: str,
+    municipality: str,
     /// ISO 3166-1 alpha-2.
-    async fn country(&self) -> Option<&str> {
-        Some(&self.row.country)
-    }
-    async fn website(&self) -> Option<&str> {
-        self.row.website.as_deref()
-    }
-    async fn registered_by(&self) -> Option<Organization> {
-        Some(self.row.registered_by.into())
-    }
-    async fn legal_basis(&self) -> Option<LegalBasis> {
-        Some(self.row.legal_basis.into())
-    }
-    async fn source(&self) -> Option<DataSource> {
-        Some(self.row.source.into())
-    }
-    async fn last_processed_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.last_processed_at)
-    }
-    async fn legal_hold(&self) -> Option<bool> {
-        Some(self.row.legal_hold)
-    }
-    async fn created_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.created_at)
-    }
-    async fn updated_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.updated_at)
-    }
+    country: string,
+    website: str,
+    registered_by: some Organization,
+    legal_basis: some LegalBasis,
+    source: some DataSource,
+    last_processed_at: some DateTime<Utc>,
+    legal_hold: some bool,
+    created_at: some DateTime<Utc>,
+    updated_at: some DateTime<Utc>,
     /// Set when the record was erased; an erased record keeps only its tombstone.
-    async fn erased_at(&self) -> Option<DateTime<Utc>> {
-        self.row.erased_at
-    }
+    erased_at: opt DateTime<Utc>,
     /// (Complexity: a company has a handful of contacts; 5 is the estimate the cost limit uses.)
     #[graphql(complexity = "5 * child_complexity")]
     async fn contacts(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Contact>>> {
@@ -108,6 +77,7 @@ impl Company {
                 .collect(),
         ))
     }
+}
 }
 
 register_object!(

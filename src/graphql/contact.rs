@@ -27,69 +27,30 @@ register_object!(
     company_scoped
 );
 
+guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
 #[Object(guard = "FieldGuard(self)")]
-impl Contact {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
-    }
-    async fn first_name(&self) -> Option<&str> {
-        self.row.first_name.as_deref()
-    }
-    async fn last_name(&self) -> Option<&str> {
-        self.row.last_name.as_deref()
-    }
-    async fn email(&self) -> Option<&str> {
-        self.row.email.as_deref()
-    }
-    async fn phone(&self) -> Option<&str> {
-        self.row.phone.as_deref()
-    }
-    async fn title(&self) -> Option<&str> {
-        self.row.title.as_deref()
-    }
-    async fn role_in_company(&self) -> Option<&str> {
-        self.row.role_in_company.as_deref()
-    }
-    async fn home_country(&self) -> Option<&str> {
-        self.row.home_country.as_deref()
-    }
-    async fn home_municipality(&self) -> Option<&str> {
-        self.row.home_municipality.as_deref()
-    }
-    async fn postal_address(&self) -> Option<&str> {
-        self.row.postal_address.as_deref()
-    }
-    async fn nickname(&self) -> Option<&str> {
-        self.row.nickname.as_deref()
-    }
-    async fn native_name(&self) -> Option<&str> {
-        self.row.native_name.as_deref()
-    }
-    async fn native_address(&self) -> Option<&str> {
-        self.row.native_address.as_deref()
-    }
-    async fn native_title(&self) -> Option<&str> {
-        self.row.native_title.as_deref()
-    }
-    async fn work_country(&self) -> Option<&str> {
-        self.row.work_country.as_deref()
-    }
-    async fn industry(&self) -> Option<&str> {
-        self.row.industry.as_deref()
-    }
-    async fn investment_profile(&self) -> Option<&str> {
-        self.row.investment_profile.as_deref()
-    }
-    async fn expertise_level(&self) -> Option<&str> {
-        self.row.expertise_level.as_deref()
-    }
-    async fn job_description(&self) -> Option<&str> {
-        self.row.job_description.as_deref()
-    }
-    async fn other_description(&self) -> Option<&str> {
-        self.row.other_description.as_deref()
-    }
+impl Contact for self {
+    id: id,
+    first_name: str,
+    last_name: str,
+    email: str,
+    phone: str,
+    title: str,
+    role_in_company: str,
+    home_country: str,
+    home_municipality: str,
+    postal_address: str,
+    nickname: str,
+    native_name: str,
+    native_address: str,
+    native_title: str,
+    work_country: str,
+    industry: str,
+    investment_profile: str,
+    expertise_level: str,
+    job_description: str,
+    other_description: str,
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
@@ -97,37 +58,17 @@ impl Contact {
             None => Err(AppError::NotFound("company")),
         }
     }
-    async fn registered_by(&self) -> Option<Organization> {
-        Some(self.row.registered_by.into())
-    }
-    async fn legal_basis(&self) -> Option<LegalBasis> {
-        Some(self.row.legal_basis.into())
-    }
-    async fn source(&self) -> Option<DataSource> {
-        Some(self.row.source.into())
-    }
+    registered_by: some Organization,
+    legal_basis: some LegalBasis,
+    source: some DataSource,
     /// Processing restricted (GDPR art. 18).
-    async fn restricted(&self) -> Option<bool> {
-        Some(self.row.restricted)
-    }
-    async fn marketing_objection(&self) -> Option<bool> {
-        Some(self.row.marketing_objection)
-    }
-    async fn legal_hold(&self) -> Option<bool> {
-        Some(self.row.legal_hold)
-    }
-    async fn last_processed_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.last_processed_at)
-    }
-    async fn created_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.created_at)
-    }
-    async fn updated_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.updated_at)
-    }
-    async fn erased_at(&self) -> Option<DateTime<Utc>> {
-        self.row.erased_at
-    }
+    restricted: some bool,
+    marketing_objection: some bool,
+    legal_hold: some bool,
+    last_processed_at: some DateTime<Utc>,
+    created_at: some DateTime<Utc>,
+    updated_at: some DateTime<Utc>,
+    erased_at: opt DateTime<Utc>,
     /// Services the person received.
     #[graphql(complexity = "5 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Service>>> {
@@ -160,6 +101,7 @@ impl Contact {
                 .collect::<AppResult<_>>()?,
         ))
     }
+}
 }
 
 pub struct ContactChange {

@@ -46,3 +46,9 @@ impl ScalarType for Decimal {
         Value::String(self.0.to_string())
     }
 }
+
+impl From<BigDecimal> for Decimal {
+    fn from(v: BigDecimal) -> Self {
+        Decimal(v)
+    }
+}

@@ -67,6 +67,59 @@ macro_rules! register_object {
     };
 }
 
+/// The `#[Object]` impl of a register type (its attribute names the
+/// `FieldGuard` every field passes; it is written at the call site so the
+/// resolvers' `complexity` expressions see the names it defines). Plain getters take one line, saying how the row's column
+/// becomes the field: `str` (optional text), `string` (text always present),
+/// `some T` (a value always present, converted), `opt T` (an optional
+/// value), `cloned T` (an optional value that is not `Copy`), `id`.
+/// Resolvers with logic are written out in between; the order is the schema's.
+/// (`for self` hands the macro the caller's `self`, which hygiene would
+/// otherwise keep apart from the guard's.)
+macro_rules! guarded_object {
+    ($pound:tt $object:tt $impl:tt $T:ident for $s:tt { $($body:tt)* }) => {
+        guarded_object!(@munch $s [$pound $object $impl $T] [] $($body)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: str, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> Option<&str> {
+            $s.row.$f.as_deref()
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: string, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> Option<&str> {
+            Some(&$s.row.$f)
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: some $O:ty, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> Option<$O> {
+            Some($s.row.$f.into())
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: opt $O:ty, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> Option<$O> {
+            $s.row.$f.map(Into::into)
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: cloned $O:ty, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> Option<$O> {
+            $s.row.$f.as_ref().map(|v| <$O>::from(v.to_owned()))
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* $f:ident: id, $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f(&$s) -> async_graphql::ID {
+            async_graphql::ID($s.row.$f.to_string())
+        }] $($tail)*);
+    };
+    (@munch $s:tt $T:tt [$($acc:tt)*] $(#[$m:meta])* async fn $f:ident($($args:tt)*) -> $R:ty $b:block $($tail:tt)*) => {
+        guarded_object!(@munch $s $T [$($acc)* $(#[$m])* async fn $f($($args)*) -> $R $b] $($tail)*);
+    };
+    (@munch $s:tt [$($head:tt)*] [$($acc:tt)*]) => {
+        $($head)* {
+            $($acc)*
+        }
+    };
+}
+
 pub mod audit;
 pub mod company;
 pub mod connection;

@@ -20,40 +20,25 @@ use crate::validate;
 
 register_object!(DataSubjectRequest, RequestRow, Request, Record::request);
 
+guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
 #[Object(guard = "FieldGuard(self)")]
-impl DataSubjectRequest {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
-    }
-    async fn kind(&self) -> Option<RequestKind> {
-        Some(self.row.kind.into())
-    }
+impl DataSubjectRequest for self {
+    id: id,
+    kind: some RequestKind,
     /// The person's contact record, when one was identified.
     async fn contact_id(&self) -> Option<ID> {
         self.row.contact_id.map(|c| ID(c.to_string()))
     }
     /// The identifying facts the person gave, when no contact was identified.
-    async fn subject_description(&self) -> Option<String> {
-        self.row.subject_description.clone()
-    }
+    subject_description: str,
     /// The organisation whose DPO received the request.
-    async fn received_by(&self) -> Option<Organization> {
-        Some(self.row.received_by.into())
-    }
-    async fn received_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.received_at)
-    }
+    received_by: some Organization,
+    received_at: some DateTime<Utc>,
     /// One calendar month after receipt.
-    async fn due_at(&self) -> Option<NaiveDate> {
-        Some(self.row.due_at)
-    }
-    async fn extended_due_at(&self) -> Option<NaiveDate> {
-        self.row.extended_due_at
-    }
-    async fn extension_reason(&self) -> Option<String> {
-        self.row.extension_reason.clone()
-    }
+    due_at: some NaiveDate,
+    extended_due_at: opt NaiveDate,
+    extension_reason: str,
     /// The deadline in force: the extended one, if any.
     async fn deadline(&self) -> Option<NaiveDate> {
         Some(self.row.deadline())
@@ -62,29 +47,16 @@ impl DataSubjectRequest {
     async fn overdue(&self) -> Option<bool> {
         Some(self.row.is_overdue(Utc::now().date_naive()))
     }
-    async fn status(&self) -> Option<RequestStatus> {
-        Some(self.row.status.into())
-    }
+    status: some RequestStatus,
     /// What was done, or why the request was rejected.
-    async fn resolution(&self) -> Option<String> {
-        self.row.resolution.clone()
-    }
-    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
-        self.row.resolved_at
-    }
+    resolution: str,
+    resolved_at: opt DateTime<Utc>,
     /// Who last handled it.
-    async fn handled_by(&self) -> Option<String> {
-        self.row.handled_by.clone()
-    }
-    async fn handled_by_org(&self) -> Option<Organization> {
-        self.row.handled_by_org.map(Into::into)
-    }
-    async fn created_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.created_at)
-    }
-    async fn updated_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.updated_at)
-    }
+    handled_by: str,
+    handled_by_org: opt Organization,
+    created_at: some DateTime<Utc>,
+    updated_at: some DateTime<Utc>,
+}
 }
 
 impl crate::db::page::Paged for DataSubjectRequest {

@@ -24,21 +24,14 @@ register_object!(
     company_scoped
 );
 
+guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
 #[Object(guard = "FieldGuard(self)")]
-impl Service {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
-    }
-    async fn kind(&self) -> Option<ServiceKind> {
-        Some(self.row.kind.into())
-    }
-    async fn title(&self) -> Option<&str> {
-        Some(&self.row.title)
-    }
-    async fn provider(&self) -> Option<Organization> {
-        Some(self.row.provider.into())
-    }
+impl Service for self {
+    id: id,
+    kind: some ServiceKind,
+    title: string,
+    provider: some Organization,
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Option<Company>> {
         // An invisible company reached through here is NOT_FOUND, as by id.
         match ctx.loader()?.load_one(self.row.company_id).await? {
@@ -58,32 +51,17 @@ impl Service {
             None => Ok(None),
         }
     }
-    async fn status(&self) -> Option<ServiceStatus> {
-        Some(self.row.status.into())
-    }
-    async fn requested_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.requested_at)
-    }
-    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
-        self.row.delivered_at
-    }
-    async fn invoiced_at(&self) -> Option<DateTime<Utc>> {
-        self.row.invoiced_at
-    }
-    async fn legal_basis(&self) -> Option<LegalBasis> {
-        Some(self.row.legal_basis.into())
-    }
-    async fn source(&self) -> Option<DataSource> {
-        Some(self.row.source.into())
-    }
+    status: some ServiceStatus,
+    requested_at: some DateTime<Utc>,
+    delivered_at: opt DateTime<Utc>,
+    invoiced_at: opt DateTime<Utc>,
+    legal_basis: some LegalBasis,
+    source: some DataSource,
     /// Internal to the provider.
-    async fn amount_eur(&self) -> Option<Decimal> {
-        self.row.amount_eur.clone().map(Decimal)
-    }
+    amount_eur: cloned Decimal,
     /// Internal to the provider.
-    async fn notes(&self) -> Option<&str> {
-        self.row.notes.as_deref()
-    }
+    notes: str,
+}
 }
 
 #[derive(InputObject, Default)]
