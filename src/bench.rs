@@ -76,6 +76,13 @@ fn bench_jwt() -> anyhow::Result<(std::path::PathBuf, JwtConfig)> {
 
 pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
     let (key_dir, jwt) = bench_jwt()?;
+    let started = Instant::now();
+    let compiled = crate::authz::compile_fresh(&args.policy_dir)?;
+    println!(
+        "policy compiled for {} actor profiles in {:.0} ms",
+        compiled.profiles(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
     println!("persona       phase      requests  policy queries/req  policy ms/req  latency p50 ms  p99 ms");
     for (persona, org, roles) in [
         ("TEM viewer", "TEM", ["viewer"]),

@@ -55,7 +55,7 @@ pub struct Record {
 }
 
 /// Everything the policy says about one actor and one record.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RecordDecision {
     /// The rule that refuses the whole request, if any (403).
     pub refused: Option<String>,
@@ -63,6 +63,46 @@ pub struct RecordDecision {
     pub hidden: Vec<String>,
     /// Readable field class → the rules that allow it.
     pub readable: BTreeMap<String, Vec<String>>,
+}
+
+impl RecordDecision {
+    /// The policy's answers as one decision: `hidden`'s rules sorted and
+    /// unique; `readable`'s (class, rule) pairs grouped by class, each rule
+    /// once, in the order they were answered (the first names the decision).
+    pub(crate) fn from_answers(
+        refused: Option<String>,
+        hidden: Vec<Vec<String>>,
+        readable: Vec<Vec<String>>,
+    ) -> Self {
+        let mut hidden: Vec<String> = hidden.into_iter().flatten().collect();
+        hidden.sort();
+        hidden.dedup();
+        let mut by_class: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pair in readable {
+            if let [class, rule] = &pair[..] {
+                let rules = by_class.entry(class.clone()).or_default();
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+        RecordDecision {
+            refused,
+            hidden,
+            readable: by_class,
+        }
+    }
+}
+
+/// `may_write`'s (action, rule) answers grouped by action, in answer order.
+pub(crate) fn group_writes(pairs: Vec<Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    let mut writes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in pairs {
+        if let [action, rule] = &pair[..] {
+            writes.entry(action.clone()).or_default().push(rule.clone());
+        }
+    }
+    writes
 }
 
 tokio::task_local! {
@@ -285,29 +325,32 @@ impl PolicyEngine {
             .into_iter()
             .flatten()
             .next();
-        let mut hidden: Vec<String> = self
-            .strings("hidden", (a(), r(), var("rule")), &["rule"])?
-            .into_iter()
-            .flatten()
-            .collect();
-        hidden.sort();
-        hidden.dedup();
-        let mut readable: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pair in self.strings(
+        let hidden = self.strings("hidden", (a(), r(), var("rule")), &["rule"])?;
+        let readable = self.strings(
             "readable",
             (a(), r(), var("class"), var("rule")),
             &["class", "rule"],
-        )? {
-            let rules = readable.entry(pair[0].clone()).or_default();
-            if !rules.contains(&pair[1]) {
-                rules.push(pair[1].clone());
-            }
-        }
-        Ok(RecordDecision {
-            refused,
-            hidden,
-            readable,
-        })
+        )?;
+        Ok(RecordDecision::from_answers(refused, hidden, readable))
+    }
+
+    /// Everything oso says about the actor and the record, every action's
+    /// write rules included (what the compiled policy must agree with).
+    #[cfg(test)]
+    pub(crate) fn evaluate_all(
+        &self,
+        actor: &Principal,
+        record: &Record,
+    ) -> anyhow::Result<super::compiled::Entry> {
+        let decision = self.evaluate(actor, record)?;
+        let args = (
+            actor.clone(),
+            PolarValue::Variable("action".into()),
+            record.clone(),
+            PolarValue::Variable("rule".into()),
+        );
+        let writes = group_writes(self.strings("may_write", args, &["action", "rule"])?);
+        Ok(super::compiled::Entry { decision, writes })
     }
 
     /// The memoized decision for one actor and one record.

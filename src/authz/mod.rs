@@ -7,6 +7,7 @@
 //! (`may_write`).
 
 pub mod cases;
+pub mod compiled;
 pub mod engine;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use crate::register::{FieldClass, ResourceKind};
+pub use compiled::CompiledPolicy;
 pub use engine::{PolicyEngine, Principal, Record, RecordDecision, DEFAULT_DENY};
 
 use std::collections::BTreeMap;
@@ -190,15 +192,116 @@ impl Decision {
 
 pub struct Authorizer {
     engine: PolicyEngine,
+    /// Every decision the request path asks for, computed when the policy
+    /// loaded: no request queries oso.
+    compiled: Arc<CompiledPolicy>,
     visibility: engine::Memo<Principal, Arc<Visibility>>,
+}
+
+/// Every actor profile the gateway can present to the policy: each
+/// organisation, set of roles, EU/EEA or not, and purpose.
+pub fn actor_profiles() -> Vec<Principal> {
+    use crate::auth::{Purpose, Role};
+    let mut out = Vec::new();
+    for org in OrgCode::ALL {
+        for set in 0u32..(1 << Role::ALL.len()) {
+            let mut roles: Vec<String> = Role::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| set & (1 << i) != 0)
+                .map(|(_, r)| r.as_str().to_owned())
+                .collect();
+            roles.sort();
+            for in_eu_eea in [true, false] {
+                for purpose in Purpose::ALL {
+                    out.push(Principal {
+                        org: org.as_str().to_owned(),
+                        org_kind: org.kind().as_str().to_owned(),
+                        roles: roles.clone(),
+                        in_eu_eea,
+                        purpose: purpose.as_str().to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every record shape the gateway builds (owner aside): each kind with every
+/// combination of the facts that vary in its table, and of `in_sector`, which
+/// the register-level guards assume.
+pub fn record_shapes() -> Vec<Record> {
+    let mut varying: Vec<(ResourceKind, [bool; 5])> = VARYING.to_vec();
+    varying.push((ResourceKind::Request, [false; 5]));
+    varying.push((ResourceKind::AuditEvent, [false; 5]));
+    let mut out = Vec::new();
+    for (kind, mut v) in varying {
+        v[2] = true;
+        for bits in 0u8..32 {
+            let f: [bool; 5] = std::array::from_fn(|i| bits & (1 << i) != 0);
+            if f.iter().zip(v).any(|(on, varies)| *on && !varies) {
+                continue;
+            }
+            out.push(Record {
+                restricted: f[0],
+                marketing_objection: f[1],
+                in_sector: f[2],
+                erased: f[3],
+                sole_trader: f[4],
+                ..Record::base(kind, OrgCode::Tem)
+            });
+        }
+    }
+    out
+}
+
+/// Compiles the policy in `dir` for every actor profile and record shape.
+pub fn compile_fresh(dir: &Path) -> anyhow::Result<CompiledPolicy> {
+    let orgs: Vec<&str> = OrgCode::ALL.iter().map(|o| o.as_str()).collect();
+    CompiledPolicy::compile(
+        compiled::Program::parse_dir(dir)?,
+        actor_profiles(),
+        &record_shapes(),
+        &orgs,
+    )
+}
+
+/// Compiled policies by version: tests and reloads of an unchanged policy
+/// compile once per process.
+static COMPILED: std::sync::Mutex<Option<(String, Arc<CompiledPolicy>)>> =
+    std::sync::Mutex::new(None);
+
+fn compile(dir: &Path, version: &str) -> anyhow::Result<Arc<CompiledPolicy>> {
+    // Held while compiling: a second load of the same policy waits for the
+    // first rather than compiling it again at the same time.
+    let mut cached = COMPILED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((v, c)) = cached.as_ref().filter(|(v, _)| v == version) {
+        tracing::debug!(version = %v, "policy already compiled");
+        return Ok(c.clone());
+    }
+    let started = std::time::Instant::now();
+    let compiled = Arc::new(compile_fresh(dir)?);
+    tracing::info!(
+        profiles = compiled.profiles(),
+        millis = started.elapsed().as_millis() as u64,
+        "policy compiled"
+    );
+    *cached = Some((version.to_owned(), compiled.clone()));
+    Ok(compiled)
 }
 
 impl Authorizer {
     /// Loads and checks the policy; a policy that does not load or names an
     /// unknown class, attribute or rule stops the start.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let engine = PolicyEngine::load(dir)?;
+        let compiled = compile(dir, engine.version())?;
         Ok(Authorizer {
-            engine: PolicyEngine::load(dir)?,
+            engine,
+            compiled,
             visibility: engine::Memo::default(),
         })
     }
@@ -214,7 +317,19 @@ impl Authorizer {
 
     /// The rule that refuses this actor's whole request, if any (R6, R8: 403).
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
-        self.engine.refused(actor)
+        match self.compiled.actor(actor) {
+            Some(table) => Ok(table.refused.clone()),
+            None => self.compiled.program().refused(actor),
+        }
+    }
+
+    /// The compiled entry for the actor and the record (evaluated from the
+    /// compiled program for a combination outside the compiled space).
+    fn entry(&self, actor: &Principal, record: &Record) -> anyhow::Result<Arc<compiled::Entry>> {
+        match self.compiled.lookup(actor, record) {
+            Some(e) => Ok(e.clone()),
+            None => Ok(Arc::new(self.compiled.program().entry(actor, record)?)),
+        }
     }
 
     /// Which rows of each table the actor may see: the policy's `hidden` rule
@@ -243,7 +358,7 @@ impl Authorizer {
                         sole_trader: facts[4],
                         ..Record::base(kind, *owner)
                     };
-                    if self.engine.hidden(actor, &record)?.is_empty() {
+                    if self.entry(actor, &record)?.decision.hidden.is_empty() {
                         by_facts.entry(facts).or_default().push(*owner);
                     }
                 }
@@ -280,7 +395,9 @@ impl Authorizer {
         record: &Record,
         class: FieldClass,
     ) -> anyhow::Result<Decision> {
-        let v = verdict(&self.engine, actor, "read", record, Some(class.as_str()))?;
+        let e = self.entry(actor, record)?;
+        let allowed_by = e.decision.readable.get(class.as_str());
+        let v = compose(&e.decision, "read", allowed_by.cloned().unwrap_or_default());
         Ok(Decision {
             allowed: v.allowed,
             rules: v.rules,
@@ -295,9 +412,10 @@ impl Authorizer {
         action: Action,
         record: &Record,
     ) -> anyhow::Result<(Decision, bool)> {
-        let hidden =
-            action != Action::Create && !self.engine.decide(actor, record)?.hidden.is_empty();
-        let v = verdict(&self.engine, actor, action.as_str(), record, None)?;
+        let e = self.entry(actor, record)?;
+        let hidden = action != Action::Create && !e.decision.hidden.is_empty();
+        let allowed_by = e.writes.get(action.as_str()).cloned().unwrap_or_default();
+        let v = compose(&e.decision, action.as_str(), allowed_by);
         Ok((
             Decision {
                 allowed: v.allowed,
@@ -370,31 +488,39 @@ pub fn verdict(
     record: &Record,
     class: Option<&str>,
 ) -> anyhow::Result<Verdict> {
-    let deny = |rules: Vec<String>| {
-        Ok(Verdict {
-            allowed: false,
-            rules,
-        })
-    };
     let d = engine.decide(actor, record)?;
-    if let Some(rule) = &d.refused {
-        return deny(vec![rule.clone()]);
-    }
-    if action != "create" && !d.hidden.is_empty() {
-        return deny(d.hidden.clone());
+    if d.refused.is_some() || (action != "create" && !d.hidden.is_empty()) {
+        return Ok(compose(&d, action, Vec::new()));
     }
     let allowed_by = match (action, class) {
         ("read", Some(class)) => d.readable.get(class).cloned().unwrap_or_default(),
         ("read", None) => anyhow::bail!("a read decision needs a field class"),
         (write, _) => engine.write_rules(actor, write, record)?,
     };
+    Ok(compose(&d, action, allowed_by))
+}
+
+/// The one composition of the policy's answers (oso's for explanations, the
+/// compiled ones on the request path): a refused request, then a hidden
+/// record (except for `create`), then the rules that allow; R12 when none.
+fn compose(d: &RecordDecision, action: &str, allowed_by: Vec<String>) -> Verdict {
+    let deny = |rules: Vec<String>| Verdict {
+        allowed: false,
+        rules,
+    };
+    if let Some(rule) = &d.refused {
+        return deny(vec![rule.clone()]);
+    }
+    if action != "create" && !d.hidden.is_empty() {
+        return deny(d.hidden.clone());
+    }
     if allowed_by.is_empty() {
         deny(vec![DEFAULT_DENY.to_owned()])
     } else {
-        Ok(Verdict {
+        Verdict {
             allowed: true,
             rules: allowed_by,
-        })
+        }
     }
 }
 
