@@ -609,11 +609,7 @@ async fn execute(
         });
     }
     mark_outcomes(s, &mut response, &receipts.all()).await;
-    let outcome = if response.errors.is_empty() {
-        "ok"
-    } else {
-        "error"
-    };
+    let outcome = outcome(&response);
     s.app.metrics.observe(
         operation.as_deref(),
         outcome,
@@ -626,6 +622,27 @@ async fn execute(
     Executed {
         inner: response,
         http_status: None,
+    }
+}
+
+/// How a request ended, for `kasvu_graphql_requests_total`: `ok`; `partial`
+/// when data was served and every error is a field the actor may not see
+/// (FORBIDDEN or NOT_FOUND at a path: the policy working, not a fault); else
+/// `error`.
+fn outcome(response: &GqlResponse) -> &'static str {
+    let policy_only = response.errors.iter().all(|e| {
+        !e.path.is_empty()
+            && e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(
+                    |c| matches!(c, Value::String(s) if s == "FORBIDDEN" || s == "NOT_FOUND"),
+                )
+    });
+    match (response.errors.is_empty(), response.data != Value::Null) {
+        (true, _) => "ok",
+        (false, true) if policy_only => "partial",
+        _ => "error",
     }
 }
 

@@ -242,6 +242,26 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
         .post_raw(Some(&t.editor()), Some("application/json"), body)
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A recipient asking for home addresses: served, with those fields
+    // denied: a partial answer, not an error. A bad query is an error.
+    for (op, query) in [
+        (
+            "Partly",
+            "query Partly { contacts(first: 2) { nodes { firstName homeCountry } } }",
+        ),
+        (
+            "Broken",
+            "query Broken { contacts(first: 2) { nodes { nosuchfield } } }",
+        ),
+    ] {
+        let body = json!({"query": query, "operationName": op}).to_string();
+        t.post_raw(
+            Some(&t.token("MMM", &["viewer"])),
+            Some("application/json"),
+            body,
+        )
+        .await;
+    }
     let get = |p: &str| Request::get(p).body(Body::empty()).expect("req");
     let (status, _, _) = t.send(get("/healthz")).await;
     assert_eq!(status, StatusCode::OK);
@@ -251,6 +271,14 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
     assert_eq!(status, StatusCode::OK);
     assert!(
         body.contains("kasvu_graphql_requests_total{operation=\"Dashboard\",outcome=\"ok\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("kasvu_graphql_requests_total{operation=\"Partly\",outcome=\"partial\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("kasvu_graphql_requests_total{operation=\"Broken\",outcome=\"error\"} 1"),
         "{body}"
     );
     assert!(body.contains("kasvu_graphql_request_duration_seconds_bucket{operation=\"Dashboard\""));
