@@ -690,7 +690,21 @@ impl Program {
                 }
             }
         }
-        Ok(ActorTable { refused, entries })
+        let refused_entry = refused.as_ref().map(|rule| {
+            Arc::new(Entry {
+                decision: RecordDecision {
+                    refused: Some(rule.clone()),
+                    hidden: vec![rule.clone()],
+                    readable: BTreeMap::new(),
+                },
+                writes: BTreeMap::new(),
+            })
+        });
+        Ok(ActorTable {
+            refused,
+            entries,
+            refused_entry,
+        })
     }
 }
 
@@ -722,6 +736,9 @@ fn flags(r: &Record) -> u8 {
 pub struct ActorTable {
     pub refused: Option<String>,
     entries: HashMap<RecordKey, Arc<Entry>>,
+    /// For a refused actor, the one answer to everything: refused, and every
+    /// record hidden (fail closed), whatever else the policy would say.
+    refused_entry: Option<Arc<Entry>>,
 }
 
 pub struct CompiledPolicy {
@@ -816,6 +833,9 @@ impl CompiledPolicy {
     /// combination outside the compiled space (the caller falls back).
     pub fn lookup(&self, actor: &Principal, record: &Record) -> Option<&Arc<Entry>> {
         let table = self.actors.get(actor)?;
+        if let Some(refused) = &table.refused_entry {
+            return Some(refused);
+        }
         let owner = if record.owner == actor.org {
             OwnerClass::Own
         } else if self.named.contains(&record.owner) {

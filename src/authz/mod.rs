@@ -192,6 +192,9 @@ impl Decision {
 
 pub struct Authorizer {
     engine: PolicyEngine,
+    /// Decisions asked outside the compiled space (answered by evaluating
+    /// the compiled program): none is expected; tests hold it at zero.
+    misses: std::sync::atomic::AtomicU64,
     /// Every decision the request path asks for, computed when the policy
     /// loaded: no request queries oso.
     compiled: Arc<CompiledPolicy>,
@@ -200,27 +203,30 @@ pub struct Authorizer {
 
 /// Every actor profile the gateway can present to the policy: each
 /// organisation, set of roles, EU/EEA or not, and purpose.
+/// Built from actors exactly as a request builds them ([`Principal::of`]),
+/// so a request's principal is always one of these.
 pub fn actor_profiles() -> Vec<Principal> {
     use crate::auth::{Purpose, Role};
     let mut out = Vec::new();
     for org in OrgCode::ALL {
         for set in 0u32..(1 << Role::ALL.len()) {
-            let mut roles: Vec<String> = Role::ALL
+            let mut roles: Vec<Role> = Role::ALL
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| set & (1 << i) != 0)
-                .map(|(_, r)| r.as_str().to_owned())
+                .map(|(_, r)| *r)
                 .collect();
             roles.sort();
-            for in_eu_eea in [true, false] {
+            // Finland is in the EU/EEA, the United States is not.
+            for country in ["FI", "US"] {
                 for purpose in Purpose::ALL {
-                    out.push(Principal {
-                        org: org.as_str().to_owned(),
-                        org_kind: org.kind().as_str().to_owned(),
+                    out.push(Principal::of(&Actor {
+                        sub: String::new(),
+                        org: *org,
                         roles: roles.clone(),
-                        in_eu_eea,
-                        purpose: purpose.as_str().to_owned(),
-                    });
+                        country: country.to_owned(),
+                        purpose: *purpose,
+                    }));
                 }
             }
         }
@@ -301,9 +307,15 @@ impl Authorizer {
         let compiled = compile(dir, engine.version())?;
         Ok(Authorizer {
             engine,
+            misses: std::sync::atomic::AtomicU64::new(0),
             compiled,
             visibility: engine::Memo::default(),
         })
+    }
+
+    /// Decisions that were not in the compiled table (see `misses`).
+    pub fn compiled_misses(&self) -> u64 {
+        self.misses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The SHA-256 of the policy files in force.
@@ -319,7 +331,12 @@ impl Authorizer {
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
         match self.compiled.actor(actor) {
             Some(table) => Ok(table.refused.clone()),
-            None => self.compiled.program().refused(actor),
+            None => {
+                self.misses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(?actor, "an actor profile outside the compiled policy");
+                self.compiled.program().refused(actor)
+            }
         }
     }
 
@@ -328,7 +345,12 @@ impl Authorizer {
     fn entry(&self, actor: &Principal, record: &Record) -> anyhow::Result<Arc<compiled::Entry>> {
         match self.compiled.lookup(actor, record) {
             Some(e) => Ok(e.clone()),
-            None => Ok(Arc::new(self.compiled.program().entry(actor, record)?)),
+            None => {
+                self.misses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(?actor, ?record, "a decision outside the compiled policy");
+                Ok(Arc::new(self.compiled.program().entry(actor, record)?))
+            }
         }
     }
 

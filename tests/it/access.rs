@@ -487,6 +487,11 @@ async fn no_request_asks_the_policy_engine_not_even_the_first() {
         0,
         "policy queries on the request path"
     );
+    assert_eq!(
+        authorizer.compiled_misses(),
+        0,
+        "decisions outside the table"
+    );
     let (_, _, metrics) = t
         .send(
             axum::http::Request::get("/metrics")
