@@ -781,7 +781,7 @@ impl CompiledPolicy {
         // Compiled on every core: the profiles are independent.
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let chunk = distinct.len().div_ceil(threads).max(1);
-        type Tables = Vec<(Principal, Arc<ActorTable>)>;
+        type Tables = Vec<(Principal, ActorTable)>;
         let computed: Vec<anyhow::Result<Tables>> = std::thread::scope(|s| {
             let handles: Vec<_> = distinct
                 .chunks(chunk)
@@ -789,7 +789,7 @@ impl CompiledPolicy {
                     let (program, named) = (&program, &named);
                     s.spawn(move || {
                         part.iter()
-                            .map(|a| Ok((a.clone(), Arc::new(program.table(a, named, records)?))))
+                            .map(|a| Ok((a.clone(), program.table(a, named, records)?)))
                             .collect()
                     })
                 })
@@ -802,9 +802,20 @@ impl CompiledPolicy {
                 })
                 .collect()
         });
+        // Equal entries are shared across every table: a few dozen distinct
+        // decisions stand for the whole space (megabytes otherwise).
+        let mut shared: HashMap<Arc<Entry>, Arc<Entry>> = HashMap::new();
         let mut by_stand_in: HashMap<Principal, Arc<ActorTable>> = HashMap::new();
         for part in computed {
-            by_stand_in.extend(part?);
+            for (actor, mut table) in part? {
+                for entry in table.entries.values_mut() {
+                    *entry = shared
+                        .entry(entry.clone())
+                        .or_insert_with(|| entry.clone())
+                        .clone();
+                }
+                by_stand_in.insert(actor, Arc::new(table));
+            }
         }
         let mut tables = HashMap::with_capacity(actors.len());
         for actor in actors {
