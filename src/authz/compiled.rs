@@ -46,7 +46,8 @@ enum Expr {
 
 #[derive(Debug, Clone)]
 enum Param {
-    Wild,
+    /// `_` or `_name`, with its specializer if any (still checked).
+    Wild(Option<String>),
     Lit(String),
     Var(String, Option<String>),
 }
@@ -163,7 +164,6 @@ impl Parser {
         while !self.is(")") {
             params.push(match self.next()? {
                 Tok::Str(s) => Param::Lit(s),
-                Tok::Ident(v) if v == "_" => Param::Wild,
                 Tok::Ident(v) => {
                     let spec = if self.is(":") {
                         self.at += 1;
@@ -172,7 +172,7 @@ impl Parser {
                         None
                     };
                     if v.starts_with('_') {
-                        Param::Wild
+                        Param::Wild(spec)
                     } else {
                         Param::Var(v, spec)
                     }
@@ -497,7 +497,12 @@ impl Program {
             let mut inner: Env<'a> = Vec::new();
             for (param, value) in rule.params.iter().zip(&values) {
                 match (param, value) {
-                    (Param::Wild, _) | (Param::Lit(_), None) | (Param::Var(_, _), None) => {}
+                    (Param::Wild(_), None) | (Param::Lit(_), None) | (Param::Var(_, _), None) => {}
+                    (Param::Wild(spec), Some(v)) => {
+                        if !matches_spec(v, spec.as_deref()) {
+                            continue 'rules;
+                        }
+                    }
                     (Param::Lit(l), Some(v)) => {
                         if *v != Val::Str(l) {
                             continue 'rules;
@@ -530,7 +535,7 @@ impl Program {
                             .rev()
                             .find(|(m, _)| m == n)
                             .map(|(_, v)| v.clone()),
-                        Param::Wild => None,
+                        Param::Wild(_) => None,
                     };
                     if let Some(v) = bound {
                         match self.unify(arg, v, env)? {
@@ -1004,6 +1009,20 @@ mod tests {
         }
         assert!(
             Program::parse("r(p: Principal, \"x\") if p.org = \"TEM\" or not p.in_eu_eea;").is_ok()
+        );
+    }
+
+    #[test]
+    fn a_specializer_on_an_unnamed_parameter_still_applies() {
+        let program = Program::parse("f(_x: Record, \"matched\"); g(_, \"any\");").expect("parse");
+        let args = [Term::Str("a string".into()), Term::Var("out".into())];
+        assert!(program
+            .query("f", &args, vec![], &["out"])
+            .expect("query")
+            .is_empty());
+        assert_eq!(
+            program.query("g", &args, vec![], &["out"]).expect("query"),
+            vec![vec!["any".to_owned()]]
         );
     }
 }

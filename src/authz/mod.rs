@@ -290,6 +290,12 @@ fn compile(dir: &Path, version: &str) -> anyhow::Result<Arc<CompiledPolicy>> {
     }
     let started = std::time::Instant::now();
     let compiled = Arc::new(compile_fresh(dir)?);
+    // oso and the compiler read the files separately: a change in between
+    // (a ConfigMap swapped during a reload) must not pair two policies.
+    anyhow::ensure!(
+        policy_version(dir)? == version,
+        "the policy files changed while they were loading; the policy in force stays"
+    );
     tracing::info!(
         profiles = compiled.profiles(),
         millis = started.elapsed().as_millis() as u64,

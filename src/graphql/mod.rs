@@ -69,8 +69,8 @@ macro_rules! register_object {
 
 /// The `#[Object]` impl of a register type (its attribute names the
 /// `FieldGuard` every field passes; it is written at the call site so the
-/// resolvers' `complexity` expressions see the names it defines). Plain getters take one line, saying how the row's column
-/// becomes the field: `str` (optional text), `string` (text always present),
+/// resolvers' `complexity` expressions see the names it defines). Plain
+/// getters take one line, saying how the row's column becomes the field: `str` (optional text), `string` (text always present),
 /// `some T` (a value always present, converted), `opt T` (an optional
 /// value), `cloned T` (an optional value that is not `Copy`), `id`.
 /// Resolvers with logic are written out in between; the order is the schema's.
