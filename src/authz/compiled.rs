@@ -197,28 +197,29 @@ impl Parser {
     }
 
     fn or(&mut self) -> anyhow::Result<Expr> {
-        let mut parts = vec![self.and()?];
-        while self.is("or") {
-            self.at += 1;
-            parts.push(self.and()?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::Or(parts)
-        })
+        self.chain("or", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> anyhow::Result<Expr> {
-        let mut parts = vec![self.unary()?];
-        while self.is("and") {
+        self.chain("and", Self::unary, Expr::And)
+    }
+
+    /// `next (op next)*`: one operand alone, or all of them joined.
+    fn chain(
+        &mut self,
+        op: &str,
+        next: fn(&mut Self) -> anyhow::Result<Expr>,
+        join: fn(Vec<Expr>) -> Expr,
+    ) -> anyhow::Result<Expr> {
+        let mut parts = vec![next(self)?];
+        while self.is(op) {
             self.at += 1;
-            parts.push(self.unary()?);
+            parts.push(next(self)?);
         }
         Ok(if parts.len() == 1 {
             parts.remove(0)
         } else {
-            Expr::And(parts)
+            join(parts)
         })
     }
 
