@@ -160,32 +160,23 @@ impl Parser {
     fn rule(&mut self) -> anyhow::Result<(String, Rule)> {
         let name = self.ident()?;
         self.expect("(")?;
-        let mut params = Vec::new();
-        while !self.is(")") {
-            params.push(match self.next()? {
-                Tok::Str(s) => Param::Lit(s),
-                Tok::Ident(v) => {
-                    let spec = if self.is(":") {
-                        self.at += 1;
-                        Some(self.ident()?)
-                    } else {
-                        None
-                    };
-                    if v.starts_with('_') {
-                        Param::Wild(spec)
-                    } else {
-                        Param::Var(v, spec)
-                    }
-                }
-                t => anyhow::bail!("unexpected {t:?} in the parameters of {name}"),
-            });
-            if self.is(",") {
-                self.at += 1;
-            } else if !self.is(")") {
-                anyhow::bail!("expected `,` or `)`, found {:?}", self.peek());
+        let params = self.items(")", |p| match p.next()? {
+            Tok::Str(s) => Ok(Param::Lit(s)),
+            Tok::Ident(v) => {
+                let spec = if p.is(":") {
+                    p.at += 1;
+                    Some(p.ident()?)
+                } else {
+                    None
+                };
+                Ok(if v.starts_with('_') {
+                    Param::Wild(spec)
+                } else {
+                    Param::Var(v, spec)
+                })
             }
-        }
-        self.expect(")")?;
+            t => anyhow::bail!("unexpected {t:?} in the parameters of {name}"),
+        })?;
         let body = if self.is("if") {
             self.at += 1;
             Some(self.or()?)
@@ -194,6 +185,25 @@ impl Parser {
         };
         self.expect(";")?;
         Ok((name, Rule { params, body }))
+    }
+
+    /// Items separated by commas up to `close`, which is consumed.
+    fn items<T>(
+        &mut self,
+        close: &str,
+        mut item: impl FnMut(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut out = Vec::new();
+        while !self.is(close) {
+            out.push(item(self)?);
+            if self.is(",") {
+                self.at += 1;
+            } else if !self.is(close) {
+                anyhow::bail!("expected `,` or `{close}`, found {:?}", self.peek());
+            }
+        }
+        self.expect(close)?;
+        Ok(out)
     }
 
     fn or(&mut self) -> anyhow::Result<Expr> {
@@ -240,16 +250,7 @@ impl Parser {
         {
             let name = name.clone();
             self.at += 2;
-            let mut args = Vec::new();
-            while !self.is(")") {
-                args.push(self.term()?);
-                if self.is(",") {
-                    self.at += 1;
-                } else if !self.is(")") {
-                    anyhow::bail!("expected `,` or `)`, found {:?}", self.peek());
-                }
-            }
-            self.expect(")")?;
+            let args = self.items(")", Self::term)?;
             return Ok(Expr::Call(name, args));
         }
         let left = self.term()?;
@@ -272,19 +273,7 @@ impl Parser {
             Tok::Ident(s) if s == "true" => Term::Bool(true),
             Tok::Ident(s) if s == "false" => Term::Bool(false),
             Tok::Ident(s) => Term::Var(s),
-            Tok::Punct("[") => {
-                let mut items = Vec::new();
-                while !self.is("]") {
-                    items.push(self.term()?);
-                    if self.is(",") {
-                        self.at += 1;
-                    } else if !self.is("]") {
-                        anyhow::bail!("expected `,` or `]`, found {:?}", self.peek());
-                    }
-                }
-                self.expect("]")?;
-                Term::List(items)
-            }
+            Tok::Punct("[") => Term::List(self.items("]", Self::term)?),
             t => anyhow::bail!("unexpected {t:?}"),
         };
         while self.is(".") {
