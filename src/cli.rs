@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::chain::Verdict;
 use crate::auth::{self, JwtConfig};
 use crate::config::{Config, DbConfig};
+use crate::db::audit::{self, Seq};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -246,7 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AuditCommand::Tail(args),
         } => {
             let mut conn = owner_connection(&args.db).await?;
-            let filter = crate::db::audit::AuditFilter {
+            let filter = audit::AuditFilter {
                 actor_sub: args.actor,
                 actor_org: args.org,
                 resource_id: args.resource,
@@ -255,7 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let mut newest =
-                crate::db::audit::search(&mut conn, &filter, None, args.lines.max(1)).await?;
+                audit::search(&mut conn, &filter, Seq::Before(None), args.lines.max(1)).await?;
             newest.reverse();
             let mut last = newest.last().map(|e| e.seq);
             for e in &newest {
@@ -266,7 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let mut new = crate::db::audit::after(&mut conn, &filter, last, 500).await?;
+                let mut new = audit::search(&mut conn, &filter, Seq::After(last), 500).await?;
                 new.sort_by_key(|e| e.seq);
                 for e in &new {
                     println!("{}", crate::audit::tail_line(e));

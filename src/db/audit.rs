@@ -10,6 +10,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::rows::narrow;
 use super::schema::audit_events;
 
 /// One stored event, as selected and as inserted. Array columns are
@@ -124,72 +125,35 @@ pub struct AuditFilter {
 
 type Boxed<'a> = audit_events::BoxedQuery<'a, diesel::pg::Pg>;
 
-fn filtered(f: &AuditFilter) -> Boxed<'_> {
+fn filtered(f: &AuditFilter) -> Boxed<'static> {
     let mut q = audit_events::table.into_boxed();
-    if let Some(v) = &f.actor_sub {
-        q = q.filter(audit_events::actor_sub.eq(v));
-    }
-    if let Some(v) = &f.actor_org {
-        q = q.filter(audit_events::actor_org.eq(v));
-    }
-    if let Some(v) = &f.purpose {
-        q = q.filter(audit_events::purpose.eq(v));
-    }
-    if let Some(v) = &f.action {
-        q = q.filter(audit_events::action.eq(v));
-    }
-    if let Some(v) = &f.resource_type {
-        q = q.filter(audit_events::resource_type.eq(v));
-    }
-    if let Some(v) = f.resource_id {
-        // `@>` on the GIN index: every event that named this id.
-        q = q.filter(audit_events::resource_ids.contains(vec![Some(v)]));
-    }
-    if let Some(v) = f.allowed {
-        q = q.filter(audit_events::allowed.eq(v));
-    }
-    if let Some(v) = &f.rule {
-        q = q.filter(audit_events::rules.contains(vec![Some(v.clone())]));
-    }
-    if let Some(v) = &f.request_id {
-        q = q.filter(audit_events::request_id.eq(v));
-    }
-    if let Some(v) = f.from {
-        q = q.filter(audit_events::occurred_at.ge(v));
-    }
-    if let Some(v) = f.to {
-        q = q.filter(audit_events::occurred_at.lt(v));
-    }
+    // `@>` on the GIN indexes: every event that named this id, or this rule.
+    narrow!(q, f;
+        actor_sub => |v| audit_events::actor_sub.eq(v),
+        actor_org => |v| audit_events::actor_org.eq(v),
+        purpose => |v| audit_events::purpose.eq(v),
+        action => |v| audit_events::action.eq(v),
+        resource_type => |v| audit_events::resource_type.eq(v),
+        resource_id => |v| audit_events::resource_ids.contains(vec![Some(v)]),
+        allowed => |v| audit_events::allowed.eq(v),
+        rule => |v| audit_events::rules.contains(vec![Some(v)]),
+        request_id => |v| audit_events::request_id.eq(v),
+        from => |v| audit_events::occurred_at.ge(v),
+        to => |v| audit_events::occurred_at.lt(v),
+    );
     q
 }
 
-/// A page of matching events, newest first: those before `before_seq`.
-pub async fn search(
-    conn: &mut AsyncPgConnection,
-    filter: &AuditFilter,
-    before_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
-    page(conn, filter, Seq::Before(before_seq), limit).await
-}
-
-/// Events stored after `after_seq`, oldest first (`audit tail --follow`).
-pub async fn after(
-    conn: &mut AsyncPgConnection,
-    filter: &AuditFilter,
-    after_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
-    page(conn, filter, Seq::After(after_seq), limit).await
-}
-
-/// Which way a page runs from a position in the chain.
-enum Seq {
+/// Which way a page runs from a position in the chain: newest first from
+/// before a seq (auditors' searches), or oldest first from after one
+/// (`audit tail --follow`).
+pub enum Seq {
     Before(Option<i64>),
     After(Option<i64>),
 }
 
-async fn page(
+/// A page of matching events, in the direction `from` says.
+pub async fn search(
     conn: &mut AsyncPgConnection,
     filter: &AuditFilter,
     from: Seq,

@@ -2,6 +2,7 @@
 
 use crate::register::ResourceKind;
 use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -9,7 +10,8 @@ use serde::Serialize;
 
 use super::page::like_pattern;
 use super::rows::{
-    delete_statement, erase_statement, page_reads, row_statements, update_logged, visible_reads,
+    delete_statement, erase_statement, narrow, page_reads, row_statements, update_logged,
+    visible_reads,
 };
 use super::schema::{companies, company_confidential, contacts, services};
 use super::visible::Visible;
@@ -81,26 +83,15 @@ pub struct CompanyFilter {
 
 fn filtered(f: &CompanyFilter, vis: &Visible) -> companies::BoxedQuery<'static, Pg> {
     let mut q = companies::table.into_boxed().filter(visible_sql(vis));
-    if let Some(s) = &f.name_contains {
-        q = q.filter(companies::name.ilike(like_pattern(s)));
-    }
-    if let Some(s) = &f.business_id {
-        q = q.filter(companies::business_id.eq(s.clone()));
-    }
-    if let Some(s) = &f.industry_code_prefix {
-        let mut pattern = like_pattern(s);
-        pattern.remove(0); // a prefix: no leading wildcard
-        q = q.filter(companies::industry_code.like(pattern));
-    }
-    if let Some(s) = &f.municipality {
-        q = q.filter(companies::municipality.eq(s.clone()));
-    }
-    if let Some(v) = f.company_form {
-        q = q.filter(companies::company_form.eq(v));
-    }
-    if let Some(v) = f.registered_by {
-        q = q.filter(companies::registered_by.eq(v));
-    }
+    narrow!(q, f;
+        name_contains => |s| companies::name.ilike(like_pattern(&s)),
+        business_id => |s| companies::business_id.eq(s),
+        // A prefix: no leading wildcard.
+        industry_code_prefix => |s| companies::industry_code.like(like_pattern(&s)[1..].to_owned()),
+        municipality => |s| companies::municipality.eq(s),
+        company_form => |v| companies::company_form.eq(v),
+        registered_by => |v| companies::registered_by.eq(v),
+    );
     q
 }
 
@@ -161,32 +152,21 @@ pub async fn dependents(
     conn: &mut AsyncPgConnection,
     id: CompanyId,
 ) -> QueryResult<Option<&'static str>> {
-    let has = |n: i64| n > 0;
-    if has(contacts::table
-        .filter(contacts::company_id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?)
-    {
-        return Ok(Some("contacts"));
-    }
-    if has(services::table
-        .filter(services::company_id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?)
-    {
-        return Ok(Some("services"));
-    }
-    if has(company_confidential::table
-        .filter(company_confidential::company_id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?)
-    {
-        return Ok(Some("confidential rows"));
-    }
-    Ok(None)
+    // One statement: EXISTS stops at the first row of each kind.
+    let (contacts, services, confidential): (bool, bool, bool) = diesel::select((
+        exists(contacts::table.filter(contacts::company_id.eq(id))),
+        exists(services::table.filter(services::company_id.eq(id))),
+        exists(company_confidential::table.filter(company_confidential::company_id.eq(id))),
+    ))
+    .get_result(conn)
+    .await?;
+    Ok([
+        (contacts, "contacts"),
+        (services, "services"),
+        (confidential, "confidential rows"),
+    ]
+    .into_iter()
+    .find_map(|(has, what)| has.then_some(what)))
 }
 
 /// Marks the company as processed now (a service was recorded for it).

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::page::like_pattern;
 use super::rows::{
-    delete_statement, erase_statement, page_reads, row_statements, update_logged, visible_reads,
+    delete_statement, erase_statement, narrow, page_reads, row_statements, update_logged,
+    visible_reads,
 };
 use super::schema::{contacts, services};
 use super::visible::Visible;
@@ -104,22 +105,16 @@ diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::
 
 fn filtered(f: &ContactFilter, vis: &Visible) -> contacts::BoxedQuery<'static, Pg> {
     let mut q = contacts::table.into_boxed().filter(visible_sql(vis));
-    if let Some(id) = f.company_id {
-        q = q.filter(contacts::company_id.eq(id));
-    }
-    if let Some(s) = &f.name_contains {
-        // Same expression as the trigram index contacts_name_trgm_idx.
-        let full_name = coalesce(contacts::first_name, "")
+    // The name matches the expression of the trigram index contacts_name_trgm_idx.
+    narrow!(q, f;
+        company_id => |id| contacts::company_id.eq(id),
+        name_contains => |s| coalesce(contacts::first_name, "")
             .concat(" ")
-            .concat(coalesce(contacts::last_name, ""));
-        q = q.filter(full_name.ilike(like_pattern(s)));
-    }
-    if let Some(s) = &f.email {
-        q = q.filter(lower(contacts::email).eq(s.to_lowercase()));
-    }
-    if let Some(v) = f.registered_by {
-        q = q.filter(contacts::registered_by.eq(v));
-    }
+            .concat(coalesce(contacts::last_name, ""))
+            .ilike(like_pattern(&s)),
+        email => |s| lower(contacts::email).eq(s.to_lowercase()),
+        registered_by => |v| contacts::registered_by.eq(v),
+    );
     q
 }
 

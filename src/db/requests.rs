@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use super::page::{keyset_page, PageRequest};
-use super::rows::{row_statements, update_logged};
+use super::rows::{narrow, row_statements, update_logged};
 use super::schema::data_subject_requests as dsr;
 use super::{
     change_log, ChangeAuthor, ContactId, Entity, OrgCode, RequestId, RequestKind, RequestStatus,
@@ -96,18 +96,12 @@ diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::
 
 fn filtered(f: &RequestFilter) -> dsr::BoxedQuery<'static, Pg> {
     let mut q = dsr::table.into_boxed();
-    if let Some(v) = f.kind {
-        q = q.filter(dsr::kind.eq(v));
-    }
-    if let Some(v) = f.status {
-        q = q.filter(dsr::status.eq(v));
-    }
-    if let Some(v) = f.contact_id {
-        q = q.filter(dsr::contact_id.eq(v));
-    }
-    if let Some(v) = f.received_by {
-        q = q.filter(dsr::received_by.eq(v));
-    }
+    narrow!(q, f;
+        kind => |v| dsr::kind.eq(v),
+        status => |v| dsr::status.eq(v),
+        contact_id => |v| dsr::contact_id.eq(v),
+        received_by => |v| dsr::received_by.eq(v),
+    );
     if let Some(overdue) = f.overdue {
         let today = f.today.unwrap_or_else(|| Utc::now().date_naive());
         let late = dsr::status

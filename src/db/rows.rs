@@ -177,3 +177,14 @@ macro_rules! page_reads {
     };
 }
 pub(crate) use page_reads;
+
+/// A filter's `WHERE` terms: one per field that is set, built by `|v| term`
+/// from the field's value (cloned, so the boxed query owns what it binds).
+macro_rules! narrow {
+    ($q:ident, $f:expr; $($field:ident => |$v:ident| $term:expr),+ $(,)?) => {
+        $(if let Some($v) = $f.$field.clone() {
+            $q = $q.filter($term);
+        })+
+    };
+}
+pub(crate) use narrow;

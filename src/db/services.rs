@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::rows::{delete_statement, page_reads, row_statements, update_logged, visible_reads};
+use super::rows::{
+    delete_statement, narrow, page_reads, row_statements, update_logged, visible_reads,
+};
 use super::schema::services;
 use super::visible::Visible;
 use super::{
@@ -83,27 +85,15 @@ pub struct ServiceFilter {
 
 fn filtered(f: &ServiceFilter, vis: &Visible) -> services::BoxedQuery<'static, Pg> {
     let mut q = services::table.into_boxed().filter(visible_sql(vis));
-    if let Some(v) = f.company_id {
-        q = q.filter(services::company_id.eq(v));
-    }
-    if let Some(v) = f.contact_id {
-        q = q.filter(services::contact_id.eq(v));
-    }
-    if let Some(v) = f.provider {
-        q = q.filter(services::provider.eq(v));
-    }
-    if let Some(v) = f.kind {
-        q = q.filter(services::kind.eq(v));
-    }
-    if let Some(v) = f.status {
-        q = q.filter(services::status.eq(v));
-    }
-    if let Some(v) = f.requested_from {
-        q = q.filter(services::requested_at.ge(v));
-    }
-    if let Some(v) = f.requested_to {
-        q = q.filter(services::requested_at.lt(v));
-    }
+    narrow!(q, f;
+        company_id => |v| services::company_id.eq(v),
+        contact_id => |v| services::contact_id.eq(v),
+        provider => |v| services::provider.eq(v),
+        kind => |v| services::kind.eq(v),
+        status => |v| services::status.eq(v),
+        requested_from => |v| services::requested_at.ge(v),
+        requested_to => |v| services::requested_at.lt(v),
+    );
     q
 }
 

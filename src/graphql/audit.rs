@@ -398,7 +398,8 @@ impl AuditQuery {
                 None => None,
             };
         let mut conn = ctx.conn().await?;
-        let mut rows = store::search(&mut conn, &filter, before, page.limit).await?;
+        let mut rows =
+            store::search(&mut conn, &filter, store::Seq::Before(before), page.limit).await?;
         let total = if conn_page::wants_total(ctx) {
             store::count(&mut conn, &filter).await?
         } else {
