@@ -195,17 +195,8 @@ impl CompanyQuery {
         super::guard_register(ctx, ResourceKind::Company)?;
         let (page, first) = connection::page_request(first, after)?;
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
-        let mut conn = ctx.conn().await?;
-        let rows =
-            db::companies::list(&mut conn, &filter, &ctx.visibility()?.companies, page).await?;
-        let total = if connection::wants_total(ctx) {
-            db::companies::count(&mut conn, &filter, &ctx.visibility()?.companies).await?
-        } else {
-            0
-        };
-        // Returned before the loader takes connections of its own: holding
-        // it would deadlock the pool once requests outnumber connections.
-        drop(conn);
+        let vis = &ctx.visibility()?.companies;
+        let (rows, total) = connection::rows_and_total!(ctx, db::companies, (&filter, vis), page);
         // Primed so `contact.company` and `service.company` under this page cost no query.
         ctx.loader()?
             .feed_many(rows.iter().map(|r| (r.id, r.clone())))

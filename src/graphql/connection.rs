@@ -72,3 +72,23 @@ pub fn build<R: Paged, N: OutputType>(
     );
     conn
 }
+
+/// A listing's rows and, when `totalCount` is selected, its total, from the
+/// data module's `list` and `count` on one connection. The connection is
+/// returned before nodes are built: holding it while the loader takes
+/// connections of its own would deadlock the pool once requests outnumber
+/// connections.
+macro_rules! rows_and_total {
+    ($ctx:expr, $($module:ident)::+, ($($arg:expr),*), $page:expr) => {{
+        let mut conn = $ctx.conn().await?;
+        let rows = $($module)::+::list(&mut conn, $($arg,)* $page).await?;
+        let total = if $crate::graphql::connection::wants_total($ctx) {
+            $($module)::+::count(&mut conn, $($arg),*).await?
+        } else {
+            0
+        };
+        drop(conn);
+        (rows, total)
+    }};
+}
+pub(crate) use rows_and_total;

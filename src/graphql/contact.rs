@@ -183,19 +183,11 @@ impl ContactQuery {
             email: f.email,
             registered_by: f.registered_by.map(Into::into),
         };
-        let mut conn = ctx.conn().await?;
-        let rows =
-            db::contacts::list(&mut conn, &filter, &ctx.visibility()?.contacts, page).await?;
+        let vis = &ctx.visibility()?.contacts;
+        let (rows, total) = connection::rows_and_total!(ctx, db::contacts, (&filter, vis), page);
         ctx.loader()?
             .feed_many(rows.iter().map(|r| (r.id, r.clone())))
             .await;
-        let total = if connection::wants_total(ctx) {
-            db::contacts::count(&mut conn, &filter, &ctx.visibility()?.contacts).await?
-        } else {
-            0
-        };
-        // Returned before the loader takes a connection (see `companies`).
-        drop(conn);
         let nodes = Contact::many(ctx, rows).await?;
         Ok(connection::build(
             nodes,

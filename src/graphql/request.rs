@@ -124,13 +124,7 @@ impl RequestQuery {
             overdue: f.overdue,
             today: None,
         };
-        let mut conn = ctx.conn().await?;
-        let rows = db::requests::list(&mut conn, &filter, page).await?;
-        let total = if connection::wants_total(ctx) {
-            db::requests::count(&mut conn, &filter).await?
-        } else {
-            0
-        };
+        let (rows, total) = connection::rows_and_total!(ctx, db::requests, (&filter), page);
         Ok(connection::build(
             rows.into_iter().map(DataSubjectRequest::new).collect(),
             first,

@@ -127,16 +127,8 @@ impl ServiceQuery {
             requested_from: f.requested_from,
             requested_to: f.requested_to,
         };
-        let mut conn = ctx.conn().await?;
-        let rows =
-            db::services::list(&mut conn, &filter, &ctx.visibility()?.services, page).await?;
-        let total = if connection::wants_total(ctx) {
-            db::services::count(&mut conn, &filter, &ctx.visibility()?.services).await?
-        } else {
-            0
-        };
-        // Returned before the loader takes a connection (see `companies`).
-        drop(conn);
+        let vis = &ctx.visibility()?.services;
+        let (rows, total) = connection::rows_and_total!(ctx, db::services, (&filter, vis), page);
         let nodes = Service::many(ctx, rows).await?;
         Ok(connection::build(
             nodes,
