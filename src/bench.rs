@@ -90,20 +90,12 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
     ] {
         // A fresh engine per persona, so its first request is really cold.
         let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
-        let config = Config {
-            db: args.db.clone(),
-            redis_url: None,
-            listen_addr: "127.0.0.1:0".parse()?,
-            policy_dir: args.policy_dir.clone(),
-            jwt: jwt.clone(),
-            limits: Limits::default(),
-            audit: crate::config::AuditConfig::default(),
-            retention_interval_secs: 0,
-            metrics_addr: None,
-            metrics_token: None,
-            enable_graphiql: false,
-            no_migrate: true,
-        };
+        let config = in_process(
+            args.db.clone(),
+            &args.policy_dir,
+            &jwt,
+            crate::config::AuditConfig::default(),
+        )?;
         let app = App::build_with(config, authorizer.clone()).await?;
         let router = crate::http::router(app);
         let token = sign_dev_token(
@@ -193,27 +185,19 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
     let per_worker = args.requests.div_ceil(concurrency);
     println!("mode           requests  concurrency  req/s   events/s  commits  p50 ms  p99 ms");
     for (mode, per_request) in [("group commit", false), ("per request", true)] {
-        let config = Config {
-            db: DbConfig {
+        let config = in_process(
+            DbConfig {
                 db_pool_size: args.db.db_pool_size.max(concurrency),
                 ..args.db.clone()
             },
-            redis_url: None,
-            listen_addr: "127.0.0.1:0".parse()?,
-            policy_dir: args.policy_dir.clone(),
-            jwt: jwt.clone(),
-            limits: Limits::default(),
-            audit: crate::config::AuditConfig {
+            &args.policy_dir,
+            &jwt,
+            crate::config::AuditConfig {
                 audit_per_request: per_request,
                 audit_commit_timeout_ms: 10_000,
                 ..Default::default()
             },
-            retention_interval_secs: 0,
-            metrics_addr: None,
-            metrics_token: None,
-            enable_graphiql: false,
-            no_migrate: true,
-        };
+        )?;
         let app = App::build_with(config, authorizer.clone()).await?;
         let router = crate::http::router(app.clone());
         let one = |router: axum::Router, token: String| async move {
@@ -261,4 +245,28 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
 async fn audit_events(app: &crate::app::AppState) -> anyhow::Result<i64> {
     let mut conn = app.pool.get().await?;
     Ok(crate::db::audit::count(&mut conn, &Default::default()).await?)
+}
+
+/// The configuration a benchmark runs the app with: in this process, on an
+/// ephemeral port, without background jobs, on an already migrated database.
+fn in_process(
+    db: DbConfig,
+    policy_dir: &std::path::Path,
+    jwt: &JwtConfig,
+    audit: crate::config::AuditConfig,
+) -> anyhow::Result<Config> {
+    Ok(Config {
+        db,
+        redis_url: None,
+        listen_addr: "127.0.0.1:0".parse()?,
+        policy_dir: policy_dir.to_path_buf(),
+        jwt: jwt.clone(),
+        limits: Limits::default(),
+        audit,
+        retention_interval_secs: 0,
+        metrics_addr: None,
+        metrics_token: None,
+        enable_graphiql: false,
+        no_migrate: true,
+    })
 }

@@ -37,23 +37,21 @@ impl AuditMetrics {
             "kasvu_audit_events_total",
             "Audit events committed to the hash chain",
         )?;
-        let batch_events = Histogram::with_opts(
-            HistogramOpts::new(
-                "kasvu_audit_batch_events",
-                "Events per audit commit (group commit of concurrent requests)",
-            )
-            .buckets(vec![
+        let batch_events = histogram(
+            registry,
+            "kasvu_audit_batch_events",
+            "Events per audit commit (group commit of concurrent requests)",
+            vec![
                 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 5000.0,
-            ]),
+            ],
         )?;
-        let commit_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "kasvu_audit_commit_seconds",
-                "Time to commit one batch of audit events",
-            )
-            .buckets(vec![
+        let commit_seconds = histogram(
+            registry,
+            "kasvu_audit_commit_seconds",
+            "Time to commit one batch of audit events",
+            vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            ],
         )?;
         let failures = IntCounterVec::new(
             Opts::new(
@@ -68,8 +66,6 @@ impl AuditMetrics {
             failures.with_label_values(&[reason]);
         }
         registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(batch_events.clone()))?;
-        registry.register(Box::new(commit_seconds.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         Ok(AuditMetrics {
             events,
@@ -120,16 +116,14 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        let policy_queries = Histogram::with_opts(
-            HistogramOpts::new(
-                "kasvu_policy_queries_per_request",
-                "Policy queries one GraphQL request cost (0 when every decision was memoized)",
-            )
-            .buckets(vec![
+        let policy_queries = histogram(
+            &registry,
+            "kasvu_policy_queries_per_request",
+            "Policy queries one GraphQL request cost (0 when every decision was memoized)",
+            vec![
                 0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
-            ]),
+            ],
         )?;
-        registry.register(Box::new(policy_queries.clone()))?;
         let denials = IntCounterVec::new(
             Opts::new(
                 "kasvu_denials_total",
@@ -255,4 +249,16 @@ pub struct Gauges {
     pub max: usize,
     pub waiting: usize,
     pub audit_queue: usize,
+}
+
+/// A histogram with its buckets, registered.
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> anyhow::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
 }

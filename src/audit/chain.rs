@@ -233,16 +233,7 @@ mod tests {
         AuditEvent {
             id: Uuid::from_u128(n),
             occurred_at: DateTime::from_timestamp_micros(1_800_000_000_000_000).unwrap_or_default(),
-            subject: Subject {
-                request_id: "r".into(),
-                trace_id: None,
-                sub: "a".into(),
-                org: "TEM".into(),
-                roles: vec!["viewer".into()],
-                country: Some("FI".into()),
-                purpose: "CUSTOMER_RELATIONSHIP".into(),
-                policy_version: "sha256:x".into(),
-            },
+            subject: Subject::test_viewer(),
             decided: Decided {
                 action: "read".into(),
                 resource_type: "contact".into(),

@@ -31,6 +31,23 @@ pub struct Subject {
     pub policy_version: String,
 }
 
+#[cfg(test)]
+impl Subject {
+    /// A TEM viewer in Finland, for the unit tests of the writer and the chain.
+    pub(crate) fn test_viewer() -> Subject {
+        Subject {
+            request_id: "req".into(),
+            trace_id: None,
+            sub: "s".into(),
+            org: "TEM".into(),
+            roles: vec!["viewer".into()],
+            country: Some("FI".into()),
+            purpose: "CUSTOMER_RELATIONSHIP".into(),
+            policy_version: "v".into(),
+        }
+    }
+}
+
 impl Subject {
     pub fn of(actor: &Actor, request_id: &str, trace_id: Option<&str>, policy: &str) -> Self {
         Subject {

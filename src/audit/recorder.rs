@@ -181,16 +181,7 @@ mod tests {
     use super::*;
 
     fn recorder() -> Recorder {
-        Recorder::new(Subject {
-            request_id: "req".into(),
-            trace_id: None,
-            sub: "s".into(),
-            org: "TEM".into(),
-            roles: vec!["viewer".into()],
-            country: Some("FI".into()),
-            purpose: "CUSTOMER_RELATIONSHIP".into(),
-            policy_version: "v".into(),
-        })
+        Recorder::new(Subject::test_viewer())
     }
 
     #[test]

@@ -282,6 +282,8 @@ impl PolicyEngine {
         })
     }
 
+    /// The string values of `vars` in every answer to `rule(args)`, counted
+    /// and timed for the metrics.
     fn strings(
         &self,
         rule: &str,
@@ -289,31 +291,25 @@ impl PolicyEngine {
         vars: &[&str],
     ) -> anyhow::Result<Vec<Vec<String>>> {
         let started = std::time::Instant::now();
-        let out = self.query_strings(rule, args, vars);
+        let run = || -> anyhow::Result<Vec<Vec<String>>> {
+            let mut out = Vec::new();
+            for result in self.oso.query_rule(rule, args)? {
+                let result = result?;
+                let mut row = Vec::with_capacity(vars.len());
+                for v in vars {
+                    row.push(result.get_typed::<String>(v)?);
+                }
+                out.push(row);
+            }
+            Ok(out)
+        };
+        let out = run();
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.queries.fetch_add(1, Ordering::Relaxed);
         PROCESS_QUERIES.fetch_add(1, Ordering::Relaxed);
         PROCESS_NANOS.fetch_add(nanos, Ordering::Relaxed);
         let _ = REQUEST_QUERIES.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
         out
-    }
-
-    fn query_strings(
-        &self,
-        rule: &str,
-        args: impl oso::ToPolarList,
-        vars: &[&str],
-    ) -> anyhow::Result<Vec<Vec<String>>> {
-        let mut out = Vec::new();
-        for result in self.oso.query_rule(rule, args)? {
-            let result = result?;
-            let mut row = Vec::with_capacity(vars.len());
-            for v in vars {
-                row.push(result.get_typed::<String>(v)?);
-            }
-            out.push(row);
-        }
-        Ok(out)
     }
 
     fn evaluate(&self, actor: &Principal, record: &Record) -> anyhow::Result<RecordDecision> {
