@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{code, personas, Options, TestApp};
+use crate::support::{code, personas, TestApp};
 
 const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
 
@@ -455,11 +455,7 @@ async fn no_bypass_through_aliases_fragments_or_other_paths() {
 /// the first of an actor profile included, and the per-request metric says so.
 #[tokio::test]
 async fn no_request_asks_the_policy_engine_not_even_the_first() {
-    let t = TestApp::with(Options {
-        own_policy: true,
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with_own_policy().await;
     let q = "{ companies(first: 50) { nodes { name municipality contacts { lastName email homeCountry services { kind status amountEur } } } } }";
     let authorizer = t.app.authorizer();
     let engine = authorizer.engine();

@@ -8,17 +8,14 @@ use axum::http::{Request, StatusCode};
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Value};
 
-use crate::support::{code, Options, TestApp};
-use kasvu_gateway::config::AuditConfig;
+use crate::support::{code, TestApp};
+use kasvu_gateway::config::{AuditConfig, Config};
 
 const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
 const EMAILS: &str = "query($n: Int) { contacts(first: $n) { nodes { id email lastName } } }";
 
-fn with_audit(audit: AuditConfig) -> Options {
-    Options {
-        audit,
-        ..Options::default()
-    }
+fn with_audit(audit: AuditConfig) -> impl FnOnce(&mut Config) {
+    move |c| c.audit = audit
 }
 
 fn quick_timeout() -> AuditConfig {
@@ -746,13 +743,10 @@ async fn explain_gives_the_decision_the_gateway_enforces() {
 
 #[tokio::test]
 async fn a_db_role_the_login_cannot_take_stops_the_start_with_the_reason() {
-    let err = TestApp::try_with(Options {
-        db_role: Some("kasvu_no_such_role".into()),
-        ..Options::default()
-    })
-    .await
-    .err()
-    .expect("start must fail");
+    let err = TestApp::try_with(|c| c.db.db_role = "kasvu_no_such_role".into())
+        .await
+        .err()
+        .expect("start must fail");
     let message = format!("{err:#}");
     assert!(
         message.contains("DB_ROLE") && message.contains("kasvu_no_such_role"),

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::json;
 
-use crate::support::{code, Options, TestApp};
+use crate::support::{code, TestApp};
 use kasvu_gateway::auth::Claims;
 
 const Q: &str = "{ viewer { sub org roles country purpose } }";
@@ -272,11 +272,7 @@ async fn jwks_keys_verify_and_hs256_is_refused_in_jwks_mode() {
         json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string(),
     )
     .expect("jwks");
-    let t = TestApp::with(Options {
-        jwks_file: Some(file),
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.jwt.jwks_file = Some(file)).await;
     let claims = Claims::new(
         &t.jwt,
         "idp-user",
@@ -329,11 +325,7 @@ async fn jwks_url_is_fetched_and_refetched_for_a_rotated_key() {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, idp).await });
 
-    let t = TestApp::with(Options {
-        jwks_url: Some(format!("http://{addr}/jwks.json")),
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.jwt.jwks_url = Some(format!("http://{addr}/jwks.json"))).await;
     let claims = Claims::new(
         &t.jwt,
         "idp-user",
@@ -362,12 +354,9 @@ async fn unreachable_jwks_url_stops_the_start_with_a_clear_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener); // nothing listens there now
-    let err = TestApp::try_with(Options {
-        jwks_url: Some(format!("http://{addr}/jwks.json")),
-        ..Options::default()
-    })
-    .await
-    .err()
-    .expect("start must fail");
+    let err = TestApp::try_with(|c| c.jwt.jwks_url = Some(format!("http://{addr}/jwks.json")))
+        .await
+        .err()
+        .expect("start must fail");
     assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
 }

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{code, Options, TestApp};
+use crate::support::{code, TestApp};
 
 /// Rows of every register table and the change log, to show nothing was written.
 async fn register_counts(t: &TestApp) -> Vec<i64> {
@@ -155,16 +155,13 @@ async fn the_real_gateway_survives_what_used_to_abort_it() {
         .await
         .expect("the process is alive");
     assert!(health.status().is_success());
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": "{ companies(first: 1) { nodes { name } } }" }))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let body = crate::reload::ask(
+        &client,
+        &format!("{base}/graphql"),
+        &token,
+        "{ companies(first: 1) { nodes { name } } }",
+    )
+    .await;
     assert!(body["data"]["companies"]["nodes"].is_array(), "{body}");
     drop(server);
 }
@@ -275,14 +272,7 @@ async fn forged_cursors_and_bad_ids_are_bad_input() {
 
 #[tokio::test]
 async fn bad_headers_bodies_and_tokens_get_their_status_and_a_json_error() {
-    let t = TestApp::with(Options {
-        limits: kasvu_gateway::config::Limits {
-            max_body_bytes: 64 * 1024,
-            ..Default::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.limits.max_body_bytes = 64 * 1024).await;
     let before = register_counts(&t).await;
     let token = t.token("TEM", &["viewer"]);
     let send = |purposes: Vec<&'static [u8]>, auth: Option<Vec<u8>>, body: Vec<u8>| {

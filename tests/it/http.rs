@@ -2,8 +2,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{code, Options, TestApp};
-use kasvu_gateway::config::Limits;
+use crate::support::{code, TestApp};
 
 const Q: &str = "{ viewer { sub } }";
 
@@ -85,14 +84,7 @@ async fn accept_graphql_response_json_gets_that_type_and_4xx_for_invalid_queries
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
-    let t = TestApp::with(Options {
-        limits: Limits {
-            max_body_bytes: 2048,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.limits.max_body_bytes = 2048).await;
     let big =
         json!({"query": format!("{{ viewer {{ sub }} }} # {}", "x".repeat(4096))}).to_string();
     let (status, _) = t
@@ -129,14 +121,7 @@ async fn too_many_root_fields_are_refused() {
 
 #[tokio::test]
 async fn too_deep_and_too_complex_queries_are_refused() {
-    let shallow = TestApp::with(Options {
-        limits: Limits {
-            max_depth: 4,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let shallow = TestApp::with(|c| c.limits.max_depth = 4).await;
     let deep = "{ companies(first: 1) { nodes { contacts { company { contacts { id } } } } } }";
     let (_, body) = shallow.gql(&shallow.editor(), deep, json!({})).await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
@@ -148,14 +133,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
         "{body}"
     );
 
-    let cheap = TestApp::with(Options {
-        limits: Limits {
-            max_complexity: 30,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let cheap = TestApp::with(|c| c.limits.max_complexity = 30).await;
     let many = "{ companies(first: 2) { nodes { id name municipality country website industryCode businessId legalBasis source createdAt updatedAt registeredBy companyForm lastProcessedAt legalHold erasedAt } } services(first: 1) { nodes { id kind title provider status requestedAt deliveredAt invoicedAt legalBasis source amountEur notes } } }";
     let (_, body) = cheap.gql(&cheap.editor(), many, json!({})).await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
@@ -213,11 +191,7 @@ async fn introspection_suggestions_and_graphiql_only_when_enabled() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let on = TestApp::with(Options {
-        graphiql: true,
-        ..Options::default()
-    })
-    .await;
+    let on = TestApp::with(|c| c.enable_graphiql = true).await;
     let d = on
         .data(
             &on.editor(),
@@ -350,11 +324,7 @@ async fn internal_error_cause_never_reaches_the_client() {
 
 #[tokio::test]
 async fn statement_timeout_is_unavailable_not_internal() {
-    let t = TestApp::with(Options {
-        statement_timeout_ms: Some(300),
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.db.db_statement_timeout_ms = 300).await;
     let lock = t.lock_table("companies").await;
     let (status, body) = t
         .gql(
@@ -384,14 +354,7 @@ async fn statement_timeout_is_unavailable_not_internal() {
 
 #[tokio::test]
 async fn request_timeout_is_unavailable() {
-    let t = TestApp::with(Options {
-        limits: Limits {
-            request_timeout_secs: 1,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.limits.request_timeout_secs = 1).await;
     let lock = t.lock_table("companies").await;
     let started = std::time::Instant::now();
     let (_, body) = t
@@ -417,14 +380,7 @@ async fn request_timeout_is_unavailable() {
 /// slip under the complexity limit that `first: 10` meets.
 #[tokio::test]
 async fn complexity_grows_with_page_size() {
-    let t = TestApp::with(Options {
-        limits: Limits {
-            max_complexity: 200,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.limits.max_complexity = 200).await;
     let q = "query($n: Int) { companies(first: $n) { nodes { id name municipality } } }";
     t.data(&t.editor(), q, json!({"n": 10})).await;
     let (_, body) = t.gql(&t.editor(), q, json!({"n": 100})).await;
@@ -639,11 +595,7 @@ async fn the_grafana_dashboard_names_only_exported_metrics() {
 /// gateway itself, under a CSP that allows nothing else.
 #[tokio::test]
 async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
-    let on = TestApp::with(Options {
-        graphiql: true,
-        ..Options::default()
-    })
-    .await;
+    let on = TestApp::with(|c| c.enable_graphiql = true).await;
     let (status, headers, page) = on
         .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
         .await;
@@ -689,11 +641,7 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
 /// (with introspection on), one that also reads rows is.
 #[tokio::test]
 async fn introspection_alone_is_not_bound_by_the_depth_limit() {
-    let on = TestApp::with(Options {
-        graphiql: true,
-        ..Options::default()
-    })
-    .await;
+    let on = TestApp::with(|c| c.enable_graphiql = true).await;
     let deep_types = "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
     let d = on
         .data(&on.editor(), &format!("{{ {deep_types} }}"), json!({}))

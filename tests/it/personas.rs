@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{personas, Options, TestApp};
+use crate::support::{personas, TestApp};
 use kasvu_gateway::auth::{Actor, Claims, Purpose, Role};
 use kasvu_gateway::db::OrgKind;
 
@@ -270,15 +270,7 @@ fn check(
 #[tokio::test]
 async fn every_persona_sees_exactly_what_access_md_allows_over_the_whole_register() {
     // Pages of 100 companies with everything nested cost more than the default limit allows.
-    let limits = kasvu_gateway::config::Limits {
-        max_complexity: 1_000_000,
-        ..Default::default()
-    };
-    let t = TestApp::with(Options {
-        limits,
-        ..Options::default()
-    })
-    .await;
+    let t = TestApp::with(|c| c.limits.max_complexity = 1_000_000).await;
     let all = facts(&t).await;
     let mut violations = Vec::new();
     let mut checked = 0usize;

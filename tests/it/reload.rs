@@ -27,7 +27,8 @@ fn hup(server: &Server) {
     assert!(ok, "kill -HUP");
 }
 
-async fn ask(client: &reqwest::Client, url: &str, token: &str, query: &str) -> Value {
+/// POSTs `query` as `token` to a running gateway's GraphQL URL; the JSON answer.
+pub async fn ask(client: &reqwest::Client, url: &str, token: &str, query: &str) -> Value {
     let res = client
         .post(url)
         .bearer_auth(token)

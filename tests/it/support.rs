@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use kasvu_gateway::app::{App, AppState};
 use kasvu_gateway::auth::{sign_dev_token, Claims, JwtConfig};
-use kasvu_gateway::config::{Config, DbConfig, Limits};
+use kasvu_gateway::config::{AuditConfig, Config, DbConfig, Limits};
 
 pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_SERVER")
@@ -136,32 +136,32 @@ struct TestDb {
     key_dir: PathBuf,
 }
 
-#[derive(Default)]
-pub struct Options {
-    pub limits: Limits,
-    pub graphiql: bool,
-    pub jwks_file: Option<PathBuf>,
-    pub jwks_url: Option<String>,
-    pub statement_timeout_ms: Option<u64>,
-    /// Load a policy of its own instead of the process-wide one (for tests
-    /// that count policy queries, which parallel tests would disturb).
-    pub own_policy: bool,
-    pub audit: kasvu_gateway::config::AuditConfig,
-    /// DB_ROLE; `None` is the gateway's own role, kasvu_gateway.
-    pub db_role: Option<String>,
-}
-
 impl TestApp {
     pub async fn new() -> TestApp {
-        Self::with(Options::default()).await
+        Self::with(|_| {}).await
     }
 
-    pub async fn with(opts: Options) -> TestApp {
-        Self::try_with(opts).await.expect("build app")
+    /// An app whose configuration the test changes first (limits, audit,
+    /// identity provider, …).
+    pub async fn with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::try_with(configure).await.expect("build app")
+    }
+
+    /// An app that loads a policy of its own instead of the process-wide one
+    /// (for tests that count policy queries, which parallel tests would disturb).
+    pub async fn with_own_policy() -> TestApp {
+        Self::build(|_| {}, true).await.expect("build app")
     }
 
     /// Builds the app, or says why it would not start.
-    pub async fn try_with(opts: Options) -> anyhow::Result<TestApp> {
+    pub async fn try_with(configure: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+        Self::build(configure, false).await
+    }
+
+    async fn build(
+        configure: impl FnOnce(&mut Config),
+        own_policy: bool,
+    ) -> anyhow::Result<TestApp> {
         let tpl = template().await;
         let db_name = format!(
             "kasvu_test_{}_{}",
@@ -178,43 +178,42 @@ impl TestApp {
         let jwt = JwtConfig {
             issuer: "kasvu-test".into(),
             audience: "kasvu-gateway".into(),
-            jwks_file: opts.jwks_file,
-            jwks_url: opts.jwks_url,
+            jwks_file: None,
+            jwks_url: None,
             jwks_refetch_secs: 0,
             dev_key_file: key_dir.join("dev.key"),
             leeway_secs: 0,
         };
-        let config = Config {
+        let mut config = Config {
             db: DbConfig {
                 database_url: db_url.clone(),
                 db_pool_size: 4,
                 db_wait_timeout_ms: 5000,
                 db_connect_timeout_ms: 5000,
-                db_statement_timeout_ms: opts.statement_timeout_ms.unwrap_or(10_000),
-                db_role: opts
-                    .db_role
-                    .clone()
-                    .unwrap_or_else(|| "kasvu_gateway".into()),
+                db_statement_timeout_ms: 10_000,
+                db_role: "kasvu_gateway".into(),
             },
             redis_url: None,
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
             policy_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
-            jwt: jwt.clone(),
-            limits: opts.limits,
-            audit: opts.audit,
+            jwt,
+            limits: Limits::default(),
+            audit: AuditConfig::default(),
             retention_interval_secs: 0,
             metrics_addr: None,
             metrics_token: None,
-            enable_graphiql: opts.graphiql,
+            enable_graphiql: false,
             no_migrate: false,
         };
+        configure(&mut config);
+        let jwt = config.jwt.clone();
         // The signing key exists before the verifier loads it.
         kasvu_gateway::auth::dev_key(&jwt.dev_key_file, true).expect("dev key");
         let db = TestDb {
             name: db_name,
             key_dir,
         };
-        let app = if opts.own_policy {
+        let app = if own_policy {
             App::build(config).await?
         } else {
             App::build_with(config, authorizer()).await?

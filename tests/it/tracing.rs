@@ -150,16 +150,13 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
         "the page serves emails"
     );
     // A denial's error names the trace.
-    let denied: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(t.token("MMM", &["viewer"]))
-        .json(&json!({"query": "{ contacts(first: 1) { nodes { homeCountry } } }"}))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let denied = crate::reload::ask(
+        &client,
+        &format!("{base}/graphql"),
+        &t.token("MMM", &["viewer"]),
+        "{ contacts(first: 1) { nodes { homeCountry } } }",
+    )
+    .await;
     let error_trace = denied["errors"][0]["extensions"]["traceId"]
         .as_str()
         .unwrap_or("");
