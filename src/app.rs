@@ -71,11 +71,8 @@ impl App {
             statements.clone(),
         )?;
         let metrics = Metrics::new()?;
-        let audit = AuditWriter::start(
-            audit_pool,
-            config.audit.writer_settings(),
-            metrics.audit.clone(),
-        );
+        let audit =
+            AuditWriter::start(audit_pool, config.audit.writer_settings(), metrics.audit.clone());
         let verifier = Verifier::from_config(&config.jwt).await?;
         tracing::info!(
             policy_version = authorizer.version(),

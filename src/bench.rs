@@ -84,10 +84,9 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() * 1e3
     );
     println!("persona       phase      requests  policy queries/req  policy ms/req  latency p50 ms  p99 ms");
-    for (persona, org, roles) in [
-        ("TEM viewer", "TEM", ["viewer"]),
-        ("MMM reader", "MMM", ["viewer"]),
-    ] {
+    for (persona, org, roles) in
+        [("TEM viewer", "TEM", ["viewer"]), ("MMM reader", "MMM", ["viewer"])]
+    {
         // A fresh engine per persona, so its first request is really cold.
         let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
         let config = in_process(
@@ -103,10 +102,7 @@ pub async fn policy(args: BenchArgs) -> anyhow::Result<()> {
             &Claims::new(&jwt, "bench", org, &roles, None, Duration::from_secs(3600)),
         )?;
         let run = || async {
-            let (q0, s0) = (
-                authorizer.engine().queries(),
-                PolicyEngine::process_totals().1,
-            );
+            let (q0, s0) = (authorizer.engine().queries(), PolicyEngine::process_totals().1);
             let started = Instant::now();
             dashboard(router.clone(), &token).await?;
             let latency = started.elapsed();
@@ -172,24 +168,14 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
     let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
     let token = sign_dev_token(
         &jwt,
-        &Claims::new(
-            &jwt,
-            "bench",
-            "TEM",
-            &["viewer"],
-            None,
-            Duration::from_secs(3600),
-        ),
+        &Claims::new(&jwt, "bench", "TEM", &["viewer"], None, Duration::from_secs(3600)),
     )?;
     let concurrency = args.concurrency.max(1);
     let per_worker = args.requests.div_ceil(concurrency);
     println!("mode           requests  concurrency  req/s   events/s  commits  p50 ms  p99 ms");
     for (mode, per_request) in [("group commit", false), ("per request", true)] {
         let config = in_process(
-            DbConfig {
-                db_pool_size: args.db.db_pool_size.max(concurrency),
-                ..args.db.clone()
-            },
+            DbConfig { db_pool_size: args.db.db_pool_size.max(concurrency), ..args.db.clone() },
             &args.policy_dir,
             &jwt,
             crate::config::AuditConfig {

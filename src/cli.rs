@@ -138,9 +138,8 @@ pub enum PolicyCommand {
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d)"))?;
+    let n: u64 =
+        n.parse().map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d)"))?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -154,11 +153,7 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 /// A connection as the login of DATABASE_URL itself (no `SET ROLE`): the
 /// operator's commands seed, reset and read what the gateway's role may not.
 async fn owner_connection(db: &DbConfig) -> anyhow::Result<crate::db::PooledConn> {
-    let settings = crate::db::PoolSettings {
-        max_size: 1,
-        role: None,
-        ..db.pool_settings()
-    };
+    let settings = crate::db::PoolSettings { max_size: 1, role: None, ..db.pool_settings() };
     let pool = crate::db::build_pool(&db.database_url, &settings, Default::default())?;
     Ok(pool.get().await?)
 }
@@ -194,14 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token {
-            sub,
-            org,
-            roles,
-            country,
-            ttl,
-            jwt,
-        } => {
+        Command::Token { sub, org, roles, country, ttl, jwt } => {
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             let claims = auth::Claims::new(&jwt, &sub, &org, &roles, country.as_deref(), ttl);
             // Refuse to sign what the gateway would refuse to accept.
@@ -210,9 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", auth::sign_dev_token(&jwt, &claims)?);
             Ok(())
         }
-        Command::Policy {
-            command: PolicyCommand::Test { policy_dir },
-        } => {
+        Command::Policy { command: PolicyCommand::Test { policy_dir } } => {
             let engine = crate::authz::PolicyEngine::load(&policy_dir)?;
             let outcomes = crate::authz::cases::run(
                 &engine,
@@ -237,15 +223,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} policy case(s) failed");
             Ok(())
         }
-        Command::Bench {
-            command: BenchCommand::Policy(args),
-        } => crate::bench::policy(args).await,
-        Command::Bench {
-            command: BenchCommand::Audit(args),
-        } => crate::bench::audit(args).await,
-        Command::Audit {
-            command: AuditCommand::Tail(args),
-        } => {
+        Command::Bench { command: BenchCommand::Policy(args) } => crate::bench::policy(args).await,
+        Command::Bench { command: BenchCommand::Audit(args) } => crate::bench::audit(args).await,
+        Command::Audit { command: AuditCommand::Tail(args) } => {
             let mut conn = owner_connection(&args.db).await?;
             let filter = audit::AuditFilter {
                 actor_sub: args.actor,
@@ -275,9 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Audit {
-            command: AuditCommand::Verify(db),
-        } => {
+        Command::Audit { command: AuditCommand::Verify(db) } => {
             let mut conn = owner_connection(&db).await?;
             match crate::audit::chain::verify(&mut conn).await? {
                 Verdict::Intact { events, head } => {
@@ -289,12 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
-                Verdict::Broken {
-                    seq,
-                    id,
-                    reason,
-                    checked,
-                } => {
+                Verdict::Broken { seq, id, reason, checked } => {
                     let id = id.map(|i| format!(" ({i})")).unwrap_or_default();
                     println!("audit chain BROKEN at event {seq}{id}: {reason}");
                     println!("{checked} events before it verified");
@@ -315,10 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         d.last_processed_at.format("%Y-%m-%d")
                     );
                 }
-                println!(
-                    "{} record(s) due for erasure (dry run: nothing changed)",
-                    due.len()
-                );
+                println!("{} record(s) due for erasure (dry run: nothing changed)", due.len());
             } else {
                 let outcome = crate::retention::run(&mut conn).await?;
                 use crate::register::ResourceKind;

@@ -33,8 +33,7 @@ fn parse_role(s: &str) -> Result<String, String> {
     let ok = s.is_empty()
         || (s.len() <= 63
             && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
     if ok {
         Ok(s.to_owned())
     } else {
@@ -231,10 +230,7 @@ mod tests {
             redact_url("postgres://kasvu:s3cret@db:5432/kasvu"),
             "postgres://kasvu:REDACTED@db:5432/kasvu"
         );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert!(!redact_url("https://idp/jwks?token=abc").contains("abc"));
         assert_eq!(redact_url("not a url"), "(not a URL)");
     }

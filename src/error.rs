@@ -67,32 +67,19 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        AppError::BadUserInput {
-            field: field.into(),
-            message: message.into(),
-        }
+        AppError::BadUserInput { field: field.into(), message: message.into() }
     }
 
     pub fn forbidden(message: impl Into<String>, audit_event: uuid::Uuid) -> Self {
-        AppError::Forbidden {
-            message: message.into(),
-            audit_event,
-            hint: None,
-        }
+        AppError::Forbidden { message: message.into(), audit_event, hint: None }
     }
 
     /// A denial with a hint (`extensions.hint`).
     pub fn with_hint(self, hint: Option<String>) -> Self {
         match self {
-            AppError::Forbidden {
-                message,
-                audit_event,
-                ..
-            } => AppError::Forbidden {
-                message,
-                audit_event,
-                hint,
-            },
+            AppError::Forbidden { message, audit_event, .. } => {
+                AppError::Forbidden { message, audit_event, hint }
+            }
             other => other,
         }
     }
@@ -206,12 +193,7 @@ impl From<AppError> for async_graphql::Error {
             if let AppError::BadUserInput { field, .. } = &err {
                 ext.set("field", field.as_str());
             }
-            if let AppError::Forbidden {
-                audit_event: id,
-                hint,
-                ..
-            } = &err
-            {
+            if let AppError::Forbidden { audit_event: id, hint, .. } = &err {
                 ext.set("auditEventId", id.to_string());
                 if let Some(hint) = hint {
                     ext.set("hint", hint.as_str());

@@ -41,17 +41,13 @@ impl AuditMetrics {
             registry,
             "kasvu_audit_batch_events",
             "Events per audit commit (group commit of concurrent requests)",
-            vec![
-                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 5000.0,
-            ],
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 5000.0],
         )?;
         let commit_seconds = histogram(
             registry,
             "kasvu_audit_commit_seconds",
             "Time to commit one batch of audit events",
-            vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ],
+            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
         )?;
         let failures = IntCounterVec::new(
             Opts::new(
@@ -67,12 +63,7 @@ impl AuditMetrics {
         }
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(failures.clone()))?;
-        Ok(AuditMetrics {
-            events,
-            batch_events,
-            commit_seconds,
-            failures,
-        })
+        Ok(AuditMetrics { events, batch_events, commit_seconds, failures })
     }
 
     pub fn batch(&self, events: usize) {
@@ -98,10 +89,7 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "kasvu_graphql_requests_total",
-                "GraphQL requests by operation and outcome",
-            ),
+            Opts::new("kasvu_graphql_requests_total", "GraphQL requests by operation and outcome"),
             &["operation", "outcome"],
         )?;
         let latency = HistogramVec::new(
@@ -109,9 +97,7 @@ impl Metrics {
                 "kasvu_graphql_request_duration_seconds",
                 "GraphQL request latency by operation",
             )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["operation"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -120,9 +106,7 @@ impl Metrics {
             &registry,
             "kasvu_policy_queries_per_request",
             "Policy queries one GraphQL request cost (0 when every decision was memoized)",
-            vec![
-                0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
-            ],
+            vec![0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0],
         )?;
         let denials = IntCounterVec::new(
             Opts::new(
@@ -176,23 +160,16 @@ impl Metrics {
 
     pub fn observe(&self, operation: Option<&str>, outcome: &str, seconds: f64) {
         let op = self.label(operation);
-        self.requests
-            .with_label_values(&[op.as_str(), outcome])
-            .inc();
-        self.latency
-            .with_label_values(&[op.as_str()])
-            .observe(seconds);
+        self.requests.with_label_values(&[op.as_str(), outcome]).inc();
+        self.latency.with_label_values(&[op.as_str()]).observe(seconds);
     }
 
     /// The registry in text format, plus counters kept outside it.
     pub fn render(&self, db_statements: u64, policy_queries: u64, policy_seconds: f64) -> String {
-        let mut out = TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default();
+        let mut out =
+            TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default();
         let mut counter = |name: &str, help: &str, value: String| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-            ));
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
         };
         counter(
             "kasvu_db_statements_total",

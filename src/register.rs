@@ -118,18 +118,12 @@ impl ResourceKind {
 
     /// The personal columns: cleared on erasure, shown in a subject access report.
     pub fn personal_columns(self) -> impl Iterator<Item = &'static str> {
-        self.fields()
-            .iter()
-            .filter(|f| f.personal)
-            .filter_map(|f| f.column)
+        self.fields().iter().filter(|f| f.personal).filter_map(|f| f.column)
     }
 
     /// `col = NULL, …` for every personal column: the SQL of erasure.
     pub fn erase_assignments(self) -> String {
-        self.personal_columns()
-            .map(|c| format!("{c} = NULL"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.personal_columns().map(|c| format!("{c} = NULL")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -245,12 +239,7 @@ pub struct Field {
 }
 
 const fn field(graphql: &'static str, column: &'static str, access: Access) -> Field {
-    Field {
-        graphql: Some(graphql),
-        column: Some(column),
-        access,
-        personal: false,
-    }
+    Field { graphql: Some(graphql), column: Some(column), access, personal: false }
 }
 
 /// A field that is personal data.
@@ -265,22 +254,12 @@ const fn personal(graphql: &'static str, column: &'static str, class: FieldClass
 
 /// A field with no column of its own (a relation, a computed value).
 const fn computed(graphql: &'static str, access: Access) -> Field {
-    Field {
-        graphql: Some(graphql),
-        column: None,
-        access,
-        personal: false,
-    }
+    Field { graphql: Some(graphql), column: None, access, personal: false }
 }
 
 /// A column served as no field (its history is read under `access`).
 const fn column(column: &'static str, access: Access, personal: bool) -> Field {
-    Field {
-        graphql: None,
-        column: Some(column),
-        access,
-        personal,
-    }
+    Field { graphql: None, column: Some(column), access, personal }
 }
 
 use Access::{Class, Open, Rows, SoleTrader};
@@ -288,23 +267,14 @@ use FieldClass::*;
 
 const COMPANY: &[Field] = &[
     field("id", "id", Open),
-    Field {
-        personal: true,
-        ..field("businessId", "business_id", SoleTrader(CompanyPublic))
-    },
-    Field {
-        personal: true,
-        ..field("name", "name", SoleTrader(CompanyPublic))
-    },
+    Field { personal: true, ..field("businessId", "business_id", SoleTrader(CompanyPublic)) },
+    Field { personal: true, ..field("name", "name", SoleTrader(CompanyPublic)) },
     field("companyForm", "company_form", Class(CompanyPublic)),
     field("industryCode", "industry_code", Class(CompanyPublic)),
     field("municipality", "municipality", Class(CompanyPublic)),
     field("country", "country", Class(CompanyPublic)),
     // A sole trader's site often names the person: erased with the name.
-    Field {
-        personal: true,
-        ..field("website", "website", Class(CompanyPublic))
-    },
+    Field { personal: true, ..field("website", "website", Class(CompanyPublic)) },
     field("registeredBy", "registered_by", Class(CompanyPublic)),
     field("legalBasis", "legal_basis", Class(CompanyPublic)),
     field("source", "source", Class(CompanyPublic)),
@@ -327,17 +297,9 @@ const CONFIDENTIAL: &[Field] = &[
     column("company_id", Class(CompanyConfidential), false),
     field("registeredBy", "registered_by", Class(CompanyConfidential)),
     field("turnoverEur", "turnover_eur", Class(CompanyConfidential)),
-    field(
-        "employeeCount",
-        "employee_count",
-        Class(CompanyConfidential),
-    ),
+    field("employeeCount", "employee_count", Class(CompanyConfidential)),
     field("riskRating", "risk_rating", Class(CompanyConfidential)),
-    field(
-        "fundingDecisions",
-        "funding_decisions",
-        Class(CompanyConfidential),
-    ),
+    field("fundingDecisions", "funding_decisions", Class(CompanyConfidential)),
     field("notes", "notes", Class(CompanyConfidential)),
     field("createdAt", "created_at", Class(CompanyConfidential)),
     field("updatedAt", "updated_at", Class(CompanyConfidential)),
@@ -370,17 +332,9 @@ const CONTACT: &[Field] = &[
     field("legalBasis", "legal_basis", Class(ContactProcessing)),
     field("source", "source", Class(ContactProcessing)),
     field("restricted", "restricted", Class(ContactProcessing)),
-    field(
-        "marketingObjection",
-        "marketing_objection",
-        Class(ContactProcessing),
-    ),
+    field("marketingObjection", "marketing_objection", Class(ContactProcessing)),
     field("legalHold", "legal_hold", Class(ContactProcessing)),
-    field(
-        "lastProcessedAt",
-        "last_processed_at",
-        Class(ContactProcessing),
-    ),
+    field("lastProcessedAt", "last_processed_at", Class(ContactProcessing)),
     field("createdAt", "created_at", Class(ContactProcessing)),
     field("updatedAt", "updated_at", Class(ContactProcessing)),
     field("erasedAt", "erased_at", Open),
@@ -421,10 +375,7 @@ const REQUEST: &[Field] = &[
     field("kind", "kind", Class(Request)),
     field("contactId", "contact_id", Class(Request)),
     // What the person said of themselves when no contact matched.
-    Field {
-        personal: true,
-        ..field("subjectDescription", "subject_description", Class(Request))
-    },
+    Field { personal: true, ..field("subjectDescription", "subject_description", Class(Request)) },
     field("receivedBy", "received_by", Class(Request)),
     field("receivedAt", "received_at", Class(Request)),
     field("dueAt", "due_at", Class(Request)),
@@ -467,22 +418,13 @@ mod tests {
     #[test]
     fn a_sole_traders_name_is_identification_and_columns_have_classes() {
         let c = ResourceKind::Company;
-        assert_eq!(
-            c.class_of("name", true),
-            Some(FieldClass::ContactIdentification)
-        );
+        assert_eq!(c.class_of("name", true), Some(FieldClass::ContactIdentification));
         assert_eq!(c.class_of("name", false), Some(FieldClass::CompanyPublic));
         assert_eq!(c.class_of("id", false), None);
         assert_eq!(c.class_of("birthDate", false), None);
         let p = ResourceKind::Contact;
-        assert_eq!(
-            p.column_class("legal_hold_reason", false),
-            Some(FieldClass::Request)
-        );
-        assert_eq!(
-            p.column_class("first_name", false),
-            Some(FieldClass::ContactIdentification)
-        );
+        assert_eq!(p.column_class("legal_hold_reason", false), Some(FieldClass::Request));
+        assert_eq!(p.column_class("first_name", false), Some(FieldClass::ContactIdentification));
         assert_eq!(p.column_class("no_such_column", false), None);
         assert!(p.erase_assignments().contains("legal_hold_reason = NULL"));
         assert!(!p.erase_assignments().contains("legal_basis"));

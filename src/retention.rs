@@ -33,8 +33,7 @@ pub struct Due {
 
 /// The moment before which data is past the rule, as of `now`.
 pub fn cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.checked_sub_months(Months::new(12 * YEARS))
-        .unwrap_or(now)
+    now.checked_sub_months(Months::new(12 * YEARS)).unwrap_or(now)
 }
 
 /// What must go now, at most `limit` of each kind.
@@ -50,17 +49,12 @@ pub async fn due(conn: &mut AsyncPgConnection, limit: i64) -> diesel::QueryResul
             last_processed_at: c.last_processed_at,
         })
         .collect();
-    out.extend(
-        db::companies::retention_due(conn, cutoff, limit)
-            .await?
-            .into_iter()
-            .map(|c| Due {
-                kind: ResourceKind::Company,
-                id: c.id.0,
-                registered_by: c.registered_by,
-                last_processed_at: c.last_processed_at,
-            }),
-    );
+    out.extend(db::companies::retention_due(conn, cutoff, limit).await?.into_iter().map(|c| Due {
+        kind: ResourceKind::Company,
+        id: c.id.0,
+        registered_by: c.registered_by,
+        last_processed_at: c.last_processed_at,
+    }));
     Ok(out)
 }
 
@@ -152,11 +146,8 @@ pub async fn run(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Outcome> {
     let mut outcome = Outcome::default();
     let mut seen = std::collections::HashSet::new();
     loop {
-        let batch: Vec<Due> = due(conn, BATCH)
-            .await?
-            .into_iter()
-            .filter(|d| !seen.contains(&d.id))
-            .collect();
+        let batch: Vec<Due> =
+            due(conn, BATCH).await?.into_iter().filter(|d| !seen.contains(&d.id)).collect();
         if batch.is_empty() {
             break;
         }
@@ -188,25 +179,15 @@ mod tests {
 
     #[test]
     fn the_cutoff_is_five_calendar_years_back() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
-            .single()
-            .expect("time");
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("time");
         assert_eq!(
             cutoff(now),
-            Utc.with_ymd_and_hms(2021, 11, 23, 12, 0, 0)
-                .single()
-                .expect("time")
+            Utc.with_ymd_and_hms(2021, 11, 23, 12, 0, 0).single().expect("time")
         );
-        let leap = Utc
-            .with_ymd_and_hms(2029, 2, 28, 0, 0, 0)
-            .single()
-            .expect("time");
+        let leap = Utc.with_ymd_and_hms(2029, 2, 28, 0, 0, 0).single().expect("time");
         assert_eq!(
             cutoff(leap),
-            Utc.with_ymd_and_hms(2024, 2, 28, 0, 0, 0)
-                .single()
-                .expect("time")
+            Utc.with_ymd_and_hms(2024, 2, 28, 0, 0, 0).single().expect("time")
         );
     }
 }

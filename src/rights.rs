@@ -32,11 +32,9 @@ impl std::fmt::Display for Blocker {
                 "a legal hold stands ({}); lift it first",
                 reason.as_deref().unwrap_or("no reason")
             ),
-            Blocker::OpenRequest { kind, id } => write!(
-                f,
-                "an open {} request ({id}) stands; resolve it first",
-                kind.as_str()
-            ),
+            Blocker::OpenRequest { kind, id } => {
+                write!(f, "an open {} request ({id}) stands; resolve it first", kind.as_str())
+            }
         }
     }
 }
@@ -58,10 +56,7 @@ pub async fn contact_blocker(
     Ok(db::requests::open_for_contact(conn, row.id, except)
         .await?
         .first()
-        .map(|open| Blocker::OpenRequest {
-            kind: open.kind,
-            id: open.id,
-        }))
+        .map(|open| Blocker::OpenRequest { kind: open.kind, id: open.id }))
 }
 
 /// What keeps a sole trader company from erasure, if anything.

@@ -97,10 +97,9 @@ fn tracer_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
     // The builders read the endpoint, headers and timeout variables themselves.
     let exporter = match protocol.as_str() {
         "grpc" => SpanExporter::builder().with_tonic().build()?,
-        "http/protobuf" => SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .build()?,
+        "http/protobuf" => {
+            SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()?
+        }
         other => anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL {other:?}: use http/protobuf or grpc"),
     };
     let processor =
@@ -112,16 +111,10 @@ fn tracer_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
     let service = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "kasvu-gateway".to_owned());
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service)
-        .with_attribute(opentelemetry::KeyValue::new(
-            "service.version",
-            env!("CARGO_PKG_VERSION"),
-        ))
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(Some(
-        SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource)
-            .build(),
+        SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource).build(),
     ))
 }
 
@@ -135,17 +128,9 @@ pub fn init() -> Telemetry {
     // RUST_LOG filters the logs only: traces keep the gateway's own spans
     // whatever the log level.
     let logs = if json {
-        fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
+        fmt::layer().json().with_writer(std::io::stderr).with_filter(filter).boxed()
     } else {
-        fmt::layer()
-            .with_ansi(ansi)
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
+        fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).with_filter(filter).boxed()
     };
     let (provider, problem) = match tracer_provider() {
         Ok(p) => (p, None),
@@ -157,17 +142,12 @@ pub fn init() -> Telemetry {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("kasvu-gateway"))
-            .with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target("kasvu_gateway", tracing::Level::INFO),
-            )
+        tracing_opentelemetry::layer().with_tracer(p.tracer("kasvu-gateway")).with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("kasvu_gateway", tracing::Level::INFO),
+        )
     });
-    let _ = tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(logs).with(traces).try_init();
     if let Some(e) = problem {
         tracing::error!(error = %format!("{e:#}"), "trace export is off: the OTLP exporter could not be set up");
     }

@@ -23,11 +23,7 @@ pub fn business_id(input: &str) -> Result<String, String> {
 /// valid ID exists.
 pub fn business_id_check_digit(digits: &str) -> Option<u8> {
     const WEIGHTS: [u32; 7] = [7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = digits
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
+    let sum: u32 = digits.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
     match sum % 11 {
         0 => Some(0),
         1 => None,
@@ -59,10 +55,7 @@ pub fn email(input: &str) -> Result<String, String> {
 pub fn phone(input: &str) -> Result<String, String> {
     let s = input.trim();
     let rest = s.strip_prefix('+').unwrap_or(s);
-    if !rest
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')'))
-    {
+    if !rest.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')')) {
         return Err("may contain only digits, spaces, hyphens, parentheses and a leading +".into());
     }
     let digits = rest.chars().filter(char::is_ascii_digit).count();
@@ -131,8 +124,7 @@ const ISO_COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA 
 /// One calendar month after `date`, clamped to the month's last day
 /// (31 January → the last day of February), as GDPR art. 12(3) deadlines run.
 pub fn one_month_after(date: chrono::NaiveDate) -> chrono::NaiveDate {
-    date.checked_add_months(chrono::Months::new(1))
-        .unwrap_or(date)
+    date.checked_add_months(chrono::Months::new(1)).unwrap_or(date)
 }
 
 #[cfg(test)]
@@ -169,9 +161,7 @@ mod tests {
     #[test]
     fn emails_phones_countries_codes_and_urls() {
         assert!(email("matti.meikalainen@example.fi").is_ok());
-        for bad in [
-            "no-at", "a@b", "a@@b.fi", "a b@c.fi", "@c.fi", "a@.fi", "a@c..fi",
-        ] {
+        for bad in ["no-at", "a@b", "a@@b.fi", "a b@c.fi", "@c.fi", "a@.fi", "a@c..fi"] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(phone("+358 40 123 4567").is_ok());

@@ -25,8 +25,7 @@ struct Canonical(Vec<u8>);
 
 impl Canonical {
     fn len(&mut self, n: usize) {
-        self.0
-            .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+        self.0.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
     }
     fn text(&mut self, s: &str) {
         self.len(s.len());
@@ -159,10 +158,7 @@ pub async fn append(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> Quer
 pub enum Verdict {
     /// Every link holds; the head is the newest event (record it elsewhere:
     /// a chain alone cannot show that its newest events were cut off).
-    Intact {
-        events: u64,
-        head: Option<(i64, String)>,
-    },
+    Intact { events: u64, head: Option<(i64, String)> },
     Broken {
         /// The `seq` of the first event whose link does not hold.
         seq: i64,
@@ -186,12 +182,8 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Verdict> {
         let rows = store::in_order(conn, expected_seq - 1, PAGE).await?;
         let full_page = rows.len() as i64 == PAGE;
         for r in &rows {
-            let broken = |reason: String| Verdict::Broken {
-                seq: r.seq,
-                id: Some(r.id),
-                reason,
-                checked,
-            };
+            let broken =
+                |reason: String| Verdict::Broken { seq: r.seq, id: Some(r.id), reason, checked };
             if r.seq != expected_seq {
                 return Ok(broken(format!(
                     "event {expected_seq} is missing (the next one is {})",
@@ -217,10 +209,7 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Verdict> {
         }
     }
     let head = (checked > 0).then(|| (expected_seq - 1, hex::encode(&prev)));
-    Ok(Verdict::Intact {
-        events: checked,
-        head,
-    })
+    Ok(Verdict::Intact { events: checked, head })
 }
 
 #[cfg(test)]

@@ -90,12 +90,7 @@ pub struct AuditEvent {
 
 impl Subject {
     pub fn event(&self, id: Uuid, decided: Decided) -> AuditEvent {
-        AuditEvent {
-            id,
-            occurred_at: now_micros(),
-            subject: self.clone(),
-            decided,
-        }
+        AuditEvent { id, occurred_at: now_micros(), subject: self.clone(), decided }
     }
 }
 
@@ -125,19 +120,9 @@ pub fn trace_id(traceparent: Option<&str>) -> String {
 /// who, for what, what, about which resources, the decision and its rules,
 /// the request. Field names and ids only, never values.
 pub fn tail_line(e: &crate::db::audit::AuditRow) -> String {
-    let list = |v: &[Option<String>]| {
-        v.iter()
-            .flatten()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let ids: Vec<String> = e
-        .resource_ids
-        .iter()
-        .flatten()
-        .map(Uuid::to_string)
-        .collect();
+    let list =
+        |v: &[Option<String>]| v.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(",");
+    let ids: Vec<String> = e.resource_ids.iter().flatten().map(Uuid::to_string).collect();
     let resources = match ids.len() {
         0 => "-".to_owned(),
         1 => ids[0].clone(),
@@ -167,16 +152,12 @@ mod tests {
     #[test]
     fn trace_id_comes_from_traceparent_or_is_made() {
         assert_eq!(
-            trace_id(Some(
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            )),
+            trace_id(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        for bad in [
-            None,
-            Some("garbage"),
-            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        ] {
+        for bad in
+            [None, Some("garbage"), Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")]
+        {
             let made = trace_id(bad);
             assert_eq!(made.len(), 32);
             assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));

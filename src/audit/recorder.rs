@@ -47,10 +47,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(subject: Subject) -> Self {
-        Recorder {
-            subject,
-            state: Mutex::new(State::default()),
-        }
+        Recorder { subject, state: Mutex::new(State::default()) }
     }
 
     pub fn subject(&self) -> &Subject {
@@ -59,9 +56,7 @@ impl Recorder {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic elsewhere must not lose the events gathered so far.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// An allowed read of `field` (of an audited class) of one resource.
@@ -96,12 +91,8 @@ impl Recorder {
         class: Option<&'static str>,
         rules: &[String],
     ) -> Uuid {
-        let key = DenialKey {
-            action: action.to_owned(),
-            resource_type,
-            class,
-            rules: rules.to_vec(),
-        };
+        let key =
+            DenialKey { action: action.to_owned(), resource_type, class, rules: rules.to_vec() };
         let mut state = self.state();
         let denial = state.denials.entry(key).or_insert_with(|| Denial {
             id: Uuid::new_v4(),
@@ -189,34 +180,14 @@ mod tests {
         let r = recorder();
         let rules = vec!["R1".to_owned()];
         for n in 0..50u128 {
-            r.read(
-                "contact",
-                Uuid::from_u128(n),
-                "email",
-                "contact.identification",
-                &rules,
-            );
-            r.read(
-                "contact",
-                Uuid::from_u128(n),
-                "phone",
-                "contact.identification",
-                &rules,
-            );
+            r.read("contact", Uuid::from_u128(n), "email", "contact.identification", &rules);
+            r.read("contact", Uuid::from_u128(n), "phone", "contact.identification", &rules);
         }
-        r.read(
-            "contact",
-            Uuid::from_u128(99),
-            "email",
-            "contact.identification",
-            &rules,
-        );
+        r.read("contact", Uuid::from_u128(99), "email", "contact.identification", &rules);
         let events = r.finish();
         assert_eq!(events.len(), 2);
-        let page = events
-            .iter()
-            .find(|e| e.decided.resource_ids.len() == 50)
-            .expect("the page's event");
+        let page =
+            events.iter().find(|e| e.decided.resource_ids.len() == 50).expect("the page's event");
         assert_eq!(page.decided.fields, ["email", "phone"]);
         assert!(r.finish().is_empty());
     }

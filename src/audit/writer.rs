@@ -88,12 +88,7 @@ impl AuditWriter {
     pub fn start(pool: PgPool, settings: WriterSettings, metrics: AuditMetrics) -> Self {
         let (queue, rx) = mpsc::channel(settings.queue_capacity.max(1));
         tokio::spawn(run(rx, pool.clone(), settings.clone(), metrics.clone()));
-        AuditWriter {
-            queue,
-            pool,
-            settings,
-            metrics,
-        }
+        AuditWriter { queue, pool, settings, metrics }
     }
 
     /// Stores the events and returns once they are committed; an error means
@@ -123,12 +118,10 @@ impl AuditWriter {
 
     async fn submit(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
         let (done, committed) = oneshot::channel();
-        self.queue
-            .try_send(Submission { events, done })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
-            })?;
+        self.queue.try_send(Submission { events, done }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
+        })?;
         match tokio::time::timeout(self.settings.commit_timeout, committed).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AuditError::Stopped),

@@ -16,18 +16,10 @@ use tokio::sync::{Mutex, RwLock};
 #[derive(Debug, Clone, clap::Args)]
 pub struct JwtConfig {
     /// Required `iss` claim.
-    #[arg(
-        long = "jwt-issuer",
-        env = "JWT_ISSUER",
-        default_value = "kasvu-gateway-dev"
-    )]
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", default_value = "kasvu-gateway-dev")]
     pub issuer: String,
     /// Required `aud` claim.
-    #[arg(
-        long = "jwt-audience",
-        env = "JWT_AUDIENCE",
-        default_value = "kasvu-gateway"
-    )]
+    #[arg(long = "jwt-audience", env = "JWT_AUDIENCE", default_value = "kasvu-gateway")]
     pub audience: String,
     /// JWKS file with the identity provider's RS256/ES256 public keys.
     #[arg(long = "jwt-jwks-file", env = "JWT_JWKS_FILE")]
@@ -36,25 +28,13 @@ pub struct JwtConfig {
     #[arg(long = "jwt-jwks-url", env = "JWT_JWKS_URL")]
     pub jwks_url: Option<String>,
     /// A JWKS is refetched for an unknown `kid` (key rotation) at most this often.
-    #[arg(
-        long = "jwt-jwks-refetch-secs",
-        env = "JWT_JWKS_REFETCH_SECS",
-        default_value_t = 60
-    )]
+    #[arg(long = "jwt-jwks-refetch-secs", env = "JWT_JWKS_REFETCH_SECS", default_value_t = 60)]
     pub jwks_refetch_secs: u64,
     /// HS256 development key, used when no JWKS is configured; created on first run.
-    #[arg(
-        long = "jwt-dev-key-file",
-        env = "JWT_DEV_KEY_FILE",
-        default_value = ".dev/jwt-dev.key"
-    )]
+    #[arg(long = "jwt-dev-key-file", env = "JWT_DEV_KEY_FILE", default_value = ".dev/jwt-dev.key")]
     pub dev_key_file: PathBuf,
     /// Clock skew tolerated for `exp` and `nbf`, in seconds.
-    #[arg(
-        long = "jwt-leeway-secs",
-        env = "JWT_LEEWAY_SECS",
-        default_value_t = 30
-    )]
+    #[arg(long = "jwt-leeway-secs", env = "JWT_LEEWAY_SECS", default_value_t = 30)]
     pub leeway_secs: u64,
 }
 
@@ -134,20 +114,14 @@ impl Verifier {
         let keys = match source {
             Some(source) => {
                 let keys = fetch_jwks(&source).await?;
-                anyhow::ensure!(
-                    !keys.is_empty(),
-                    "the JWKS has no RS256 or ES256 key with a kid"
-                );
+                anyhow::ensure!(!keys.is_empty(), "the JWKS has no RS256 or ES256 key with a kid");
                 Keys::Jwks {
                     store: RwLock::new(keys),
                     source,
                     last_fetch: Mutex::new(Instant::now()),
                 }
             }
-            None => Keys::Dev(DecodingKey::from_secret(&dev_key(
-                &config.dev_key_file,
-                true,
-            )?)),
+            None => Keys::Dev(DecodingKey::from_secret(&dev_key(&config.dev_key_file, true)?)),
         };
         Ok(Verifier {
             refetch: Duration::from_secs(config.jwks_refetch_secs),
@@ -174,11 +148,7 @@ impl Verifier {
                 }
                 self.decode(token, key, Algorithm::HS256)
             }
-            Keys::Jwks {
-                store,
-                source,
-                last_fetch,
-            } => {
+            Keys::Jwks { store, source, last_fetch } => {
                 if alg != "RS256" && alg != "ES256" {
                     return Err(AuthError::Algorithm(alg));
                 }
@@ -197,12 +167,7 @@ impl Verifier {
                             }
                         }
                         drop(last);
-                        store
-                            .read()
-                            .await
-                            .get(&kid)
-                            .cloned()
-                            .ok_or(AuthError::UnknownKey)?
+                        store.read().await.get(&kid).cloned().ok_or(AuthError::UnknownKey)?
                     }
                 };
                 if format!("{key_alg:?}") != alg {
@@ -221,9 +186,8 @@ impl Verifier {
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.validate_nbf = true;
         v.leeway = self.leeway;
-        jsonwebtoken::decode::<Claims>(token, key, &v)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<Claims>(token, key, &v).map(|d| d.claims).map_err(|e| {
+            match e.kind() {
                 ErrorKind::InvalidSignature => AuthError::Signature,
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
@@ -234,7 +198,8 @@ impl Verifier {
                     AuthError::Claim(format!("missing claim {c}"))
                 }
                 _ => AuthError::Malformed(e.to_string()),
-            })
+            }
+        })
     }
 }
 
@@ -244,9 +209,7 @@ fn read_header(token: &str) -> Result<(String, Option<String>), AuthError> {
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(AuthError::Malformed(
-            "a JWT has three dot-separated parts".into(),
-        ));
+        return Err(AuthError::Malformed("a JWT has three dot-separated parts".into()));
     };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header.trim_end_matches('='))
@@ -270,16 +233,8 @@ async fn fetch_jwks(
             .map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?,
         JwksSource::Url(url) => {
             let fetch = async {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()?;
-                client
-                    .get(url)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .text()
-                    .await
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+                client.get(url).send().await?.error_for_status()?.text().await
             };
             fetch
                 .await
@@ -319,10 +274,7 @@ pub fn dev_key(path: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
             tracing::info!(path = %path.display(), "created a development signing key");
             Ok(secret)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "reading development key {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(anyhow::anyhow!("reading development key {}: {e}", path.display())),
     }
 }
 

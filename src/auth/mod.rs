@@ -18,10 +18,7 @@ pub fn actor_from_claims(claims: Claims, purpose: Purpose) -> Result<Actor, Auth
     let mut roles = claims
         .roles
         .iter()
-        .map(|r| {
-            r.parse::<Role>()
-                .map_err(|r| AuthError::Claim(format!("unknown role {r:?}")))
-        })
+        .map(|r| r.parse::<Role>().map_err(|r| AuthError::Claim(format!("unknown role {r:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     roles.dedup();
@@ -33,13 +30,7 @@ pub fn actor_from_claims(claims: Claims, purpose: Purpose) -> Result<Actor, Auth
     if claims.sub.trim().is_empty() {
         return Err(AuthError::Claim("empty sub".into()));
     }
-    Ok(Actor {
-        sub: claims.sub,
-        org,
-        roles,
-        country,
-        purpose,
-    })
+    Ok(Actor { sub: claims.sub, org, roles, country, purpose })
 }
 
 /// `X-Processing-Purpose`: absent means `CUSTOMER_RELATIONSHIP`.

@@ -72,27 +72,13 @@ fn parse_actor(text: &str, purpose: &str) -> Result<Principal, String> {
         "-" | "" => Purpose::CustomerRelationship,
         p => p.parse().map_err(|p| format!("unknown purpose {p:?}"))?,
     };
-    Ok(Principal::of(&Actor {
-        sub: "policy-test".into(),
-        org,
-        roles,
-        country,
-        purpose,
-    }))
+    Ok(Principal::of(&Actor { sub: "policy-test".into(), org, roles, country, purpose }))
 }
 
 fn parse_record(text: &str) -> Result<Record, String> {
     let mut words = text.split_whitespace();
     let kind = words.next().ok_or("no record kind")?;
-    if ![
-        "company",
-        "confidential",
-        "contact",
-        "service",
-        "request",
-        "audit_event",
-    ]
-    .contains(&kind)
+    if !["company", "confidential", "contact", "service", "request", "audit_event"].contains(&kind)
     {
         return Err(format!("unknown record kind {kind:?}"));
     }
@@ -137,17 +123,12 @@ fn parse_line(file: &Path, line: usize, text: &str) -> Result<Option<Case>, Stri
     }
     let cols: Vec<&str> = trimmed.split('|').map(str::trim).collect();
     let [actor, purpose, action, record, field, expect] = cols.as_slice() else {
-        return Err(format!(
-            "expected 6 columns separated by |, found {}",
-            cols.len()
-        ));
+        return Err(format!("expected 6 columns separated by |, found {}", cols.len()));
     };
     if *actor == "actor" {
         return Ok(None); // a header row
     }
-    let (decision, rule) = expect
-        .split_once(' ')
-        .ok_or("expect is `allow RULE` or `deny RULE`")?;
+    let (decision, rule) = expect.split_once(' ').ok_or("expect is `allow RULE` or `deny RULE`")?;
     let expect_allowed = match decision {
         "allow" => true,
         "deny" => false,
@@ -194,18 +175,9 @@ pub fn run(engine: &PolicyEngine, cases: Vec<Case>) -> anyhow::Result<Vec<Outcom
     cases
         .into_iter()
         .map(|case| {
-            let v = verdict(
-                engine,
-                &case.actor,
-                &case.action,
-                &case.record,
-                case.field.as_deref(),
-            )?;
-            Ok(Outcome {
-                case,
-                allowed: v.allowed,
-                rules: v.rules,
-            })
+            let v =
+                verdict(engine, &case.actor, &case.action, &case.record, case.field.as_deref())?;
+            Ok(Outcome { case, allowed: v.allowed, rules: v.rules })
         })
         .collect()
 }

@@ -169,11 +169,7 @@ impl Parser {
                 } else {
                     None
                 };
-                Ok(if v.starts_with('_') {
-                    Param::Wild(spec)
-                } else {
-                    Param::Var(v, spec)
-                })
+                Ok(if v.starts_with('_') { Param::Wild(spec) } else { Param::Var(v, spec) })
             }
             t => anyhow::bail!("unexpected {t:?} in the parameters of {name}"),
         })?;
@@ -226,11 +222,7 @@ impl Parser {
             self.at += 1;
             parts.push(next(self)?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            join(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { join(parts) })
     }
 
     fn unary(&mut self) -> anyhow::Result<Expr> {
@@ -254,11 +246,9 @@ impl Parser {
             return Ok(Expr::Call(name, args));
         }
         let left = self.term()?;
-        for (op, make) in [
-            ("=", Expr::Eq as fn(Term, Term) -> Expr),
-            ("!=", Expr::Ne),
-            ("in", Expr::In),
-        ] {
+        for (op, make) in
+            [("=", Expr::Eq as fn(Term, Term) -> Expr), ("!=", Expr::Ne), ("in", Expr::In)]
+        {
             if self.is(op) {
                 self.at += 1;
                 return Ok(make(left, self.term()?));
@@ -318,10 +308,7 @@ impl Program {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let mut p = Parser {
-            toks: tokenize(text)?,
-            at: 0,
-        };
+        let mut p = Parser { toks: tokenize(text)?, at: 0 };
         let literals = p
             .toks
             .iter()
@@ -342,11 +329,7 @@ impl Program {
         Ok(match t {
             Term::Str(s) => Some(Val::Str(s)),
             Term::Bool(b) => Some(Val::Bool(*b)),
-            Term::Var(v) => env
-                .iter()
-                .rev()
-                .find(|(n, _)| n == v)
-                .map(|(_, x)| x.clone()),
+            Term::Var(v) => env.iter().rev().find(|(n, _)| n == v).map(|(_, x)| x.clone()),
             Term::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for i in items {
@@ -479,10 +462,8 @@ impl Program {
             "no rule {name}/{}",
             args.len()
         );
-        let values: Vec<Option<Val<'a>>> = args
-            .iter()
-            .map(|a| self.resolve(a, &env))
-            .collect::<anyhow::Result<_>>()?;
+        let values: Vec<Option<Val<'a>>> =
+            args.iter().map(|a| self.resolve(a, &env)).collect::<anyhow::Result<_>>()?;
         'rules: for rule in rules.iter().filter(|r| r.params.len() == args.len()) {
             let mut inner: Env<'a> = Vec::new();
             for (param, value) in rule.params.iter().zip(&values) {
@@ -520,11 +501,9 @@ impl Program {
                     }
                     let bound = match param {
                         Param::Lit(l) => Some(Val::Str(l)),
-                        Param::Var(n, _) => sol
-                            .iter()
-                            .rev()
-                            .find(|(m, _)| m == n)
-                            .map(|(_, v)| v.clone()),
+                        Param::Var(n, _) => {
+                            sol.iter().rev().find(|(m, _)| m == n).map(|(_, v)| v.clone())
+                        }
                         Param::Wild(_) => None,
                     };
                     if let Some(v) = bound {
@@ -606,11 +585,7 @@ impl Program {
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
         let args = [Term::Var("p".into()), Term::Var("rule".into())];
         let env = vec![("p", Val::Principal(actor))];
-        Ok(self
-            .query("refused", &args, env, &["rule"])?
-            .into_iter()
-            .flatten()
-            .next())
+        Ok(self.query("refused", &args, env, &["rule"])?.into_iter().flatten().next())
     }
 
     /// Everything the policy says about the actor and the record, computed
@@ -667,15 +642,10 @@ impl Program {
             let mut shared: HashMap<Entry, Arc<Entry>> = HashMap::new();
             for shape in shapes {
                 for (class, owner) in &owners {
-                    let record = Record {
-                        owner: owner.clone(),
-                        ..shape.clone()
-                    };
+                    let record = Record { owner: owner.clone(), ..shape.clone() };
                     let entry = self.entry_refused(actor, &record, None)?;
-                    let entry = shared
-                        .entry(entry.clone())
-                        .or_insert_with(|| Arc::new(entry))
-                        .clone();
+                    let entry =
+                        shared.entry(entry.clone()).or_insert_with(|| Arc::new(entry)).clone();
                     let key = RecordKey {
                         kind: shape.kind.clone(),
                         owner: class.clone(),
@@ -695,11 +665,7 @@ impl Program {
                 writes: BTreeMap::new(),
             })
         });
-        Ok(ActorTable {
-            refused,
-            entries,
-            refused_entry,
-        })
+        Ok(ActorTable { refused, entries, refused_entry })
     }
 }
 
@@ -762,10 +728,7 @@ impl CompiledPolicy {
         // stands for the others and they share its table.
         let stand_in = |actor: &Principal| match named.contains(&actor.org) {
             true => actor.clone(),
-            false => Principal {
-                org: format!("\u{0}{}", actor.org_kind),
-                ..actor.clone()
-            },
+            false => Principal { org: format!("\u{0}{}", actor.org_kind), ..actor.clone() },
         };
         let distinct: Vec<Principal> = actors
             .iter()
@@ -792,8 +755,7 @@ impl CompiledPolicy {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("policy compilation panicked")))
+                    h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("policy compilation panicked")))
                 })
                 .collect()
         });
@@ -804,10 +766,7 @@ impl CompiledPolicy {
         for part in computed {
             for (actor, mut table) in part? {
                 for entry in table.entries.values_mut() {
-                    *entry = shared
-                        .entry(entry.clone())
-                        .or_insert_with(|| entry.clone())
-                        .clone();
+                    *entry = shared.entry(entry.clone()).or_insert_with(|| entry.clone()).clone();
                 }
                 by_stand_in.insert(actor, Arc::new(table));
             }
@@ -820,11 +779,7 @@ impl CompiledPolicy {
                 .clone();
             tables.insert(actor, table);
         }
-        Ok(CompiledPolicy {
-            program,
-            actors: tables,
-            named,
-        })
+        Ok(CompiledPolicy { program, actors: tables, named })
     }
 
     pub fn actor(&self, actor: &Principal) -> Option<&Arc<ActorTable>> {
@@ -849,11 +804,7 @@ impl CompiledPolicy {
         } else {
             OwnerClass::Other
         };
-        table.entries.get(&RecordKey {
-            kind: record.kind.clone(),
-            owner,
-            flags: flags(record),
-        })
+        table.entries.get(&RecordKey { kind: record.kind.clone(), owner, flags: flags(record) })
     }
 
     pub fn program(&self) -> &Program {
@@ -902,10 +853,7 @@ mod tests {
             }
             for shape in &shapes {
                 for owner in &orgs {
-                    let record = Record {
-                        owner: (*owner).to_owned(),
-                        ..shape.clone()
-                    };
+                    let record = Record { owner: (*owner).to_owned(), ..shape.clone() };
                     let table = compiled.lookup(actor, &record).expect("in the table");
                     let direct = program.entry(actor, &record).expect("program");
                     assert_eq!(**table, direct, "{actor:?} {record:?}");
@@ -931,10 +879,8 @@ mod tests {
                         for actor in chunk {
                             for shape in shapes {
                                 for owner in owners {
-                                    let record = Record {
-                                        owner: owner.to_owned(),
-                                        ..shape.clone()
-                                    };
+                                    let record =
+                                        Record { owner: owner.to_owned(), ..shape.clone() };
                                     let mine = program.entry(actor, &record).expect("program");
                                     let theirs = oso.evaluate_all(actor, &record).expect("oso");
                                     assert_eq!(mine, theirs, "{actor:?} {record:?}");
@@ -966,15 +912,9 @@ mod tests {
         let orgs: Vec<&str> = crate::db::OrgCode::ALL.iter().map(|o| o.as_str()).collect();
         let mut n = 0usize;
         for (i, actor) in profiles.iter().enumerate().step_by(7) {
-            assert_eq!(
-                program.refused(actor).expect("program"),
-                oso.refused(actor).expect("oso")
-            );
+            assert_eq!(program.refused(actor).expect("program"), oso.refused(actor).expect("oso"));
             let shape = &shapes[i % shapes.len()];
-            let record = Record {
-                owner: orgs[i % orgs.len()].to_owned(),
-                ..shape.clone()
-            };
+            let record = Record { owner: orgs[i % orgs.len()].to_owned(), ..shape.clone() };
             let mine = program.entry(actor, &record).expect("program");
             assert_eq!(
                 mine,
@@ -1006,10 +946,7 @@ mod tests {
     fn a_specializer_on_an_unnamed_parameter_still_applies() {
         let program = Program::parse("f(_x: Record, \"matched\"); g(_, \"any\");").expect("parse");
         let args = [Term::Str("a string".into()), Term::Var("out".into())];
-        assert!(program
-            .query("f", &args, vec![], &["out"])
-            .expect("query")
-            .is_empty());
+        assert!(program.query("f", &args, vec![], &["out"]).expect("query").is_empty());
         assert_eq!(
             program.query("g", &args, vec![], &["out"]).expect("query"),
             vec![vec!["any".to_owned()]]

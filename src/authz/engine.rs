@@ -86,11 +86,7 @@ impl RecordDecision {
                 }
             }
         }
-        RecordDecision {
-            refused,
-            hidden,
-            readable: by_class,
-        }
+        RecordDecision { refused, hidden, readable: by_class }
     }
 }
 
@@ -139,9 +135,7 @@ const MEMO_LIMIT: usize = 100_000;
 
 impl<K, V> Default for Memo<K, V> {
     fn default() -> Self {
-        Memo {
-            map: Mutex::new(HashMap::new()),
-        }
+        Memo { map: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -256,10 +250,7 @@ impl PolicyEngine {
                     erased: bits & 16 != 0,
                 };
                 for purpose in ["CUSTOMER_RELATIONSHIP", "MARKETING", "DATA_SUBJECT_REQUEST"] {
-                    let actor = Principal {
-                        purpose: purpose.into(),
-                        ..probe_actor.clone()
-                    };
+                    let actor = Principal { purpose: purpose.into(), ..probe_actor.clone() };
                     self.evaluate(&actor, &record)
                         .map_err(|e| anyhow::anyhow!("policy check failed: {e}"))?;
                     for action in ["create", "update", "delete", "erase"] {
@@ -316,17 +307,11 @@ impl PolicyEngine {
         let var = |v: &str| PolarValue::Variable(v.to_owned());
         let a = || actor.clone();
         let r = || record.clone();
-        let refused = self
-            .strings("refused", (a(), var("rule")), &["rule"])?
-            .into_iter()
-            .flatten()
-            .next();
+        let refused =
+            self.strings("refused", (a(), var("rule")), &["rule"])?.into_iter().flatten().next();
         let hidden = self.strings("hidden", (a(), r(), var("rule")), &["rule"])?;
-        let readable = self.strings(
-            "readable",
-            (a(), r(), var("class"), var("rule")),
-            &["class", "rule"],
-        )?;
+        let readable =
+            self.strings("readable", (a(), r(), var("class"), var("rule")), &["class", "rule"])?;
         Ok(RecordDecision::from_answers(refused, hidden, readable))
     }
 
@@ -364,11 +349,7 @@ impl PolicyEngine {
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
         self.refusals.get_or_try(actor.clone(), || {
             let v = PolarValue::Variable("rule".into());
-            Ok(self
-                .strings("refused", (actor.clone(), v), &["rule"])?
-                .into_iter()
-                .flatten()
-                .next())
+            Ok(self.strings("refused", (actor.clone(), v), &["rule"])?.into_iter().flatten().next())
         })
     }
 
@@ -396,16 +377,8 @@ impl PolicyEngine {
         action: &str,
         record: &Record,
     ) -> anyhow::Result<Vec<String>> {
-        let args = (
-            actor.clone(),
-            action.to_owned(),
-            record.clone(),
-            PolarValue::Variable("rule".into()),
-        );
-        Ok(self
-            .strings("may_write", args, &["rule"])?
-            .into_iter()
-            .flatten()
-            .collect())
+        let args =
+            (actor.clone(), action.to_owned(), record.clone(), PolarValue::Variable("rule".into()));
+        Ok(self.strings("may_write", args, &["rule"])?.into_iter().flatten().collect())
     }
 }

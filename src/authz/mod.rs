@@ -172,10 +172,7 @@ const VARYING: [(ResourceKind, [bool; 5]); 4] = [
     (ResourceKind::Company, [false, false, true, true, true]),
     (ResourceKind::Contact, [true, true, true, true, false]),
     (ResourceKind::Service, [false, false, true, false, false]),
-    (
-        ResourceKind::Confidential,
-        [false, false, true, false, false],
-    ),
+    (ResourceKind::Confidential, [false, false, true, false, false]),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,9 +278,7 @@ static COMPILED: std::sync::Mutex<Option<(String, Arc<CompiledPolicy>)>> =
 fn compile(dir: &Path, version: &str) -> anyhow::Result<Arc<CompiledPolicy>> {
     // Held while compiling: a second load of the same policy waits for the
     // first rather than compiling it again at the same time.
-    let mut cached = COMPILED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cached = COMPILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((v, c)) = cached.as_ref().filter(|(v, _)| v == version) {
         tracing::debug!(version = %v, "policy already compiled");
         return Ok(c.clone());
@@ -338,8 +333,7 @@ impl Authorizer {
         match self.compiled.actor(actor) {
             Some(table) => Ok(table.refused.clone()),
             None => {
-                self.misses
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(?actor, "an actor profile outside the compiled policy");
                 self.compiled.program().refused(actor)
             }
@@ -352,8 +346,7 @@ impl Authorizer {
         match self.compiled.lookup(actor, record) {
             Some(e) => Ok(e.clone()),
             None => {
-                self.misses
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(?actor, ?record, "a decision outside the compiled policy");
                 Ok(Arc::new(self.compiled.program().entry(actor, record)?))
             }
@@ -364,8 +357,7 @@ impl Authorizer {
     /// asked for every combination of the facts that vary in that table and
     /// every owner, once per actor profile.
     pub fn visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
-        self.visibility
-            .get_or_try(actor.clone(), || self.derive_visibility(actor))
+        self.visibility.get_or_try(actor.clone(), || self.derive_visibility(actor))
     }
 
     fn derive_visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
@@ -408,12 +400,7 @@ impl Authorizer {
         }
         let [companies, contacts, services, confidential] =
             <[Visible; 4]>::try_from(tables).map_err(|_| anyhow::anyhow!("four tables"))?;
-        Ok(Arc::new(Visibility {
-            companies,
-            contacts,
-            services,
-            confidential,
-        }))
+        Ok(Arc::new(Visibility { companies, contacts, services, confidential }))
     }
 
     /// May the actor read `class` of this (visible) record?
@@ -426,10 +413,7 @@ impl Authorizer {
         let e = self.entry(actor, record)?;
         let allowed_by = e.decision.readable.get(class.as_str());
         let v = compose(&e.decision, "read", allowed_by.cloned().unwrap_or_default());
-        Ok(Decision {
-            allowed: v.allowed,
-            rules: v.rules,
-        })
+        Ok(Decision { allowed: v.allowed, rules: v.rules })
     }
 
     /// May the actor make this change? `hidden` is true when the record is
@@ -444,13 +428,7 @@ impl Authorizer {
         let hidden = action != Action::Create && !e.decision.hidden.is_empty();
         let allowed_by = e.writes.get(action.as_str()).cloned().unwrap_or_default();
         let v = compose(&e.decision, action.as_str(), allowed_by);
-        Ok((
-            Decision {
-                allowed: v.allowed,
-                rules: v.rules,
-            },
-            hidden,
-        ))
+        Ok((Decision { allowed: v.allowed, rules: v.rules }, hidden))
     }
 }
 
@@ -465,22 +443,12 @@ impl Authorizer {
         record: &Record,
         class: Option<FieldClass>,
     ) -> anyhow::Result<Verdict> {
-        verdict(
-            &self.engine,
-            actor,
-            action,
-            record,
-            class.map(FieldClass::as_str),
-        )
+        verdict(&self.engine, actor, action, record, class.map(FieldClass::as_str))
     }
 
     /// May the actor read the audit trail (class `audit`, R10)?
     pub fn may_audit(&self, actor: &Principal, org: OrgCode) -> anyhow::Result<Decision> {
-        self.read_field(
-            actor,
-            &Record::new_row(ResourceKind::AuditEvent, org),
-            FieldClass::Audit,
-        )
+        self.read_field(actor, &Record::new_row(ResourceKind::AuditEvent, org), FieldClass::Audit)
     }
 }
 
@@ -532,10 +500,7 @@ pub fn verdict(
 /// compiled ones on the request path): a refused request, then a hidden
 /// record (except for `create`), then the rules that allow; R12 when none.
 fn compose(d: &RecordDecision, action: &str, allowed_by: Vec<String>) -> Verdict {
-    let deny = |rules: Vec<String>| Verdict {
-        allowed: false,
-        rules,
-    };
+    let deny = |rules: Vec<String>| Verdict { allowed: false, rules };
     if let Some(rule) = &d.refused {
         return deny(vec![rule.clone()]);
     }
@@ -545,10 +510,7 @@ fn compose(d: &RecordDecision, action: &str, allowed_by: Vec<String>) -> Verdict
     if allowed_by.is_empty() {
         deny(vec![DEFAULT_DENY.to_owned()])
     } else {
-        Verdict {
-            allowed: true,
-            rules: allowed_by,
-        }
+        Verdict { allowed: true, rules: allowed_by }
     }
 }
 
@@ -557,10 +519,7 @@ pub fn policy_version(dir: &Path) -> anyhow::Result<String> {
     let mut hash = Sha256::new();
     for f in files {
         hash.update(
-            f.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-                .as_bytes(),
+            f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes(),
         );
         hash.update([0]);
         hash.update(std::fs::read(&f)?);

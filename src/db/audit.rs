@@ -64,10 +64,7 @@ pub async fn stored_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResu
 }
 
 pub async fn lock_chain(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    diesel::select(pg_advisory_xact_lock(CHAIN_LOCK))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    diesel::select(pg_advisory_xact_lock(CHAIN_LOCK)).execute(conn).await.map(|_| ())
 }
 
 /// The newest event's position and hash.
@@ -84,10 +81,7 @@ pub async fn tail(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<
 /// 1,000 stay far below Postgres' 65,535 bind parameters).
 pub async fn insert(conn: &mut AsyncPgConnection, rows: &[AuditRow]) -> QueryResult<()> {
     for chunk in rows.chunks(1000) {
-        diesel::insert_into(audit_events::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(audit_events::table).values(chunk).execute(conn).await?;
     }
     Ok(())
 }
@@ -176,10 +170,7 @@ pub async fn search(
             }
         }
     };
-    q.limit(limit)
-        .select(AuditRow::as_select())
-        .load(conn)
-        .await
+    q.limit(limit).select(AuditRow::as_select()).load(conn).await
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilter) -> QueryResult<i64> {
@@ -189,12 +180,8 @@ pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilter) -> QueryR
 /// Bounds how long the audit writer's transaction waits for a lock (a table
 /// locked by someone else) or runs, so it fails instead of hanging.
 pub async fn set_local_timeouts(conn: &mut AsyncPgConnection, millis: u128) -> QueryResult<()> {
-    diesel::sql_query(format!("SET LOCAL lock_timeout = {millis}"))
-        .execute(conn)
-        .await?;
-    diesel::sql_query(format!("SET LOCAL statement_timeout = {millis}"))
-        .execute(conn)
-        .await?;
+    diesel::sql_query(format!("SET LOCAL lock_timeout = {millis}")).execute(conn).await?;
+    diesel::sql_query(format!("SET LOCAL statement_timeout = {millis}")).execute(conn).await?;
     Ok(())
 }
 

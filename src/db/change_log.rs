@@ -101,10 +101,7 @@ async fn record<T: Serialize>(
             request_id: author.request_id.as_deref(),
         })
         .collect();
-    diesel::insert_into(change_log::table)
-        .values(&rows)
-        .execute(conn)
-        .await
+    diesel::insert_into(change_log::table).values(&rows).execute(conn).await
 }
 
 /// A row type whose changes are logged: which entity it is and its id.
@@ -179,18 +176,8 @@ mod tests {
 
     #[test]
     fn diff_lists_changed_fields_only() {
-        let a = Row {
-            id: 1,
-            updated_at: "x",
-            name: Some("A"),
-            count: 1,
-        };
-        let b = Row {
-            id: 1,
-            updated_at: "y",
-            name: None,
-            count: 2,
-        };
+        let a = Row { id: 1, updated_at: "x", name: Some("A"), count: 1 };
+        let b = Row { id: 1, updated_at: "y", name: None, count: 2 };
         assert_eq!(
             diff(Some(&a), Some(&b)),
             vec![

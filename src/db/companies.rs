@@ -95,13 +95,7 @@ fn filtered(f: &CompanyFilter, vis: &Visible) -> companies::BoxedQuery<'static, 
     q
 }
 
-row_statements!(
-    companies,
-    CompanyRow,
-    CompanyId,
-    NewCompany,
-    Entity::Company
-);
+row_statements!(companies, CompanyRow, CompanyId, NewCompany, Entity::Company);
 delete_statement!(companies, CompanyRow);
 erase_statement!(companies, CompanyRow, ResourceKind::Company);
 visible_reads!(companies, CompanyRow, companies; by_ids(id: CompanyId));
@@ -124,9 +118,7 @@ pub async fn business_id_taken(
     business_id: &str,
     except: Option<CompanyId>,
 ) -> QueryResult<bool> {
-    Ok(id_by_business_id(conn, business_id)
-        .await?
-        .is_some_and(|id| Some(id) != except))
+    Ok(id_by_business_id(conn, business_id).await?.is_some_and(|id| Some(id) != except))
 }
 
 /// `old` is the row as locked by [`lock`] in the same transaction.
@@ -137,14 +129,8 @@ pub async fn update(
     changes: &CompanyChanges,
 ) -> QueryResult<CompanyRow> {
     let now = Utc::now();
-    let set = (
-        changes,
-        companies::updated_at.eq(now),
-        companies::last_processed_at.eq(now),
-    );
-    Ok(update_logged!(
-        conn, author, companies, CompanyRow, old, set
-    ))
+    let set = (changes, companies::updated_at.eq(now), companies::last_processed_at.eq(now));
+    Ok(update_logged!(conn, author, companies, CompanyRow, old, set))
 }
 
 /// What stops a company from being deleted, if anything.
@@ -160,13 +146,9 @@ pub async fn dependents(
     ))
     .get_result(conn)
     .await?;
-    Ok([
-        (contacts, "contacts"),
-        (services, "services"),
-        (confidential, "confidential rows"),
-    ]
-    .into_iter()
-    .find_map(|(has, what)| has.then_some(what)))
+    Ok([(contacts, "contacts"), (services, "services"), (confidential, "confidential rows")]
+        .into_iter()
+        .find_map(|(has, what)| has.then_some(what)))
 }
 
 /// Marks the company as processed now (a service was recorded for it).
@@ -190,9 +172,7 @@ pub async fn set_legal_hold(
         companies::legal_hold_reason.eq(reason),
         companies::updated_at.eq(Utc::now()),
     );
-    Ok(update_logged!(
-        conn, author, companies, CompanyRow, old, set
-    ))
+    Ok(update_logged!(conn, author, companies, CompanyRow, old, set))
 }
 
 /// Sole traders (whose name and business ID are personal data) the

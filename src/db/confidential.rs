@@ -48,13 +48,7 @@ pub struct ConfidentialChanges {
     pub notes: Option<Option<String>>,
 }
 
-row_statements!(
-    cc,
-    ConfidentialRow,
-    ConfidentialId,
-    NewConfidential,
-    Entity::CompanyConfidential
-);
+row_statements!(cc, ConfidentialRow, ConfidentialId, NewConfidential, Entity::CompanyConfidential);
 delete_statement!(cc, ConfidentialRow);
 visible_reads!(cc, ConfidentialRow, confidential; by_company_ids(company_id: CompanyId));
 

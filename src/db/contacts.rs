@@ -133,20 +133,13 @@ pub async fn update(
     changes: &ContactFields,
 ) -> QueryResult<ContactRow> {
     let now = Utc::now();
-    let set = (
-        changes,
-        contacts::updated_at.eq(now),
-        contacts::last_processed_at.eq(now),
-    );
+    let set = (changes, contacts::updated_at.eq(now), contacts::last_processed_at.eq(now));
     Ok(update_logged!(conn, author, contacts, ContactRow, old, set))
 }
 
 pub async fn has_services(conn: &mut AsyncPgConnection, id: ContactId) -> QueryResult<bool> {
-    let n: i64 = services::table
-        .filter(services::contact_id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?;
+    let n: i64 =
+        services::table.filter(services::contact_id.eq(id)).count().get_result(conn).await?;
     Ok(n > 0)
 }
 
@@ -189,12 +182,9 @@ pub async fn retention_due(
     limit: i64,
 ) -> QueryResult<Vec<ContactRow>> {
     use super::schema::data_subject_requests as dsr;
-    let open = dsr::table
-        .filter(dsr::contact_id.eq(contacts::id.nullable()))
-        .filter(dsr::status.eq_any([
-            super::RequestStatus::Received,
-            super::RequestStatus::InProgress,
-        ]));
+    let open = dsr::table.filter(dsr::contact_id.eq(contacts::id.nullable())).filter(
+        dsr::status.eq_any([super::RequestStatus::Received, super::RequestStatus::InProgress]),
+    );
     contacts::table
         .filter(contacts::erased_at.is_null())
         .filter(contacts::last_processed_at.lt(cutoff))

@@ -88,10 +88,7 @@ impl OrgCode {
     }
 
     pub fn controllers() -> impl Iterator<Item = OrgCode> {
-        OrgCode::ALL
-            .iter()
-            .copied()
-            .filter(|o| o.kind() == OrgKind::Controller)
+        OrgCode::ALL.iter().copied().filter(|o| o.kind() == OrgKind::Controller)
     }
 }
 

@@ -55,11 +55,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &KeyRow) -> QueryResult<(
     )
     .execute(conn)
     .await?;
-    diesel::insert_into(idempotency_keys::table)
-        .values(row)
-        .execute(conn)
-        .await
-        .map(drop)
+    diesel::insert_into(idempotency_keys::table).values(row).execute(conn).await.map(drop)
 }
 
 /// Removes keys past [`KEPT_FOR`]; the number removed.

@@ -102,11 +102,7 @@ impl Instrumentation for CountStatements {
                 if std::sync::atomic::AtomicBool::load(&TRACE_STATEMENTS, Ordering::Relaxed) {
                     let text = query.to_string();
                     let sql = text.split("-- binds:").next().unwrap_or("").trim();
-                    let op = sql
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("SQL")
-                        .to_ascii_uppercase();
+                    let op = sql.split_whitespace().next().unwrap_or("SQL").to_ascii_uppercase();
                     self.1 = Some(tracing::info_span!(
                         "db.query",
                         otel.name = %format!("{op} {}", DB_NAMESPACE),
@@ -244,9 +240,7 @@ pub async fn migrations_applied(conn: &mut AsyncPgConnection) -> diesel::QueryRe
     .await?;
     let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .map_err(diesel::result::Error::QueryBuilderError)?;
-    Ok(embedded
-        .iter()
-        .all(|m| applied.iter().any(|v| *v == m.name().version().to_string())))
+    Ok(embedded.iter().all(|m| applied.iter().any(|v| *v == m.name().version().to_string())))
 }
 
 /// Who made a change, for the change log.

@@ -19,9 +19,7 @@ impl Keyset {
     }
 
     pub fn decode(cursor: &str) -> Option<Keyset> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (micros, id) = raw.split_once('|')?;
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
@@ -30,10 +28,7 @@ impl Keyset {
         if !(1..=9999).contains(&chrono::Datelike::year(&created_at)) {
             return None;
         }
-        Some(Keyset {
-            created_at,
-            id: Uuid::parse_str(id).ok()?,
-        })
+        Some(Keyset { created_at, id: Uuid::parse_str(id).ok()? })
     }
 }
 
@@ -52,11 +47,7 @@ macro_rules! paged {
     )+};
 }
 
-paged!(
-    super::companies::CompanyRow,
-    super::contacts::ContactRow,
-    super::services::ServiceRow
-);
+paged!(super::companies::CompanyRow, super::contacts::ContactRow, super::services::ServiceRow);
 
 /// One page request: rows strictly after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Copy)]
@@ -91,8 +82,7 @@ macro_rules! keyset_page {
                     .or($table::created_at.eq(k.created_at).and($table::id.gt(k.id))),
             );
         }
-        q.order(($table::created_at.asc(), $table::id.asc()))
-            .limit($page.limit)
+        q.order(($table::created_at.asc(), $table::id.asc())).limit($page.limit)
     }};
 }
 pub(crate) use keyset_page;

@@ -42,10 +42,7 @@ impl RequestRow {
     }
 
     pub fn is_open(&self) -> bool {
-        matches!(
-            self.status,
-            RequestStatus::Received | RequestStatus::InProgress
-        )
+        matches!(self.status, RequestStatus::Received | RequestStatus::InProgress)
     }
 
     pub fn is_overdue(&self, today: NaiveDate) -> bool {
@@ -104,14 +101,9 @@ fn filtered(f: &RequestFilter) -> dsr::BoxedQuery<'static, Pg> {
     );
     if let Some(overdue) = f.overdue {
         let today = f.today.unwrap_or_else(|| Utc::now().date_naive());
-        let late = dsr::status
-            .eq_any(OPEN)
-            .and(coalesce(dsr::extended_due_at, dsr::due_at).lt(today));
-        q = if overdue {
-            q.filter(late)
-        } else {
-            q.filter(diesel::dsl::not(late))
-        };
+        let late =
+            dsr::status.eq_any(OPEN).and(coalesce(dsr::extended_due_at, dsr::due_at).lt(today));
+        q = if overdue { q.filter(late) } else { q.filter(diesel::dsl::not(late)) };
     }
     q
 }
@@ -121,23 +113,14 @@ pub async fn list(
     f: &RequestFilter,
     page: PageRequest,
 ) -> QueryResult<Vec<RequestRow>> {
-    keyset_page!(filtered(f), dsr, page)
-        .select(RequestRow::as_select())
-        .load(conn)
-        .await
+    keyset_page!(filtered(f), dsr, page).select(RequestRow::as_select()).load(conn).await
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, f: &RequestFilter) -> QueryResult<i64> {
     filtered(f).count().get_result(conn).await
 }
 
-row_statements!(
-    dsr,
-    RequestRow,
-    RequestId,
-    NewRequest,
-    Entity::DataSubjectRequest
-);
+row_statements!(dsr, RequestRow, RequestId, NewRequest, Entity::DataSubjectRequest);
 
 /// The requests about a person (for the access report and the erasure check).
 pub async fn of_contacts(
@@ -180,10 +163,7 @@ pub async fn update(
 
 impl super::page::Paged for RequestRow {
     fn keyset(&self) -> super::page::Keyset {
-        super::page::Keyset {
-            created_at: self.created_at,
-            id: self.id.0,
-        }
+        super::page::Keyset { created_at: self.created_at, id: self.id.0 }
     }
 }
 
@@ -201,13 +181,8 @@ pub async fn forget_subject(
         .get_results(conn)
         .await?;
     for id in &ids {
-        change_log::redact(
-            conn,
-            Entity::DataSubjectRequest,
-            id.0,
-            Some("subject_description"),
-        )
-        .await?;
+        change_log::redact(conn, Entity::DataSubjectRequest, id.0, Some("subject_description"))
+            .await?;
     }
     Ok(ids.len())
 }

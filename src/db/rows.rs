@@ -64,9 +64,7 @@ macro_rules! delete_statement {
             author: &$crate::db::ChangeAuthor,
             old: &$Row,
         ) -> QueryResult<()> {
-            diesel::delete($table::table.find(old.id))
-                .execute(conn)
-                .await?;
+            diesel::delete($table::table.find(old.id)).execute(conn).await?;
             $crate::db::change_log::log(conn, author, Some(old), None).await?;
             Ok(())
         }
@@ -102,9 +100,7 @@ macro_rules! erase_statement {
             old: &$Row,
         ) -> QueryResult<$Row> {
             $crate::db::tombstone(conn, $kind, old.id.0, author).await?;
-            let new = by_id(conn, old.id)
-                .await?
-                .ok_or(diesel::result::Error::NotFound)?;
+            let new = by_id(conn, old.id).await?.ok_or(diesel::result::Error::NotFound)?;
             $crate::db::change_log::log(conn, author, Some(old), Some(&new)).await?;
             $crate::db::change_log::redact(
                 conn,

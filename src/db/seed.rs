@@ -98,9 +98,8 @@ const SUFFIX: &[&str] = &[
     "solutions",
     "consulting",
 ];
-const FOOD: &[&str] = &[
-    "tila", "leipomo", "meijeri", "kalastus", "puutarha", "mylly", "panimo", "metsä",
-];
+const FOOD: &[&str] =
+    &["tila", "leipomo", "meijeri", "kalastus", "puutarha", "mylly", "panimo", "metsä"];
 const MUNICIPALITIES: &[&str] = &[
     "Helsinki",
     "Espoo",
@@ -146,12 +145,7 @@ const TITLES: &[&str] = &[
     "yrittäjä",
     "CTO",
 ];
-const ROLES: &[&str] = &[
-    "vastuuhenkilö",
-    "yhteyshenkilö",
-    "omistaja",
-    "hallituksen jäsen",
-];
+const ROLES: &[&str] = &["vastuuhenkilö", "yhteyshenkilö", "omistaja", "hallituksen jäsen"];
 const COUNTRIES_ABROAD: &[&str] = &["SE", "EE", "DE", "US", "CN", "JP", "GB", "NO"];
 const EXPERTISE: &[&str] = &["beginner", "intermediate", "expert"];
 
@@ -321,10 +315,7 @@ pub async fn seed(
     scale: u32,
     reset: bool,
 ) -> anyhow::Result<SeedReport> {
-    anyhow::ensure!(
-        (1..=100).contains(&scale),
-        "scale must be between 1 and 100"
-    );
+    anyhow::ensure!((1..=100).contains(&scale), "scale must be between 1 and 100");
     let started = Instant::now();
     let existing: i64 = companies::table.count().get_result(conn).await?;
     if existing > 0 && !reset {
@@ -346,23 +337,16 @@ pub async fn seed(
             }
         };
         let sector = rng.chance(18);
-        let form = if rng.chance(8) {
-            CompanyForm::SoleTrader
-        } else {
-            *rng.pick(FORMS)
-        };
+        let form = if rng.chance(8) { CompanyForm::SoleTrader } else { *rng.pick(FORMS) };
         let base = if sector {
             format!("{}{}", rng.pick(PREFIX), rng.pick(FOOD))
         } else {
             format!("{}{}", rng.pick(PREFIX), rng.pick(SUFFIX))
         };
         let name = match form {
-            CompanyForm::SoleTrader => format!(
-                "{} {} (toiminimi {})",
-                rng.pick(FIRST),
-                rng.pick(LAST),
-                base
-            ),
+            CompanyForm::SoleTrader => {
+                format!("{} {} (toiminimi {})", rng.pick(FIRST), rng.pick(LAST), base)
+            }
             CompanyForm::LimitedCompany => format!("{base} Oy {i}"),
             CompanyForm::PublicLimitedCompany => format!("{base} Oyj {i}"),
             CompanyForm::Cooperative => format!("{base} osuuskunta {i}"),
@@ -480,9 +464,7 @@ pub async fn seed(
                 } else {
                     "FI".to_owned()
                 }),
-                home_municipality: rng
-                    .chance(80)
-                    .then(|| (*rng.pick(MUNICIPALITIES)).to_owned()),
+                home_municipality: rng.chance(80).then(|| (*rng.pick(MUNICIPALITIES)).to_owned()),
                 postal_address: rng.chance(60).then(|| {
                     format!(
                         "{}katu {} A {}",
@@ -505,9 +487,7 @@ pub async fn seed(
                 industry: rng.chance(50).then(|| {
                     (*rng.pick(&["ICT", "food", "forestry", "energy", "health"])).to_owned()
                 }),
-                investment_profile: rng
-                    .chance(15)
-                    .then(|| "angel investor, seed stage".to_owned()),
+                investment_profile: rng.chance(15).then(|| "angel investor, seed stage".to_owned()),
                 expertise_level: rng.chance(40).then(|| (*rng.pick(EXPERTISE)).to_owned()),
                 job_description: rng
                     .chance(30)
@@ -535,10 +515,7 @@ pub async fn seed(
     let mut by_company: std::collections::HashMap<Uuid, Vec<(Uuid, DateTime<Utc>)>> =
         std::collections::HashMap::new();
     for p in &people {
-        by_company
-            .entry(p.company_id)
-            .or_default()
-            .push((p.id, p.last_processed_at));
+        by_company.entry(p.company_id).or_default().push((p.id, p.last_processed_at));
     }
     for c in &comps {
         let persons = by_company.get(&c.id).cloned().unwrap_or_default();
@@ -562,13 +539,7 @@ pub async fn seed(
                 title: format!(
                     "{} {}",
                     kind.as_str().to_lowercase().replace('_', " "),
-                    rng.pick(&[
-                        "kasvu",
-                        "vienti",
-                        "rahoitus",
-                        "digitalisaatio",
-                        "investointi"
-                    ])
+                    rng.pick(&["kasvu", "vienti", "rahoitus", "digitalisaatio", "investointi"])
                 ),
                 provider: *rng.pick(&controllers),
                 company_id: c.id,
@@ -587,9 +558,7 @@ pub async fn seed(
                         | ServiceKind::Event
                 )
                 .then(|| BigDecimal::from(100 + rng.below(20_000) as i64)),
-                notes: rng
-                    .chance(30)
-                    .then(|| "internal: follow up next quarter".to_owned()),
+                notes: rng.chance(30).then(|| "internal: follow up next quarter".to_owned()),
                 created_at: requested_at,
                 updated_at: invoiced.or(delivered).unwrap_or(requested_at),
             });
@@ -693,8 +662,5 @@ pub async fn seed(
     // guesses that few companies are unerased and sorts a whole table for a
     // ten-row page instead of walking the (created_at, id) index.
     diesel::sql_query("ANALYZE").execute(conn).await?;
-    Ok(SeedReport {
-        millis: started.elapsed().as_millis(),
-        ..report
-    })
+    Ok(SeedReport { millis: started.elapsed().as_millis(), ..report })
 }

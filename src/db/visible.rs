@@ -18,13 +18,7 @@ pub struct VisibleCombo {
 
 impl VisibleCombo {
     fn facts(&self) -> [Option<bool>; 5] {
-        [
-            self.restricted,
-            self.marketing_objection,
-            self.in_sector,
-            self.erased,
-            self.sole_trader,
-        ]
+        [self.restricted, self.marketing_objection, self.in_sector, self.erased, self.sole_trader]
     }
 
     fn with_facts(&self, f: [Option<bool>; 5]) -> Self {
@@ -93,10 +87,7 @@ pub fn in_sector(industry_code: Option<&str>) -> bool {
 }
 
 fn sector_sql(column: &str) -> String {
-    format!(
-        "coalesce({column} ~ '^({})', false)",
-        SECTOR_DIVISIONS.join("|")
-    )
+    format!("coalesce({column} ~ '^({})', false)", SECTOR_DIVISIONS.join("|"))
 }
 
 /// How each fact reads in one table's SQL.
@@ -205,11 +196,8 @@ mod tests {
 
     #[test]
     fn rows_of_a_company_read_their_sector_from_a_column_not_a_sub_query() {
-        for cols in [
-            FactColumns::contacts(),
-            FactColumns::services(),
-            FactColumns::confidential(),
-        ] {
+        for cols in [FactColumns::contacts(), FactColumns::services(), FactColumns::confidential()]
+        {
             assert!(!cols.in_sector.contains("SELECT"), "{}", cols.in_sector);
         }
     }
@@ -257,12 +245,7 @@ mod tests {
         assert_eq!(merged[0].restricted, None);
         assert_eq!(merged[0].erased, Some(false));
         // Every combination: no condition at all.
-        let all = simplify(vec![
-            c(false, false),
-            c(true, false),
-            c(false, true),
-            c(true, true),
-        ]);
+        let all = simplify(vec![c(false, false), c(true, false), c(false, true), c(true, true)]);
         assert_eq!(all.len(), 1);
         assert_eq!(Visible::Any(all).sql(&FactColumns::contacts()), "(true)");
         // Different owners never merge.

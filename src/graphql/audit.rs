@@ -75,10 +75,7 @@ impl AuditEvent {
         &self.0.resource_type
     }
     async fn resource_ids(&self) -> Vec<ID> {
-        present(&self.0.resource_ids)
-            .into_iter()
-            .map(|id| ID(id.to_string()))
-            .collect()
+        present(&self.0.resource_ids).into_iter().map(|id| ID(id.to_string())).collect()
     }
     /// GraphQL field names read or written (never their values).
     async fn fields(&self) -> Vec<String> {
@@ -163,14 +160,8 @@ fn encode_cursor(seq: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<i64> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()?;
-    String::from_utf8(raw)
-        .ok()?
-        .strip_prefix("audit|")?
-        .parse()
-        .ok()
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    String::from_utf8(raw).ok()?.strip_prefix("audit|")?.parse().ok()
 }
 
 #[derive(InputObject)]
@@ -279,26 +270,18 @@ async fn record_by_id(ctx: &Context<'_>, kind: ResourceKind, id: &ID) -> AppResu
     Ok(match kind {
         ResourceKind::Company => {
             let id: db::CompanyId = parse_id("resource.id", id)?;
-            let row = db::companies::by_ids(conn, &[id], &all)
-                .await?
-                .pop()
-                .ok_or_else(not_found)?;
+            let row =
+                db::companies::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
             Record::company(&row)
         }
         ResourceKind::Contact => {
             let id: db::ContactId = parse_id("resource.id", id)?;
-            let row = db::contacts::by_ids(conn, &[id], &all)
-                .await?
-                .pop()
-                .ok_or_else(not_found)?;
+            let row = db::contacts::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
             Record::contact(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
         ResourceKind::Service => {
             let id: db::ServiceId = parse_id("resource.id", id)?;
-            let row = db::services::by_ids(conn, &[id], &all)
-                .await?
-                .pop()
-                .ok_or_else(not_found)?;
+            let row = db::services::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
             Record::service(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
         ResourceKind::Request => {
@@ -308,9 +291,7 @@ async fn record_by_id(ctx: &Context<'_>, kind: ResourceKind, id: &ID) -> AppResu
         }
         ResourceKind::Confidential => {
             let id: db::ConfidentialId = parse_id("resource.id", id)?;
-            let row = db::confidential::by_id(conn, id)
-                .await?
-                .ok_or_else(not_found)?;
+            let row = db::confidential::by_id(conn, id).await?.ok_or_else(not_found)?;
             Record::confidential(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
         ResourceKind::AuditEvent => return Err(not_found()),
@@ -349,10 +330,7 @@ impl AuditQuery {
     /// The auditor's own permission (class `audit`); a denial is recorded.
     pub(crate) fn guard_audit(ctx: &Context<'_>, field: &str) -> AppResult<Vec<String>> {
         let r = ctx.request()?;
-        let decision = r
-            .authorizer
-            .may_audit(&r.principal, r.actor.org)
-            .map_err(policy_error)?;
+        let decision = r.authorizer.may_audit(&r.principal, r.actor.org).map_err(policy_error)?;
         if decision.allowed {
             Ok(decision.rules)
         } else {
@@ -365,11 +343,7 @@ impl AuditQuery {
                 &decision.rules,
             );
             Err(AppError::forbidden(
-                format!(
-                    "field class {} ({})",
-                    FieldClass::Audit.as_str(),
-                    decision.rule()
-                ),
+                format!("field class {} ({})", FieldClass::Audit.as_str(), decision.rule()),
                 event,
             ))
         }
@@ -400,11 +374,8 @@ impl AuditQuery {
         let mut conn = ctx.conn().await?;
         let mut rows =
             store::search(&mut conn, &filter, store::Seq::Before(before), page.limit).await?;
-        let total = if conn_page::wants_total(ctx) {
-            store::count(&mut conn, &filter).await?
-        } else {
-            0
-        };
+        let total =
+            if conn_page::wants_total(ctx) { store::count(&mut conn, &filter).await? } else { 0 };
         let has_next = rows.len() > first;
         rows.truncate(first);
         // Auditors' own reads are on the record too.
@@ -422,10 +393,9 @@ impl AuditQuery {
             has_next,
             Totals { total_count: total },
         );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|r| Edge::new(encode_cursor(r.seq), AuditEvent(r))),
-        );
+        connection
+            .edges
+            .extend(rows.into_iter().map(|r| Edge::new(encode_cursor(r.seq), AuditEvent(r))));
         Ok(connection)
     }
 
@@ -442,20 +412,14 @@ impl AuditQuery {
         if !actions().any(|a| a == action) {
             return Err(AppError::bad_input(
                 "action",
-                format!(
-                    "must be one of {}",
-                    actions().collect::<Vec<_>>().join(", ")
-                ),
+                format!("must be one of {}", actions().collect::<Vec<_>>().join(", ")),
             ));
         }
         let kind = ResourceKind::parse(&input.resource.kind.trim().to_ascii_lowercase())
             .filter(|k| KINDS.contains(k))
             .ok_or_else(|| {
                 let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
-                AppError::bad_input(
-                    "resource.type",
-                    format!("must be one of {}", kinds.join(", ")),
-                )
+                AppError::bad_input("resource.type", format!("must be one of {}", kinds.join(", ")))
             })?;
         let (record, named) = match (&input.resource.id, &input.resource.facts) {
             (Some(id), None) => (record_by_id(ctx, kind, id).await?, Uuid::parse_str(id).ok()),
@@ -475,9 +439,8 @@ impl AuditQuery {
         let class = match (action.as_str(), &input.field) {
             ("read", None) => return Err(AppError::bad_input("field", "a read needs a field")),
             ("read", Some(f)) => Some(
-                FieldClass::parse(f)
-                    .or_else(|| kind.class_of(f, record.sole_trader))
-                    .ok_or_else(|| {
+                FieldClass::parse(f).or_else(|| kind.class_of(f, record.sole_trader)).ok_or_else(
+                    || {
                         AppError::bad_input(
                             "field",
                             format!(
@@ -485,15 +448,14 @@ impl AuditQuery {
                                 kind.as_str()
                             ),
                         )
-                    })?,
+                    },
+                )?,
             ),
             _ => None,
         };
         let r = ctx.request()?;
-        let verdict = r
-            .authorizer
-            .explain(&principal, &action, &record, class)
-            .map_err(policy_error)?;
+        let verdict =
+            r.authorizer.explain(&principal, &action, &record, class).map_err(policy_error)?;
         r.audit.push(Decided {
             action: "explain".to_owned(),
             resource_type: kind.as_str().to_owned(),

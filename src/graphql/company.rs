@@ -180,8 +180,7 @@ impl CompanyQuery {
             Some(id) => ctx.loader()?.load_one(id).await?,
             None => None,
         };
-        row.map(|r| Some(Company::new(r)))
-            .ok_or(AppError::NotFound("company"))
+        row.map(|r| Some(Company::new(r))).ok_or(AppError::NotFound("company"))
     }
 
     #[graphql(complexity = "connection::cost(first, child_complexity)")]
@@ -198,17 +197,9 @@ impl CompanyQuery {
         let vis = &ctx.visibility()?.companies;
         let (rows, total) = connection::rows_and_total!(ctx, db::companies, (&filter, vis), page);
         // Primed so `contact.company` and `service.company` under this page cost no query.
-        ctx.loader()?
-            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
-            .await;
+        ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         preload_children(ctx, &rows).await?;
-        Ok(connection::build(
-            rows,
-            first,
-            page.after.is_some(),
-            total,
-            Company::new,
-        ))
+        Ok(connection::build(rows, first, page.after.is_some(), total, Company::new))
     }
 }
 
@@ -220,31 +211,18 @@ async fn preload_children(ctx: &Context<'_>, rows: &[CompanyRow]) -> AppResult<(
     let nodes = [la.field("nodes"), la.field("edges").field("node")];
     let loader = ctx.loader()?;
     if nodes.iter().any(|n| n.field("contacts").exists()) {
-        let contacts = loader
-            .load_many(rows.iter().map(|r| ContactsOf(r.id)))
-            .await?;
+        let contacts = loader.load_many(rows.iter().map(|r| ContactsOf(r.id))).await?;
         let people: Vec<_> = contacts.values().flatten().collect();
-        loader
-            .feed_many(people.iter().map(|c| (c.id, (*c).clone())))
-            .await;
-        if nodes
-            .iter()
-            .any(|n| n.field("contacts").field("services").exists())
-        {
-            loader
-                .load_many(people.iter().map(|c| ServicesOfContact(c.id)))
-                .await?;
+        loader.feed_many(people.iter().map(|c| (c.id, (*c).clone()))).await;
+        if nodes.iter().any(|n| n.field("contacts").field("services").exists()) {
+            loader.load_many(people.iter().map(|c| ServicesOfContact(c.id))).await?;
         }
     }
     if nodes.iter().any(|n| n.field("services").exists()) {
-        loader
-            .load_many(rows.iter().map(|r| ServicesOfCompany(r.id)))
-            .await?;
+        loader.load_many(rows.iter().map(|r| ServicesOfCompany(r.id))).await?;
     }
     if nodes.iter().any(|n| n.field("confidential").exists()) {
-        loader
-            .load_many(rows.iter().map(|r| ConfidentialOf(r.id)))
-            .await?;
+        loader.load_many(rows.iter().map(|r| ConfidentialOf(r.id))).await?;
     }
     Ok(())
 }
@@ -281,10 +259,7 @@ impl CompanyInput {
                 validate::industry_code,
             )?,
             municipality: input::text("municipality", self.municipality, short_text)?,
-            country: keep_or_set(
-                "country",
-                checked("country", self.country, validate::country)?,
-            )?,
+            country: keep_or_set("country", checked("country", self.country, validate::country)?)?,
             website: input::text("website", self.website, validate::website)?,
             legal_basis: keep_or_set("legalBasis", self.legal_basis)?.map(Into::into),
             source: keep_or_set("source", self.source)?.map(Into::into),
@@ -417,22 +392,17 @@ impl CompanyMutation {
         super::authorize_kind(ctx, Action::Delete, ResourceKind::Company)?;
         let company: CompanyId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        locked_write(
-            ctx,
-            company,
-            Action::Delete,
-            move |conn, old: CompanyRow| {
-                Box::pin(async move {
-                    if let Some(what) = db::companies::dependents(conn, old.id).await? {
-                        return Err(AppError::bad_input(
-                            "id",
-                            format!("the company still has {what}; delete them first"),
-                        ));
-                    }
-                    Ok(db::companies::delete(conn, &author, &old).await?)
-                })
-            },
-        )
+        locked_write(ctx, company, Action::Delete, move |conn, old: CompanyRow| {
+            Box::pin(async move {
+                if let Some(what) = db::companies::dependents(conn, old.id).await? {
+                    return Err(AppError::bad_input(
+                        "id",
+                        format!("the company still has {what}; delete them first"),
+                    ));
+                }
+                Ok(db::companies::delete(conn, &author, &old).await?)
+            })
+        })
         .await?;
         Ok(id)
     }
@@ -500,16 +470,11 @@ impl CompanyMutation {
         let id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
         let changes = input.into_changes()?;
-        let row = locked_write(
-            ctx,
-            id,
-            Action::Update,
-            move |conn, old: ConfidentialRow| {
-                Box::pin(async move {
-                    Ok(db::confidential::update(conn, &author, &old, &changes).await?)
-                })
-            },
-        )
+        let row = locked_write(ctx, id, Action::Update, move |conn, old: ConfidentialRow| {
+            Box::pin(
+                async move { Ok(db::confidential::update(conn, &author, &old, &changes).await?) },
+            )
+        })
         .await?;
         CompanyConfidential::one(ctx, row).await
     }
@@ -518,14 +483,9 @@ impl CompanyMutation {
         super::authorize_kind(ctx, Action::Delete, ResourceKind::Confidential)?;
         let row_id: ConfidentialId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        locked_write(
-            ctx,
-            row_id,
-            Action::Delete,
-            move |conn, old: ConfidentialRow| {
-                Box::pin(async move { Ok(db::confidential::delete(conn, &author, &old).await?) })
-            },
-        )
+        locked_write(ctx, row_id, Action::Delete, move |conn, old: ConfidentialRow| {
+            Box::pin(async move { Ok(db::confidential::delete(conn, &author, &old).await?) })
+        })
         .await?;
         Ok(id)
     }

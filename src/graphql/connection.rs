@@ -29,10 +29,7 @@ pub fn cost(first: Option<i32>, child_complexity: usize) -> usize {
 pub fn page_request(first: Option<i32>, after: Option<String>) -> AppResult<(PageRequest, usize)> {
     let first = first.unwrap_or(DEFAULT_PAGE);
     if !(0..=MAX_PAGE).contains(&first) {
-        return Err(AppError::bad_input(
-            "first",
-            format!("must be between 0 and {MAX_PAGE}"),
-        ));
+        return Err(AppError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")));
     }
     let after = match after {
         None => None,
@@ -41,13 +38,7 @@ pub fn page_request(first: Option<i32>, after: Option<String>) -> AppResult<(Pag
                 .ok_or_else(|| AppError::bad_input("after", "is not a cursor this API issued"))?,
         ),
     };
-    Ok((
-        PageRequest {
-            after,
-            limit: i64::from(first) + 1,
-        },
-        first as usize,
-    ))
+    Ok((PageRequest { after, limit: i64::from(first) + 1 }, first as usize))
 }
 
 /// Whether the client selected `totalCount`, so the count query runs only then.
@@ -66,10 +57,7 @@ pub fn build<R: Paged, N: OutputType>(
     rows.truncate(first);
     let mut conn =
         Connection::with_additional_fields(after, has_next, Totals { total_count: total });
-    conn.edges.extend(
-        rows.into_iter()
-            .map(|r| Edge::new(r.keyset().encode(), wrap(r))),
-    );
+    conn.edges.extend(rows.into_iter().map(|r| Edge::new(r.keyset().encode(), wrap(r))));
     conn
 }
 

@@ -19,13 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 use diesel_async::AsyncConnection;
 
-register_object!(
-    Contact,
-    ContactRow,
-    Contact,
-    Record::contact,
-    company_scoped
-);
+register_object!(Contact, ContactRow, Contact, Record::contact, company_scoped);
 
 guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
@@ -185,17 +179,9 @@ impl ContactQuery {
         };
         let vis = &ctx.visibility()?.contacts;
         let (rows, total) = connection::rows_and_total!(ctx, db::contacts, (&filter, vis), page);
-        ctx.loader()?
-            .feed_many(rows.iter().map(|r| (r.id, r.clone())))
-            .await;
+        ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         let nodes = Contact::many(ctx, rows).await?;
-        Ok(connection::build(
-            nodes,
-            first,
-            page.after.is_some(),
-            total,
-            |n| n,
-        ))
+        Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))
     }
 }
 
@@ -291,11 +277,7 @@ impl ContactMutation {
         required("lastName", fields.last_name.as_ref())?;
         required("legalBasis", fields.legal_basis)?;
         required("source", fields.source)?;
-        let new = NewContact {
-            company_id: company,
-            registered_by: author.org,
-            fields,
-        };
+        let new = NewContact { company_id: company, registered_by: author.org, fields };
         let row = ctx
             .conn()
             .await?
@@ -337,22 +319,17 @@ impl ContactMutation {
         super::authorize_kind(ctx, Action::Delete, ResourceKind::Contact)?;
         let contact: ContactId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        locked_write(
-            ctx,
-            contact,
-            Action::Delete,
-            move |conn, old: ContactRow| {
-                Box::pin(async move {
-                    if db::contacts::has_services(conn, old.id).await? {
-                        return Err(AppError::bad_input(
-                            "id",
-                            "the contact has services; delete or reassign them first",
-                        ));
-                    }
-                    Ok(db::contacts::delete(conn, &author, &old).await?)
-                })
-            },
-        )
+        locked_write(ctx, contact, Action::Delete, move |conn, old: ContactRow| {
+            Box::pin(async move {
+                if db::contacts::has_services(conn, old.id).await? {
+                    return Err(AppError::bad_input(
+                        "id",
+                        "the contact has services; delete or reassign them first",
+                    ));
+                }
+                Ok(db::contacts::delete(conn, &author, &old).await?)
+            })
+        })
         .await?;
         Ok(id)
     }

@@ -98,14 +98,8 @@ fn denied_read(
     rules: &[String],
 ) -> AppError {
     let rule = rules.first().map_or(DEFAULT_DENY, String::as_str);
-    let event = r.audit.deny(
-        "read",
-        kind.as_str(),
-        id,
-        Some(field),
-        class.map(FieldClass::as_str),
-        rules,
-    );
+    let event =
+        r.audit.deny("read", kind.as_str(), id, Some(field), class.map(FieldClass::as_str), rules);
     let what = match class {
         Some(c) => format!("field class {}", c.as_str()),
         None => format!("{field} has no access declaration"),
@@ -157,33 +151,25 @@ impl Enforce for Context<'_> {
     ) -> AppResult<Decision> {
         let r = self.request()?;
         let kind = kind_of(record)?;
-        let decision = r
-            .authorizer
-            .read_field(&r.principal, record, class)
-            .map_err(policy_error)?;
+        let decision =
+            r.authorizer.read_field(&r.principal, record, class).map_err(policy_error)?;
         if !decision.allowed {
             let hint = purpose_hint(r, |p| {
-                r.authorizer
-                    .read_field(p, record, class)
-                    .is_ok_and(|d| d.allowed)
+                r.authorizer.read_field(p, record, class).is_ok_and(|d| d.allowed)
             });
             return Err(
-                denied_read(r, kind, id, field, Some(class), &decision.rules).with_hint(hint),
+                denied_read(r, kind, id, field, Some(class), &decision.rules).with_hint(hint)
             );
         }
         if let (true, Some(id)) = (class.is_audited(), id) {
-            r.audit
-                .read(kind.as_str(), id, field, class.as_str(), &decision.rules);
+            r.audit.read(kind.as_str(), id, field, class.as_str(), &decision.rules);
         }
         Ok(decision)
     }
 
     fn may_read(&self, record: &Record, class: FieldClass) -> AppResult<bool> {
         let r = self.request()?;
-        Ok(r.authorizer
-            .read_field(&r.principal, record, class)
-            .map_err(policy_error)?
-            .allowed)
+        Ok(r.authorizer.read_field(&r.principal, record, class).map_err(policy_error)?.allowed)
     }
 
     fn guard_write(
@@ -194,19 +180,11 @@ impl Enforce for Context<'_> {
     ) -> AppResult<WriteGrant> {
         let r = self.request()?;
         let kind = kind_of(record)?;
-        let (decision, hidden) = r
-            .authorizer
-            .write(&r.principal, action, record)
-            .map_err(policy_error)?;
+        let (decision, hidden) =
+            r.authorizer.write(&r.principal, action, record).map_err(policy_error)?;
         if hidden || !decision.allowed {
-            let event = r.audit.deny(
-                action.as_str(),
-                kind.as_str(),
-                id,
-                None,
-                None,
-                &decision.rules,
-            );
+            let event =
+                r.audit.deny(action.as_str(), kind.as_str(), id, None, None, &decision.rules);
             return Err(if hidden {
                 AppError::NotFound("record")
             } else {
@@ -314,10 +292,7 @@ fn written_fields(ctx: &Context<'_>) -> Vec<String> {
 /// so the answer tells nothing about what exists.
 pub fn guard_register(ctx: &Context<'_>, kind: ResourceKind) -> AppResult<Decision> {
     let org = ctx.actor()?.org;
-    let record = Record {
-        in_sector: true,
-        ..Record::new_row(kind, org)
-    };
+    let record = Record { in_sector: true, ..Record::new_row(kind, org) };
     ctx.read_class(&record, kind.listing_class(), None, ctx.field().name())
 }
 
@@ -453,16 +428,10 @@ mod tests {
             response["data"],
             serde_json::json!({ "probe": { "id": "probe", "firstName": "Maija", "birthDate": null } })
         );
-        assert_eq!(
-            response["errors"][0]["path"],
-            serde_json::json!(["probe", "birthDate"])
-        );
+        assert_eq!(response["errors"][0]["path"], serde_json::json!(["probe", "birthDate"]));
         assert_eq!(response["errors"][0]["extensions"]["code"], "FORBIDDEN");
         let events = recorder.finish();
-        let denial = events
-            .iter()
-            .find(|e| !e.decided.allowed)
-            .expect("the denial is recorded");
+        let denial = events.iter().find(|e| !e.decided.allowed).expect("the denial is recorded");
         assert_eq!(denial.decided.fields, vec!["birthDate".to_owned()]);
         assert_eq!(denial.decided.rules, vec![DEFAULT_DENY.to_owned()]);
         // The allowed read of an audited class is recorded too.

@@ -27,9 +27,7 @@ impl Idempotent {
     pub fn of(ctx: &Context<'_>, key: Option<String>) -> AppResult<Option<Self>> {
         let Some(key) = key else { return Ok(None) };
         let ok = (8..=128).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         if !ok {
             return Err(AppError::bad_input(
                 FIELD,
@@ -37,10 +35,7 @@ impl Idempotent {
             ));
         }
         let mut hash = Sha256::new();
-        let arguments = ctx
-            .field()
-            .arguments()
-            .map_err(|e| AppError::internal_msg(e.message))?;
+        let arguments = ctx.field().arguments().map_err(|e| AppError::internal_msg(e.message))?;
         for (name, value) in arguments {
             if name.as_str() == FIELD {
                 continue;
@@ -121,21 +116,12 @@ fn canonical(v: &serde_json::Value) -> String {
             keys.sort();
             let fields: Vec<String> = keys
                 .into_iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        serde_json::Value::from(k.as_str()),
-                        canonical(&map[k])
-                    )
-                })
+                .map(|k| format!("{}:{}", serde_json::Value::from(k.as_str()), canonical(&map[k])))
                 .collect();
             format!("{{{}}}", fields.join(","))
         }
         serde_json::Value::Array(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(canonical).collect::<Vec<_>>().join(",")
-            )
+            format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(","))
         }
         other => other.to_string(),
     }

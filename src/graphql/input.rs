@@ -24,9 +24,9 @@ pub fn checked(
     validator: Validator,
 ) -> AppResult<MaybeUndefined<String>> {
     match value {
-        MaybeUndefined::Value(v) => validator(&v)
-            .map(MaybeUndefined::Value)
-            .map_err(|m| AppError::bad_input(field, m)),
+        MaybeUndefined::Value(v) => {
+            validator(&v).map(MaybeUndefined::Value).map_err(|m| AppError::bad_input(field, m))
+        }
         other => Ok(other),
     }
 }

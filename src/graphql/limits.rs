@@ -33,20 +33,15 @@ fn count_fields(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> u
             Selection::FragmentSpread(spread) => doc
                 .fragments
                 .get(&spread.node.fragment_name.node)
-                .map_or(0, |fr| {
-                    count_fields(&fr.node.selection_set.node, doc, depth + 1)
-                }),
+                .map_or(0, |fr| count_fields(&fr.node.selection_set.node, doc, depth + 1)),
         })
         .sum()
 }
 
 /// Aliases anywhere in the document (fragments included), and root fields per operation.
 pub fn check(doc: &ExecutableDocument, limits: &Limits) -> Result<(), AppError> {
-    let mut aliases: usize = doc
-        .fragments
-        .values()
-        .map(|f| count_aliases(&f.node.selection_set.node))
-        .sum();
+    let mut aliases: usize =
+        doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum();
     for (_, op) in doc.operations.iter() {
         aliases += count_aliases(&op.node.selection_set.node);
         let roots = count_fields(&op.node.selection_set.node, doc, 0);
@@ -122,11 +117,7 @@ pub fn nesting_depth(text: &str, limit: usize) -> usize {
                 // A block string ends at the next unescaped `"""`.
                 i += 3;
                 while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
                 }
                 i += 2;
             }
@@ -169,16 +160,9 @@ pub fn check_inputs(
 
     // Where each variable is used, so its error names the argument.
     let mut used_at: HashMap<String, String> = HashMap::new();
-    let mut sets: Vec<&SelectionSet> = doc
-        .fragments
-        .values()
-        .map(|f| &f.node.selection_set.node)
-        .collect();
-    sets.extend(
-        doc.operations
-            .iter()
-            .map(|(_, op)| &op.node.selection_set.node),
-    );
+    let mut sets: Vec<&SelectionSet> =
+        doc.fragments.values().map(|f| &f.node.selection_set.node).collect();
+    sets.extend(doc.operations.iter().map(|(_, op)| &op.node.selection_set.node));
     while let Some(set) = sets.pop() {
         for item in &set.items {
             match &item.node {
@@ -194,10 +178,7 @@ pub fn check_inputs(
         }
     }
     for (name, value) in variables.iter() {
-        let path = used_at
-            .get(name.as_str())
-            .cloned()
-            .unwrap_or_else(|| format!("${name}"));
+        let path = used_at.get(name.as_str()).cloned().unwrap_or_else(|| format!("${name}"));
         walk_const(value, path, limits)?;
     }
     return Ok(());
@@ -262,10 +243,7 @@ fn check_string(s: &str, path: &str, limits: &Limits) -> Result<(), AppError> {
     };
     // Bytes bound characters from above: count only when it could matter.
     if s.len() > max && s.chars().count() > max {
-        return Err(AppError::bad_input(
-            path,
-            format!("is longer than {max} characters"),
-        ));
+        return Err(AppError::bad_input(path, format!("is longer than {max} characters")));
     }
     if s.contains('\0') {
         return Err(AppError::bad_input(path, "contains a NUL character"));
@@ -304,15 +282,10 @@ struct DepthAndComplexityCheck {
 
 fn only_introspection(doc: &ExecutableDocument) -> bool {
     doc.operations.iter().all(|(_, op)| {
-        op.node
-            .selection_set
-            .node
-            .items
-            .iter()
-            .all(|item| match &item.node {
-                Selection::Field(f) => f.node.name.node.starts_with("__"),
-                _ => false,
-            })
+        op.node.selection_set.node.items.iter().all(|item| match &item.node {
+            Selection::Field(f) => f.node.name.node.starts_with("__"),
+            _ => false,
+        })
     })
 }
 
@@ -326,10 +299,8 @@ impl async_graphql::extensions::Extension for DepthAndComplexityCheck {
         next: async_graphql::extensions::NextParseQuery<'_>,
     ) -> async_graphql::ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
-        self.introspection_only.store(
-            only_introspection(&doc),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.introspection_only
+            .store(only_introspection(&doc), std::sync::atomic::Ordering::Relaxed);
         Ok(doc)
     }
 
@@ -346,9 +317,7 @@ impl async_graphql::extensions::Extension for DepthAndComplexityCheck {
                 .set("code", crate::error::ErrorCode::QueryTooComplex.as_str());
             Err(vec![e])
         };
-        let introspection = self
-            .introspection_only
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let introspection = self.introspection_only.load(std::sync::atomic::Ordering::Relaxed);
         if found.depth > self.max_depth && !introspection {
             return refuse(format!(
                 "the query is nested {} levels deep; at most {} are allowed",
@@ -375,10 +344,7 @@ mod tests {
         assert_eq!(nesting_depth(r#"{ a(s: "[[[[{{{{") }"#, 99), 2);
         assert_eq!(nesting_depth("{ a # [[[[[[\n }", 99), 1);
         assert_eq!(nesting_depth(r#"{ a(s: """ [[[[ \""" [[[ """) }"#, 99), 2);
-        assert_eq!(
-            nesting_depth(r#"{"q": "{{{{\"[[[", "v": {"a": [1]}}"#, 99),
-            3
-        );
+        assert_eq!(nesting_depth(r#"{"q": "{{{{\"[[[", "v": {"a": [1]}}"#, 99), 3);
         // Unbalanced or truncated input never panics and still counts.
         assert_eq!(nesting_depth("]]]}}}{", 99), 1);
         assert_eq!(nesting_depth("\"unterminated", 99), 0);
@@ -387,11 +353,8 @@ mod tests {
 
     #[test]
     fn nesting_stops_at_the_limit_however_long_the_text() {
-        let deep = format!(
-            "{{ companies(first: {}1{}) }}",
-            "[".repeat(100_000),
-            "]".repeat(100_000)
-        );
+        let deep =
+            format!("{{ companies(first: {}1{}) }}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(nesting_depth(&deep, MAX_NESTING), MAX_NESTING + 1);
         assert!(check_nesting("the query", &deep).is_err());
         let ok = format!("{}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));

@@ -231,18 +231,12 @@ pub struct Receipts(std::sync::Mutex<Vec<(String, Uuid)>>);
 
 impl Receipts {
     fn push(&self, field: String, event: Uuid) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((field, event));
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((field, event));
     }
 
     /// (mutation field, event id) of every change attempted to its end.
     pub fn all(&self) -> Vec<(String, Uuid)> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -293,11 +287,7 @@ pub async fn company_industry(
     ctx: &Context<'_>,
     company: db::CompanyId,
 ) -> AppResult<Option<String>> {
-    Ok(ctx
-        .loader()?
-        .load_one(company)
-        .await?
-        .and_then(|c| c.industry_code))
+    Ok(ctx.loader()?.load_one(company).await?.and_then(|c| c.industry_code))
 }
 
 /// Wraps rows that belong to a company with what the policy sees of them:
@@ -312,9 +302,7 @@ pub async fn with_company_facts<R, N>(
     Ok(rows
         .into_iter()
         .map(|r| {
-            let industry = companies
-                .get(&company(&r))
-                .and_then(|c| c.industry_code.clone());
+            let industry = companies.get(&company(&r)).and_then(|c| c.industry_code.clone());
             make(r, industry.as_deref())
         })
         .collect())
@@ -355,13 +343,11 @@ pub(crate) async fn industry_of(
     conn: &mut AsyncPgConnection,
     company: db::CompanyId,
 ) -> diesel::QueryResult<Option<String>> {
-    Ok(
-        db::companies::by_ids(conn, &[company], &db::visible::Visible::All)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|c| c.industry_code),
-    )
+    Ok(db::companies::by_ids(conn, &[company], &db::visible::Visible::All)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|c| c.industry_code))
 }
 
 macro_rules! guarded {
@@ -389,37 +375,13 @@ macro_rules! guarded {
     };
 }
 
-guarded!(
-    CompanyRow,
-    db::CompanyId,
-    "company",
-    companies,
-    |row, _conn| Ok(Record::company(row))
-);
-guarded!(
-    ConfidentialRow,
-    db::ConfidentialId,
-    "confidential row",
-    confidential,
-    |row, conn| {
-        Ok(Record::confidential(
-            row,
-            industry_of(conn, row.company_id).await?.as_deref(),
-        ))
-    }
-);
-guarded!(
-    ContactRow,
-    db::ContactId,
-    "contact",
-    contacts,
-    |row, conn| {
-        Ok(Record::contact(
-            row,
-            industry_of(conn, row.company_id).await?.as_deref(),
-        ))
-    }
-);
+guarded!(CompanyRow, db::CompanyId, "company", companies, |row, _conn| Ok(Record::company(row)));
+guarded!(ConfidentialRow, db::ConfidentialId, "confidential row", confidential, |row, conn| {
+    Ok(Record::confidential(row, industry_of(conn, row.company_id).await?.as_deref()))
+});
+guarded!(ContactRow, db::ContactId, "contact", contacts, |row, conn| {
+    Ok(Record::contact(row, industry_of(conn, row.company_id).await?.as_deref()))
+});
 guarded!(
     crate::db::requests::RequestRow,
     db::RequestId,
@@ -427,18 +389,9 @@ guarded!(
     requests,
     |row, _conn| Ok(Record::request(row))
 );
-guarded!(
-    ServiceRow,
-    db::ServiceId,
-    "service",
-    services,
-    |row, conn| {
-        Ok(Record::service(
-            row,
-            industry_of(conn, row.company_id).await?.as_deref(),
-        ))
-    }
-);
+guarded!(ServiceRow, db::ServiceId, "service", services, |row, conn| {
+    Ok(Record::service(row, industry_of(conn, row.company_id).await?.as_deref()))
+});
 
 /// One transaction for an update or delete: lock the row (`NOT_FOUND` if it
 /// is gone), ask the policy, then do `work` with the locked row. The change
@@ -457,17 +410,13 @@ where
     ctx.conn()
         .await?
         .transaction::<_, AppError, _>(async move |conn| {
-            let row = T::lock(conn, id)
-                .await?
-                .ok_or(AppError::NotFound(T::NAME))?;
+            let row = T::lock(conn, id).await?.ok_or(AppError::NotFound(T::NAME))?;
             let record = row.record(conn).await?;
             let uuid = row.uuid();
-            let grant = ctx
-                .guard_write(action, &record, Some(uuid))
-                .map_err(|e| match e {
-                    AppError::NotFound(_) => AppError::NotFound(T::NAME),
-                    other => other,
-                })?;
+            let grant = ctx.guard_write(action, &record, Some(uuid)).map_err(|e| match e {
+                AppError::NotFound(_) => AppError::NotFound(T::NAME),
+                other => other,
+            })?;
             let done = work(conn, row).await?;
             grant.commit(conn, uuid).await?;
             Ok(done)
@@ -477,6 +426,5 @@ where
 
 /// Parses a GraphQL `ID` argument into a newtype id; a malformed one is `BAD_USER_INPUT`.
 pub fn parse_id<T: std::str::FromStr>(field: &str, id: &async_graphql::ID) -> AppResult<T> {
-    id.parse()
-        .map_err(|_| AppError::bad_input(field, "is not a valid id"))
+    id.parse().map_err(|_| AppError::bad_input(field, "is not a valid id"))
 }

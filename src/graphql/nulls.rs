@@ -173,10 +173,7 @@ mod tests {
             vec![Person, Person]
         }
         async fn wrapper(&self) -> Option<Wrapper> {
-            Some(Wrapper {
-                people: vec![Person],
-                maybe: vec![Some(Person), Some(Person)],
-            })
+            Some(Wrapper { people: vec![Person], maybe: vec![Some(Person), Some(Person)] })
         }
         async fn required(&self) -> async_graphql::Result<String> {
             Err("required failed".into())
@@ -184,23 +181,16 @@ mod tests {
     }
 
     async fn run(query: &str) -> serde_json::Value {
-        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(FieldErrors)
-            .finish();
+        let schema =
+            Schema::build(Query, EmptyMutation, EmptySubscription).extension(FieldErrors).finish();
         serde_json::to_value(schema.execute(query).await).expect("json")
     }
 
     #[tokio::test]
     async fn an_errored_nullable_field_is_present_as_null() {
         let r = run("{ person { name secret } }").await;
-        assert_eq!(
-            r["data"],
-            serde_json::json!({ "person": { "name": "A", "secret": null } })
-        );
-        assert_eq!(
-            r["errors"][0]["path"],
-            serde_json::json!(["person", "secret"])
-        );
+        assert_eq!(r["data"], serde_json::json!({ "person": { "name": "A", "secret": null } }));
+        assert_eq!(r["errors"][0]["path"], serde_json::json!(["person", "secret"]));
     }
 
     #[tokio::test]
@@ -223,10 +213,7 @@ mod tests {
         assert_eq!(r["data"], serde_json::json!({ "wrapper": null }));
         // [Person]!: only the item becomes null.
         let r = run("{ wrapper { maybe { id name } } }").await;
-        assert_eq!(
-            r["data"],
-            serde_json::json!({ "wrapper": { "maybe": [null, null] } })
-        );
+        assert_eq!(r["data"], serde_json::json!({ "wrapper": { "maybe": [null, null] } }));
         // Non-null to the root: data is null, the error stays.
         let r = run("{ person { name } required }").await;
         assert_eq!(r["data"], serde_json::Value::Null);

@@ -159,11 +159,7 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     // Visibility first: a contact this actor may not see (restricted,
     // objecting, erased, outside a recipient's sector) is NOT_FOUND exactly
     // like an unknown id, whatever the report's own rule would say.
-    let row = ctx
-        .loader()?
-        .load_one(contact)
-        .await?
-        .ok_or(AppError::NotFound("contact"))?;
+    let row = ctx.loader()?.load_one(contact).await?.ok_or(AppError::NotFound("contact"))?;
     let mut conn = ctx.conn().await?;
     let conn = &mut *conn;
     // The report as a whole is the class `report` of this person's record.
@@ -270,10 +266,7 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
                 resolution: q.resolution,
             })
             .collect(),
-        contacts: people
-            .into_iter()
-            .map(ReportContact::of)
-            .collect::<AppResult<_>>()?,
+        contacts: people.into_iter().map(ReportContact::of).collect::<AppResult<_>>()?,
         recipients,
     })
 }

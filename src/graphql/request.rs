@@ -177,26 +177,17 @@ fn opening_effect(
     restrict_while_pending: bool,
 ) -> Option<(Action, ContactFlags)> {
     use db::RequestKind::*;
-    let restrict = || ContactFlags {
-        restricted: Some(true),
-        ..Default::default()
-    };
+    let restrict = || ContactFlags { restricted: Some(true), ..Default::default() };
     match kind {
         Restriction => Some((Action::RestrictOnRequest, restrict())),
         Rectification if restrict_while_pending => Some((Action::RestrictOnRequest, restrict())),
         Objection => Some((
             Action::RestrictOnRequest,
-            ContactFlags {
-                objection_pending: Some(true),
-                ..Default::default()
-            },
+            ContactFlags { objection_pending: Some(true), ..Default::default() },
         )),
         MarketingObjection => Some((
             Action::ObjectMarketing,
-            ContactFlags {
-                marketing_objection: Some(true),
-                ..Default::default()
-            },
+            ContactFlags { marketing_objection: Some(true), ..Default::default() },
         )),
         Access | Erasure | Rectification => None,
     }
@@ -228,11 +219,7 @@ async fn closing_effect(
                     ))
                 }
             };
-            let action = if upheld {
-                Action::Restrict
-            } else {
-                Action::LiftRestriction
-            };
+            let action = if upheld { Action::Restrict } else { Action::LiftRestriction };
             let (old, grant) = rights::lock_contact_for(ctx, conn, contact, action).await?;
             let flags = ContactFlags {
                 objection_pending: Some(false),
@@ -288,10 +275,7 @@ impl RequestMutation {
         // A request has no sector: recipients are refused (R7), not shown NOT_FOUND.
         let grant = ctx.guard_write(
             Action::HandleRequest,
-            &Record {
-                in_sector: true,
-                ..Record::new_row(ResourceKind::Request, author.org)
-            },
+            &Record { in_sector: true, ..Record::new_row(ResourceKind::Request, author.org) },
             None,
         )?;
         let idem = Idempotent::of(ctx, idempotency_key)?;
@@ -353,10 +337,7 @@ impl RequestMutation {
             .transaction::<_, AppError, _>(async move |conn| {
                 if let Some(c) = contact {
                     // Whoever registered the person: requests are handled jointly.
-                    if db::contacts::by_ids(conn, &[c], &Visible::All)
-                        .await?
-                        .is_empty()
-                    {
+                    if db::contacts::by_ids(conn, &[c], &Visible::All).await?.is_empty() {
                         return Err(AppError::bad_input("input.contactId", "no such contact"));
                     }
                 }
@@ -390,45 +371,40 @@ impl RequestMutation {
         let id: RequestId = parse_id("id", &id)?;
         let reason = long_text(&reason).map_err(|m| AppError::bad_input("reason", m))?;
         let author = ctx.author()?;
-        let row = locked_write(
-            ctx,
-            id,
-            Action::HandleRequest,
-            move |conn, old: RequestRow| {
-                Box::pin(async move {
-                    if !old.is_open() {
-                        return Err(AppError::bad_input("id", "the request is already resolved"));
-                    }
-                    if old.extended_due_at.is_some() {
-                        return Err(AppError::bad_input(
-                            "extendedDueAt",
-                            "the deadline was extended already; it can be extended once",
-                        ));
-                    }
-                    let latest = old
-                        .due_at
-                        .checked_add_months(Months::new(MAX_EXTENSION_MONTHS))
-                        .unwrap_or(old.due_at);
-                    if extended_due_at <= old.due_at || extended_due_at > latest {
-                        return Err(AppError::bad_input(
-                            "extendedDueAt",
-                            format!(
-                                "must be after {} and at most {latest} (two months more)",
-                                old.due_at
-                            ),
-                        ));
-                    }
-                    let changes = RequestChanges {
-                        extended_due_at: Some(Some(extended_due_at)),
-                        extension_reason: Some(Some(reason)),
-                        handled_by: Some(Some(author.sub.clone())),
-                        handled_by_org: Some(Some(author.org)),
-                        ..Default::default()
-                    };
-                    Ok(db::requests::update(conn, &author, &old, &changes).await?)
-                })
-            },
-        )
+        let row = locked_write(ctx, id, Action::HandleRequest, move |conn, old: RequestRow| {
+            Box::pin(async move {
+                if !old.is_open() {
+                    return Err(AppError::bad_input("id", "the request is already resolved"));
+                }
+                if old.extended_due_at.is_some() {
+                    return Err(AppError::bad_input(
+                        "extendedDueAt",
+                        "the deadline was extended already; it can be extended once",
+                    ));
+                }
+                let latest = old
+                    .due_at
+                    .checked_add_months(Months::new(MAX_EXTENSION_MONTHS))
+                    .unwrap_or(old.due_at);
+                if extended_due_at <= old.due_at || extended_due_at > latest {
+                    return Err(AppError::bad_input(
+                        "extendedDueAt",
+                        format!(
+                            "must be after {} and at most {latest} (two months more)",
+                            old.due_at
+                        ),
+                    ));
+                }
+                let changes = RequestChanges {
+                    extended_due_at: Some(Some(extended_due_at)),
+                    extension_reason: Some(Some(reason)),
+                    handled_by: Some(Some(author.sub.clone())),
+                    handled_by_org: Some(Some(author.org)),
+                    ..Default::default()
+                };
+                Ok(db::requests::update(conn, &author, &old, &changes).await?)
+            })
+        })
         .await?;
         Ok(DataSubjectRequest::new(row))
     }
@@ -447,10 +423,7 @@ impl RequestMutation {
             None => None,
         };
         if to == db::RequestStatus::Rejected && resolution.is_none() {
-            return Err(AppError::bad_input(
-                "input.resolution",
-                "a rejection needs a reason",
-            ));
+            return Err(AppError::bad_input("input.resolution", "a rejection needs a reason"));
         }
         let upheld = input.objection_upheld;
         let author = ctx.author()?;
@@ -475,10 +448,7 @@ impl RequestMutation {
                     }
                     None => old,
                 };
-                let done = matches!(
-                    to,
-                    db::RequestStatus::Completed | db::RequestStatus::Rejected
-                );
+                let done = matches!(to, db::RequestStatus::Completed | db::RequestStatus::Rejected);
                 let changes = RequestChanges {
                     status: Some(to),
                     resolution: resolution.map(Some),

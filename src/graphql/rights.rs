@@ -28,16 +28,12 @@ pub async fn lock_contact_for(
     id: ContactId,
     action: Action,
 ) -> AppResult<(ContactRow, WriteGrant)> {
-    let row = db::contacts::lock(conn, id)
-        .await?
-        .ok_or(AppError::NotFound("contact"))?;
+    let row = db::contacts::lock(conn, id).await?.ok_or(AppError::NotFound("contact"))?;
     let record = row.record(conn).await?;
-    let grant = ctx
-        .guard_write(action, &record, Some(id.0))
-        .map_err(|e| match e {
-            AppError::NotFound(_) => AppError::NotFound("contact"),
-            other => other,
-        })?;
+    let grant = ctx.guard_write(action, &record, Some(id.0)).map_err(|e| match e {
+        AppError::NotFound(_) => AppError::NotFound("contact"),
+        other => other,
+    })?;
     Ok((row, grant))
 }
 
@@ -109,29 +105,20 @@ impl RightsMutation {
 impl RightsMutation {
     /// Restricts processing of a contact (GDPR art. 18) until lifted.
     async fn restrict_contact(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
-        let flags = ContactFlags {
-            restricted: Some(true),
-            ..Default::default()
-        };
+        let flags = ContactFlags { restricted: Some(true), ..Default::default() };
         Self::flags(ctx, id, Action::Restrict, flags).await
     }
 
     /// Lifts a restriction (not a pending objection: resolving it does that).
     async fn lift_restriction(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
-        let flags = ContactFlags {
-            restricted: Some(false),
-            ..Default::default()
-        };
+        let flags = ContactFlags { restricted: Some(false), ..Default::default() };
         Self::flags(ctx, id, Action::LiftRestriction, flags).await
     }
 
     /// Records an objection to direct marketing (GDPR art. 21(3)): at once,
     /// without assessment.
     async fn object_to_marketing(&self, ctx: &Context<'_>, id: ID) -> AppResult<Contact> {
-        let flags = ContactFlags {
-            marketing_objection: Some(true),
-            ..Default::default()
-        };
+        let flags = ContactFlags { marketing_objection: Some(true), ..Default::default() };
         Self::flags(ctx, id, Action::ObjectMarketing, flags).await
     }
 
@@ -260,11 +247,7 @@ impl RightsQuery {
         }
         let due = retention::due(&mut *ctx.conn().await?, i64::from(first)).await?;
         for kind in [ResourceKind::Contact, ResourceKind::Company] {
-            let ids: Vec<_> = due
-                .iter()
-                .filter(|d| d.kind == kind)
-                .map(|d| d.id)
-                .collect();
+            let ids: Vec<_> = due.iter().filter(|d| d.kind == kind).map(|d| d.id).collect();
             if !ids.is_empty() {
                 // Recorded under the rules that allowed the list.
                 r.audit.push(Decided {

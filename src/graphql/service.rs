@@ -16,13 +16,7 @@ use crate::db::{self, CompanyId, ContactId, ServiceId};
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
-register_object!(
-    Service,
-    ServiceRow,
-    Service,
-    Record::service,
-    company_scoped
-);
+register_object!(Service, ServiceRow, Service, Record::service, company_scoped);
 
 guarded_object! {
 // Every field passes the guard: its class comes from `register`'s declaration.
@@ -104,10 +98,7 @@ impl ServiceQuery {
         let f = filter.unwrap_or_default();
         if let (Some(from), Some(to)) = (f.requested_from, f.requested_to) {
             if from > to {
-                return Err(AppError::bad_input(
-                    "filter.requestedTo",
-                    "is before requestedFrom",
-                ));
+                return Err(AppError::bad_input("filter.requestedTo", "is before requestedFrom"));
             }
         }
         let filter = ServiceFilter {
@@ -130,13 +121,7 @@ impl ServiceQuery {
         let vis = &ctx.visibility()?.services;
         let (rows, total) = connection::rows_and_total!(ctx, db::services, (&filter, vis), page);
         let nodes = Service::many(ctx, rows).await?;
-        Ok(connection::build(
-            nodes,
-            first,
-            page.after.is_some(),
-            total,
-            |n| n,
-        ))
+        Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))
     }
 }
 
@@ -237,10 +222,8 @@ impl ServiceMutation {
             return Service::one(ctx, row).await;
         }
         let contacts_visible = ctx.visibility()?.contacts.clone();
-        let company: CompanyId = parse_id(
-            "companyId",
-            &required("companyId", input.company_id.clone())?,
-        )?;
+        let company: CompanyId =
+            parse_id("companyId", &required("companyId", input.company_id.clone())?)?;
         let c = input.into_changes()?;
         let new = NewService {
             kind: required("kind", c.kind)?,
@@ -309,14 +292,9 @@ impl ServiceMutation {
         super::authorize_kind(ctx, Action::Delete, ResourceKind::Service)?;
         let service: ServiceId = parse_id("id", &id)?;
         let author = ctx.author()?;
-        locked_write(
-            ctx,
-            service,
-            Action::Delete,
-            move |conn, old: ServiceRow| {
-                Box::pin(async move { Ok(db::services::delete(conn, &author, &old).await?) })
-            },
-        )
+        locked_write(ctx, service, Action::Delete, move |conn, old: ServiceRow| {
+            Box::pin(async move { Ok(db::services::delete(conn, &author, &old).await?) })
+        })
         .await?;
         Ok(id)
     }

@@ -63,12 +63,8 @@ fn error_response_with(
         "errors": [{ "message": message, "extensions": extensions }],
         "extensions": { "requestId": request_id },
     });
-    let mut res = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
+    let mut res =
+        (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
     if code == ErrorCode::Unauthenticated {
         let challenge = format!(
             "Bearer error=\"invalid_token\", error_description=\"{}\"",
@@ -118,9 +114,7 @@ async fn admit(
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     // The request's one trace id (see http::log): the audit trail, the logs,
     // the errors and the exported trace name the same.
-    let trace_id = summary
-        .trace_id()
-        .unwrap_or_else(|| audit::trace_id(traceparent));
+    let trace_id = summary.trace_id().unwrap_or_else(|| audit::trace_id(traceparent));
     let subject = Subject::of(&actor, request_id, Some(&trace_id), authorizer.version());
     summary.actor(&subject.org, &subject.roles, subject.trace_id.as_deref());
     let policy = authorizer.clone();
@@ -146,15 +140,9 @@ async fn admit(
         )
     };
     match decided {
-        Ok(Ok(Ok(visibility))) => Ok(Who {
-            actor,
-            principal,
-            visibility,
-            authorizer: policy,
-            queries,
-            subject,
-            summary,
-        }),
+        Ok(Ok(Ok(visibility))) => {
+            Ok(Who { actor, principal, visibility, authorizer: policy, queries, subject, summary })
+        }
         Ok(Ok(Err(rule))) => {
             // A refused request is a denial like any other: recorded before
             // the answer, which names the event.
@@ -196,34 +184,17 @@ async fn authenticate(
     request_id: &str,
 ) -> Result<Actor, Response> {
     let unauthenticated = |m: String| {
-        error_response(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            &m,
-            request_id,
-        )
+        error_response(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, &m, request_id)
     };
     let token = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => return Err(unauthenticated(auth::AuthError::Missing.to_string())),
         Some(Err(_)) => return Err(unauthenticated("Authorization header is not text".into())),
-        Some(Ok(v)) => match v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
+        Some(Ok(v)) => match v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             Some(t) => t.trim(),
-            None => {
-                return Err(unauthenticated(
-                    "Authorization must be 'Bearer <token>'".into(),
-                ))
-            }
+            None => return Err(unauthenticated("Authorization must be 'Bearer <token>'".into())),
         },
     };
-    let claims = s
-        .app
-        .verifier
-        .verify(token)
-        .await
-        .map_err(|e| unauthenticated(e.to_string()))?;
+    let claims = s.app.verifier.verify(token).await.map_err(|e| unauthenticated(e.to_string()))?;
     let mut purposes = headers.get_all("x-processing-purpose").iter();
     let purpose_header = purposes.next().map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let purpose = if purposes.next().is_some() {
@@ -232,12 +203,7 @@ async fn authenticate(
         auth::parse_purpose(purpose_header)
     }
     .map_err(|m| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            &m,
-            request_id,
-        )
+        error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &m, request_id)
     })?;
     auth::actor_from_claims(claims, purpose).map_err(|e| unauthenticated(e.to_string()))
 }
@@ -284,16 +250,9 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if media != "application/json" {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -330,11 +289,8 @@ pub async fn post(
         }
     };
     // The JSON deserializer recurses: bound the nesting before it runs.
-    if let Some(res) = too_nested(
-        "the request body",
-        &String::from_utf8_lossy(&body),
-        &request_id,
-    ) {
+    if let Some(res) = too_nested("the request body", &String::from_utf8_lossy(&body), &request_id)
+    {
         return res;
     }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
@@ -388,12 +344,7 @@ pub async fn post(
     } else {
         BatchResponse::Batch(responses)
     };
-    respond(
-        batch,
-        &headers,
-        &request_id,
-        who.subject.trace_id.as_deref(),
-    )
+    respond(batch, &headers, &request_id, who.subject.trace_id.as_deref())
 }
 
 pub async fn get(
@@ -415,10 +366,7 @@ pub async fn get(
             &request_id,
         );
     };
-    for (what, text) in [
-        ("the query", Some(query)),
-        ("the variables", params.get("variables")),
-    ] {
+    for (what, text) in [("the query", Some(query)), ("the variables", params.get("variables"))] {
         if let Some(res) = too_nested(what, text.map_or("", String::as_str), &request_id) {
             return res;
         }
@@ -448,8 +396,7 @@ pub async fn get(
             "mutations need POST",
             &request_id,
         );
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
     respond(
@@ -523,15 +470,8 @@ async fn execute(
         let checked = limits::check(&doc, &s.app.config.limits)
             .and_then(|()| limits::check_inputs(&doc, &request.variables, &s.app.config.limits));
         if let Err(e) = checked {
-            s.app.metrics.observe(
-                operation.as_deref(),
-                "refused",
-                started.elapsed().as_secs_f64(),
-            );
-            return Executed {
-                inner: gql_error(e),
-                http_status: None,
-            };
+            s.app.metrics.observe(operation.as_deref(), "refused", started.elapsed().as_secs_f64());
+            return Executed { inner: gql_error(e), http_status: None };
         }
     }
     let recorder = Arc::new(Recorder::new(who.subject.clone()));
@@ -596,9 +536,7 @@ async fn execute(
     span.record("authz.denied_rules", denied_rules.join(","));
     span.record("audit.events", count(events.len()));
     for e in events.iter().filter(|e| !e.decided.allowed) {
-        s.app
-            .metrics
-            .observe_denial(e.decided.rules.iter().map(String::as_str));
+        s.app.metrics.observe_denial(e.decided.rules.iter().map(String::as_str));
     }
     let commit =
         tracing::info_span!(parent: &span, "audit.commit", audit.events = count(events.len()));
@@ -610,19 +548,10 @@ async fn execute(
     }
     mark_outcomes(s, &mut response, &receipts.all()).await;
     let outcome = outcome(&response);
-    s.app.metrics.observe(
-        operation.as_deref(),
-        outcome,
-        started.elapsed().as_secs_f64(),
-    );
+    s.app.metrics.observe(operation.as_deref(), outcome, started.elapsed().as_secs_f64());
     // Taken and reset: in a batch, admission is counted with the first request.
-    s.app
-        .metrics
-        .observe_policy_queries(who.queries.swap(0, Ordering::Relaxed));
-    Executed {
-        inner: response,
-        http_status: None,
-    }
+    s.app.metrics.observe_policy_queries(who.queries.swap(0, Ordering::Relaxed));
+    Executed { inner: response, http_status: None }
 }
 
 /// How a request ended, for `kasvu_graphql_requests_total`: `ok`; `partial`
@@ -632,12 +561,9 @@ async fn execute(
 fn outcome(response: &GqlResponse) -> &'static str {
     let policy_only = response.errors.iter().all(|e| {
         !e.path.is_empty()
-            && e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(
-                    |c| matches!(c, Value::String(s) if s == "FORBIDDEN" || s == "NOT_FOUND"),
-                )
+            && e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(
+                |c| matches!(c, Value::String(s) if s == "FORBIDDEN" || s == "NOT_FOUND"),
+            )
     });
     match (response.errors.is_empty(), response.data != Value::Null) {
         (true, _) => "ok",
@@ -664,13 +590,10 @@ async fn mark_outcomes(s: &HttpState, response: &mut GqlResponse, receipts: &[(S
     let ids: Vec<Uuid> = receipts.iter().map(|(_, id)| *id).collect();
     let stored = async {
         let mut conn = s.app.pool.get().await.ok()?;
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            crate::db::audit::stored_ids(&mut conn, &ids),
-        )
-        .await
-        .ok()?
-        .ok()
+        tokio::time::timeout(Duration::from_secs(2), crate::db::audit::stored_ids(&mut conn, &ids))
+            .await
+            .ok()?
+            .ok()
     }
     .await
     .unwrap_or_default();
@@ -695,9 +618,7 @@ async fn mark_outcomes(s: &HttpState, response: &mut GqlResponse, receipts: &[(S
         } else {
             " (whether the change was committed is unknown: read it again before repeating it, or repeat it with the same idempotencyKey)"
         });
-        e.extensions
-            .get_or_insert_with(Default::default)
-            .set("outcome", outcome);
+        e.extensions.get_or_insert_with(Default::default).set("outcome", outcome);
     }
 }
 
@@ -724,29 +645,20 @@ async fn catching_panics(
 /// in `locations`).
 fn with_codes(mut response: GqlResponse, request_id: &str, trace_id: Option<&str>) -> GqlResponse {
     for err in &mut response.errors {
-        let has_code = err
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
+        let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
         if !has_code {
             let code = ErrorCode::BadUserInput;
             if err.message.contains('\n') {
                 err.message = one_line(&err.message);
             }
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code.as_str());
+            err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
         }
         // The trace an operator finds the error in (logs, spans, audit events).
         if let Some(trace_id) = trace_id {
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("traceId", trace_id);
+            err.extensions.get_or_insert_with(Default::default).set("traceId", trace_id);
         }
     }
-    response
-        .extensions
-        .insert("requestId".to_owned(), Value::String(request_id.to_owned()));
+    response.extensions.insert("requestId".to_owned(), Value::String(request_id.to_owned()));
     response
 }
 
@@ -777,14 +689,9 @@ fn response_json(
 /// A parser's report (` --> 1:3`, the source line, `= expected name`) as
 /// one line: what was expected, where.
 fn one_line(report: &str) -> String {
-    let expected = report
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("= "));
-    let at = report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("--> "))
-        .and_then(|p| p.split_once(':'));
+    let expected = report.lines().rev().find_map(|l| l.trim().strip_prefix("= "));
+    let at =
+        report.lines().find_map(|l| l.trim().strip_prefix("--> ")).and_then(|p| p.split_once(':'));
     match (expected, at) {
         (Some(e), Some((line, column))) => {
             format!("syntax error at line {line}, column {column}: {e}")
@@ -823,11 +730,7 @@ fn respond(
                 .map(|v| serde_json::Value::Array(v).to_string()),
         ),
     };
-    let content_type = if graphql_response {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        "application/json"
-    };
+    let content_type = if graphql_response { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let res = match body {
         Ok(b) => (status, [(header::CONTENT_TYPE, content_type)], b).into_response(),
         Err(e) => {
@@ -839,10 +742,8 @@ fn respond(
 }
 
 fn status_for(errors: &[ServerError]) -> StatusCode {
-    let code = errors
-        .first()
-        .and_then(|e| e.extensions.as_ref())
-        .and_then(|x| x.get("code").cloned());
+    let code =
+        errors.first().and_then(|e| e.extensions.as_ref()).and_then(|x| x.get("code").cloned());
     match code {
         Some(Value::String(c)) if c == ErrorCode::Unavailable.as_str() => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -880,18 +781,14 @@ pub async fn subject_access_report(
         Err(res) => return res,
     };
     let request = Request::new(REPORT_QUERY)
-        .variables(async_graphql::Variables::from_json(
-            serde_json::json!({ "id": contact_id }),
-        ))
+        .variables(async_graphql::Variables::from_json(serde_json::json!({ "id": contact_id })))
         .operation_name("SubjectAccessReport");
     let executed = execute(&s, &who, &request_id, request, true).await.inner;
     if !executed.errors.is_empty() {
         let status = match status_for(&executed.errors) {
             StatusCode::BAD_REQUEST => {
-                let code = executed.errors[0]
-                    .extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code").cloned());
+                let code =
+                    executed.errors[0].extensions.as_ref().and_then(|x| x.get("code").cloned());
                 match code {
                     Some(Value::String(c)) if c == ErrorCode::Forbidden.as_str() => {
                         StatusCode::FORBIDDEN
@@ -917,24 +814,15 @@ pub async fn subject_access_report(
         .data
         .into_json()
         .ok()
-        .and_then(|mut d| {
-            d.get_mut("subjectAccessReport")
-                .map(serde_json::Value::take)
-        })
+        .and_then(|mut d| d.get_mut("subjectAccessReport").map(serde_json::Value::take))
         .unwrap_or(serde_json::Value::Null);
     let disposition = format!(
         "attachment; filename=\"subject-access-{}.json\"",
-        contact_id
-            .chars()
-            .filter(|c| c.is_ascii_hexdigit() || *c == '-')
-            .collect::<String>()
+        contact_id.chars().filter(|c| c.is_ascii_hexdigit() || *c == '-').collect::<String>()
     );
-    let mut res = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        report.to_string(),
-    )
-        .into_response();
+    let mut res =
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], report.to_string())
+            .into_response();
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

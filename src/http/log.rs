@@ -82,10 +82,7 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     crate::telemetry::set_remote_parent(&span, req.headers());
     // One trace id for the request's logs, spans, audit events and errors:
     // the exported trace's, else the caller's traceparent's, else a new one.
-    let traceparent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
+    let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
     let trace_id = span
         .in_scope(crate::telemetry::current_trace_id)
         .unwrap_or_else(|| crate::audit::trace_id(traceparent));
@@ -98,12 +95,8 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     span.record("http.response.status_code", i64::from(status));
     crate::telemetry::inject_context(&span, res.headers_mut());
     let _entered = span.enter();
-    let request_id = res
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+    let request_id =
+        res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let f = summary.fields().clone();
     let operation = f.operations.join(",");

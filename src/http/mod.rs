@@ -19,31 +19,22 @@ pub struct HttpState {
 }
 
 pub fn router(app: AppState) -> Router {
-    let state = HttpState {
-        schema: app.schema(),
-        app: app.clone(),
-    };
+    let state = HttpState { schema: app.schema(), app: app.clone() };
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
-        .route(
-            "/reports/subject-access/{contact_id}",
-            get(graphql::subject_access_report),
-        )
+        .route("/reports/subject-access/{contact_id}", get(graphql::subject_access_report))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if app.config.metrics_addr.is_none() {
         router = router.route("/metrics", get(metrics));
     }
     if app.config.enable_graphiql {
-        router = router
-            .route("/graphiql", get(graphiql))
-            .route("/graphiql/{file}", get(graphiql_asset));
+        router =
+            router.route("/graphiql", get(graphiql)).route("/graphiql/{file}", get(graphiql_asset));
     }
     router
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(log::log_requests))
         .with_state(state)
 }
@@ -52,10 +43,7 @@ pub fn router(app: AppState) -> Router {
 /// answers 500 with the usual error body; the process and every other
 /// request go on.
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!(
-        panic = crate::error::panic_message(&*panic),
-        "a request handler panicked"
-    );
+    tracing::error!(panic = crate::error::panic_message(&*panic), "a request handler panicked");
     let body = serde_json::json!({
         "errors": [{
             "message": "internal error",
@@ -85,10 +73,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
         }
     };
     match db.await {
-        Ok(()) => (
-            StatusCode::OK,
-            format!("ready; policy {}\n", s.app.authorizer().version()),
-        )
+        Ok(()) => (StatusCode::OK, format!("ready; policy {}\n", s.app.authorizer().version()))
             .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -99,10 +84,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 
 /// `/metrics` alone, for `METRICS_ADDR`.
 pub fn metrics_router(app: AppState) -> Router {
-    let state = HttpState {
-        schema: app.schema(),
-        app,
-    };
+    let state = HttpState { schema: app.schema(), app };
     Router::new()
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(log::log_requests))
@@ -118,11 +100,7 @@ async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> 
             .unwrap_or("");
         // Compared in constant time: the token is a secret.
         let same = given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+            && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
         if !same {
             let body = serde_json::json!({
                 "errors": [{
@@ -138,31 +116,22 @@ async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> 
                 .into_response();
         }
     }
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        {
-            let (queries, seconds) = crate::authz::PolicyEngine::process_totals();
-            let mut out = s
-                .app
-                .metrics
-                .render(s.app.statements.get(), queries, seconds);
-            let pool = s.app.pool.status();
-            s.app.metrics.render_gauges(
-                &mut out,
-                &crate::metrics::Gauges {
-                    open: pool.size,
-                    idle: pool.available,
-                    max: pool.max_size,
-                    waiting: pool.waiting,
-                    audit_queue: s.app.audit.queued(),
-                },
-            );
-            out
-        },
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let (queries, seconds) = crate::authz::PolicyEngine::process_totals();
+        let mut out = s.app.metrics.render(s.app.statements.get(), queries, seconds);
+        let pool = s.app.pool.status();
+        s.app.metrics.render_gauges(
+            &mut out,
+            &crate::metrics::Gauges {
+                open: pool.size,
+                idle: pool.available,
+                max: pool.max_size,
+                waiting: pool.waiting,
+                audit_queue: s.app.audit.queued(),
+            },
+        );
+        out
+    })
         .into_response()
 }
 
@@ -180,10 +149,7 @@ const GRAPHIQL_FILES: [(&str, &str, &[u8]); 6] = embedded![
     ("graphiql.min.js", "text/javascript; charset=utf-8"),
     ("graphiql.min.css", "text/css; charset=utf-8"),
     ("react.production.min.js", "text/javascript; charset=utf-8"),
-    (
-        "react-dom.production.min.js",
-        "text/javascript; charset=utf-8"
-    ),
+    ("react-dom.production.min.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Only this origin's scripts, styles (GraphiQL's editor sets inline
@@ -234,9 +200,7 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
             }
         });
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
@@ -254,9 +218,7 @@ fn spawn_retention(app: AppState) {
         loop {
             every.tick().await;
             let result = match app.pool.get().await {
-                Ok(mut conn) => crate::retention::run(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(mut conn) => crate::retention::run(&mut conn).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = result {
@@ -327,22 +289,14 @@ mod tests {
                     "unreachable"
                 }),
             )
-            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-                panic_response,
-            ));
-        let req = axum::http::Request::get("/boom")
-            .body(axum::body::Body::empty())
-            .expect("request");
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+        let req =
+            axum::http::Request::get("/boom").body(axum::body::Body::empty()).expect("request");
         let res = app.oneshot(req).await.expect("a response, not an abort");
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(res.into_body(), 4096)
-            .await
-            .expect("body");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.expect("body");
         let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(
-            json["errors"][0]["extensions"]["code"],
-            "INTERNAL_SERVER_ERROR"
-        );
+        assert_eq!(json["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR");
         assert!(!String::from_utf8_lossy(&body).contains("secret"));
     }
 }

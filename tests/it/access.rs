@@ -12,11 +12,7 @@ fn errors_at<'a>(body: &'a Value, field: &str) -> Vec<&'a Value> {
         .as_array()
         .map(|e| {
             e.iter()
-                .filter(|e| {
-                    e["path"]
-                        .as_array()
-                        .is_some_and(|p| p.last() == Some(&json!(field)))
-                })
+                .filter(|e| e["path"].as_array().is_some_and(|p| p.last() == Some(&json!(field))))
                 .collect()
         })
         .unwrap_or_default()
@@ -28,18 +24,12 @@ async fn recipient_cannot_see_home_address() {
     let id = t.sql_text(&format!("SELECT c.id::text FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.home_country IS NOT NULL LIMIT 1")).await;
     let (_, body) = t.gql(&t.token("MMM", &["viewer"]), "query($id: ID!) { contact(id: $id) { lastName homeCountry postalAddress nickname registeredBy } }", json!({"id": id})).await;
     let c = &body["data"]["contact"];
-    assert!(
-        c["lastName"].is_string() && c["registeredBy"].is_string(),
-        "{body}"
-    );
+    assert!(c["lastName"].is_string() && c["registeredBy"].is_string(), "{body}");
     assert!(c["homeCountry"].is_null() && c["nickname"].is_null());
     let home = errors_at(&body, "homeCountry");
     assert_eq!(home.len(), 1, "{body}");
     assert_eq!(home[0]["extensions"]["code"], "FORBIDDEN");
-    assert!(home[0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("contact.home"));
+    assert!(home[0]["message"].as_str().unwrap_or("").contains("contact.home"));
     assert!(errors_at(&body, "nickname")[0]["message"]
         .as_str()
         .unwrap_or("")
@@ -61,35 +51,18 @@ async fn recipients_see_only_agriculture_and_food_companies() {
         );
         for c in d["companies"]["nodes"].as_array().expect("nodes") {
             let code = c["industryCode"].as_str().expect("code");
-            assert!(
-                ["01", "02", "03", "10", "11"]
-                    .iter()
-                    .any(|p| code.starts_with(p)),
-                "{code}"
-            );
+            assert!(["01", "02", "03", "10", "11"].iter().any(|p| code.starts_with(p)), "{code}");
         }
-        let d = t
-            .data(
-                &tok,
-                "{ contacts { totalCount } services { totalCount } }",
-                json!({}),
-            )
-            .await;
+        let d =
+            t.data(&tok, "{ contacts { totalCount } services { totalCount } }", json!({})).await;
         let contacts = t.sql_count(&format!("SELECT count(*) FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.erased_at IS NULL")).await;
         assert_eq!(d["contacts"]["totalCount"], contacts);
         let services = t.sql_count(&format!("SELECT count(*) FROM services s JOIN companies co ON co.id = s.company_id WHERE co.{SECTOR}")).await;
         assert_eq!(d["services"]["totalCount"], services);
-        let other = t
-            .sql_text(&format!(
-                "SELECT id::text FROM companies WHERE NOT {SECTOR} LIMIT 1"
-            ))
-            .await;
+        let other =
+            t.sql_text(&format!("SELECT id::text FROM companies WHERE NOT {SECTOR} LIMIT 1")).await;
         let (_, body) = t
-            .gql(
-                &tok,
-                "query($id: ID!) { company(id: $id) { id name } }",
-                json!({"id": other}),
-            )
+            .gql(&tok, "query($id: ID!) { company(id: $id) { id name } }", json!({"id": other}))
             .await;
         assert_eq!(code(&body), "NOT_FOUND", "{body}");
         assert!(body["data"]["company"].is_null());
@@ -103,17 +76,11 @@ async fn recipients_cannot_write_or_read_internal_data() {
     let (_, body) = t.gql(&tok, "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }", json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     assert_eq!(
-        t.sql_count("SELECT count(*) FROM companies WHERE business_id = '0512696-4'")
-            .await,
+        t.sql_count("SELECT count(*) FROM companies WHERE business_id = '0512696-4'").await,
         0
     );
-    let (_, body) = t
-        .gql(
-            &tok,
-            "{ services(first: 5) { nodes { kind amountEur } } }",
-            json!({}),
-        )
-        .await;
+    let (_, body) =
+        t.gql(&tok, "{ services(first: 5) { nodes { kind amountEur } } }", json!({})).await;
     assert!(
         !errors_at(&body, "amountEur").is_empty()
             && body["data"]["services"]["nodes"][0]["kind"].is_string(),
@@ -125,27 +92,14 @@ async fn recipients_cannot_write_or_read_internal_data() {
 async fn actors_abroad_other_than_bfoy_are_refused_whole_requests() {
     let t = TestApp::new().await;
     for (org, cc) in [("TEM", "US"), ("BF", "GB"), ("MMM", "CN")] {
-        let (status, body) = t
-            .gql(
-                &t.token_at(org, &["viewer"], cc),
-                "{ viewer { sub } }",
-                json!({}),
-            )
-            .await;
+        let (status, body) =
+            t.gql(&t.token_at(org, &["viewer"], cc), "{ viewer { sub } }", json!({})).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{org}@{cc}: {body}");
         assert_eq!(code(&body), "FORBIDDEN");
-        assert!(body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("R8-abroad"));
+        assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("R8-abroad"));
     }
     // Inside the EEA, abroad from Finland is still in.
-    t.data(
-        &t.token_at("TEM", &["viewer"], "NO"),
-        "{ viewer { sub } }",
-        json!({}),
-    )
-    .await;
+    t.data(&t.token_at("TEM", &["viewer"], "NO"), "{ viewer { sub } }", json!({})).await;
 }
 
 #[tokio::test]
@@ -155,10 +109,7 @@ async fn bfoy_abroad_reads_only_what_business_services_need() {
     let (status, body) = t.gql(&tok, "{ contacts(first: 3) { nodes { lastName email registeredBy homeMunicipality industry } } }", json!({})).await;
     assert_eq!(status, StatusCode::OK);
     let n = &body["data"]["contacts"]["nodes"][0];
-    assert!(
-        n["lastName"].is_string() && n["registeredBy"].is_string(),
-        "{body}"
-    );
+    assert!(n["lastName"].is_string() && n["registeredBy"].is_string(), "{body}");
     assert!(
         !errors_at(&body, "homeMunicipality").is_empty()
             && !errors_at(&body, "industry").is_empty()
@@ -174,26 +125,15 @@ async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() 
         .sql_text("SELECT c.id::text FROM contacts c WHERE c.restricted AND c.erased_at IS NULL AND EXISTS (SELECT 1 FROM services s WHERE s.contact_id = c.id) LIMIT 1")
         .await;
     let q = "query($id: ID!) { contact(id: $id) { lastName restricted } }";
-    let (_, body) = t
-        .gql(&t.token("TEM", &["viewer", "dpo"]), q, json!({"id": id}))
-        .await;
+    let (_, body) = t.gql(&t.token("TEM", &["viewer", "dpo"]), q, json!({"id": id})).await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
-    let (status, body) = t
-        .gql_for(
-            &t.token("TEM", &["dpo"]),
-            "DATA_SUBJECT_REQUEST",
-            q,
-            json!({"id": id}),
-        )
-        .await;
+    let (status, body) =
+        t.gql_for(&t.token("TEM", &["dpo"]), "DATA_SUBJECT_REQUEST", q, json!({"id": id})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["contact"]["restricted"], true, "{body}");
     // Left out of nested lists too.
-    let company = t
-        .sql_text(&format!(
-            "SELECT company_id::text FROM contacts WHERE id = '{id}'"
-        ))
-        .await;
+    let company =
+        t.sql_text(&format!("SELECT company_id::text FROM contacts WHERE id = '{id}'")).await;
     let d = t
         .data(
             &t.token("TEM", &["viewer"]),
@@ -208,9 +148,7 @@ async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() 
         .any(|c| c["id"] == id.as_str()));
     // Reached through a service it is NOT_FOUND too, and the service is served.
     let service = t
-        .sql_text(&format!(
-            "SELECT id::text FROM services WHERE contact_id = '{id}' LIMIT 1"
-        ))
+        .sql_text(&format!("SELECT id::text FROM services WHERE contact_id = '{id}' LIMIT 1"))
         .await;
     let (_, body) = t
         .gql(
@@ -228,11 +166,7 @@ async fn restricted_contacts_are_invisible_except_to_a_dpo_handling_a_request() 
     );
     assert!(body.get("errors").is_none(), "{body}");
     // And an editor cannot change them.
-    let owner = t
-        .sql_text(&format!(
-            "SELECT registered_by FROM contacts WHERE id = '{id}'"
-        ))
-        .await;
+    let owner = t.sql_text(&format!("SELECT registered_by FROM contacts WHERE id = '{id}'")).await;
     let (_, body) = t
         .gql(
             &t.token(&owner, &["editor"]),
@@ -258,18 +192,10 @@ async fn marketing_leaves_out_objecting_and_restricted_contacts_and_refuses_reci
     assert_eq!(body["data"]["contacts"]["totalCount"], expected, "{body}");
     for org in ["MMM", "RUOKAVIRASTO"] {
         let (status, body) = t
-            .gql_for(
-                &t.token(org, &["viewer"]),
-                "MARKETING",
-                "{ viewer { sub } }",
-                json!({}),
-            )
+            .gql_for(&t.token(org, &["viewer"]), "MARKETING", "{ viewer { sub } }", json!({}))
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert!(body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("R6-marketing"));
+        assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("R6-marketing"));
     }
     let (status, _) = t
         .gql_for(
@@ -292,17 +218,8 @@ async fn confidential_rows_only_to_their_own_orgs_confidential_role() {
         all.split(',').map(str::to_owned).collect()
     };
     for org in &orgs {
-        let d = t
-            .data(
-                &t.token(org, &["viewer", "confidential"]),
-                q,
-                json!({"id": company}),
-            )
-            .await;
-        let rows = d["company"]["confidential"]
-            .as_array()
-            .expect("rows")
-            .clone();
+        let d = t.data(&t.token(org, &["viewer", "confidential"]), q, json!({"id": company})).await;
+        let rows = d["company"]["confidential"].as_array().expect("rows").clone();
         assert_eq!(rows.len(), 1, "{org} sees only its own: {d}");
         assert_eq!(rows[0]["registeredBy"], org.as_str());
         assert!(rows[0]["riskRating"].is_string());
@@ -338,21 +255,14 @@ async fn internal_service_data_only_to_the_provider() {
         )
         .await;
     let q = "query($id: ID!) { service(id: $id) { title notes amountEur } }";
-    let d = t
-        .data(&t.token("BF", &["viewer"]), q, json!({"id": id}))
-        .await;
+    let d = t.data(&t.token("BF", &["viewer"]), q, json!({"id": id})).await;
     assert!(d["service"]["notes"].is_string());
-    let (_, body) = t
-        .gql(&t.token("ELY", &["viewer"]), q, json!({"id": id}))
-        .await;
+    let (_, body) = t.gql(&t.token("ELY", &["viewer"]), q, json!({"id": id})).await;
     assert!(
         body["data"]["service"]["title"].is_string() && body["data"]["service"]["notes"].is_null()
     );
     assert!(
-        errors_at(&body, "notes")[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("service.internal"),
+        errors_at(&body, "notes")[0]["message"].as_str().unwrap_or("").contains("service.internal"),
         "{body}"
     );
 }
@@ -389,9 +299,8 @@ async fn an_auditor_alone_reads_no_personal_field() {
 #[tokio::test]
 async fn writes_only_to_rows_of_the_actors_org() {
     let t = TestApp::new().await;
-    let theirs = t
-        .sql_text("SELECT id::text FROM companies WHERE registered_by = 'TEM' LIMIT 1")
-        .await;
+    let theirs =
+        t.sql_text("SELECT id::text FROM companies WHERE registered_by = 'TEM' LIMIT 1").await;
     let before = t.sql_count("SELECT count(*) FROM change_log").await;
     let (_, body) = t
         .gql(
@@ -401,10 +310,7 @@ async fn writes_only_to_rows_of_the_actors_org() {
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    assert!(body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("R12-default-deny"));
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("R12-default-deny"));
     assert_eq!(t.sql_count("SELECT count(*) FROM change_log").await, before);
     let (_, body) = t.gql(&t.token("ELY", &["viewer"]), "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }", json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN");
@@ -419,11 +325,8 @@ async fn no_bypass_through_aliases_fragments_or_other_paths() {
     let t = TestApp::new().await;
     let tok = t.token("MMM", &["viewer"]);
     let id = t.sql_text(&format!("SELECT c.id::text FROM contacts c JOIN companies co ON co.id = c.company_id WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.home_country IS NOT NULL AND EXISTS (SELECT 1 FROM services s WHERE s.contact_id = c.id) LIMIT 1")).await;
-    let company = t
-        .sql_text(&format!(
-            "SELECT company_id::text FROM contacts WHERE id = '{id}'"
-        ))
-        .await;
+    let company =
+        t.sql_text(&format!("SELECT company_id::text FROM contacts WHERE id = '{id}'")).await;
     let q = r#"query($id: ID!, $company: ID!) {
         contact(id: $id) { a: homeCountry homeCountry b: homeCountry ...F ... on Contact { c: homeCountry } }
         company(id: $company) { contacts { x: homeCountry } }
@@ -433,15 +336,8 @@ async fn no_bypass_through_aliases_fragments_or_other_paths() {
     fragment F on Contact { d: homeCountry }"#;
     let (_, body) = t.gql(&tok, q, json!({"id": id, "company": company})).await;
     let text = body["data"].to_string();
-    let home = t
-        .sql_text(&format!(
-            "SELECT home_country FROM contacts WHERE id = '{id}'"
-        ))
-        .await;
-    assert!(
-        !text.contains(&format!("\"{home}\"")),
-        "a home country leaked: {body}"
-    );
+    let home = t.sql_text(&format!("SELECT home_country FROM contacts WHERE id = '{id}'")).await;
+    assert!(!text.contains(&format!("\"{home}\"")), "a home country leaked: {body}");
     let forbidden = body["errors"]
         .as_array()
         .expect("errors")
@@ -461,53 +357,30 @@ async fn no_request_asks_the_policy_engine_not_even_the_first() {
     let engine = authorizer.engine();
     let before = engine.queries();
     let mut requests = 0;
-    for (org, roles) in [
-        ("TEM", vec!["viewer"]),
-        ("MMM", vec!["viewer"]),
-        ("BF", vec!["dpo", "editor"]),
-    ] {
+    for (org, roles) in
+        [("TEM", vec!["viewer"]), ("MMM", vec!["viewer"]), ("BF", vec!["dpo", "editor"])]
+    {
         let tok = t.token(org, &roles);
         for _ in 0..2 {
             let (_, body) = t.gql(&tok, q, json!({})).await;
             assert!(
-                body["data"]["companies"]["nodes"]
-                    .as_array()
-                    .is_some_and(|n| !n.is_empty()),
+                body["data"]["companies"]["nodes"].as_array().is_some_and(|n| !n.is_empty()),
                 "{body}"
             );
             requests += 1;
         }
     }
-    assert_eq!(
-        engine.queries() - before,
-        0,
-        "policy queries on the request path"
-    );
-    assert_eq!(
-        authorizer.compiled_misses(),
-        0,
-        "decisions outside the table"
-    );
+    assert_eq!(engine.queries() - before, 0, "policy queries on the request path");
+    assert_eq!(authorizer.compiled_misses(), 0, "decisions outside the table");
     let (_, _, metrics) = t
-        .send(
-            axum::http::Request::get("/metrics")
-                .body(axum::body::Body::empty())
-                .expect("req"),
-        )
+        .send(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("req"))
         .await;
     let zero = metrics
         .lines()
         .find(|l| l.starts_with("kasvu_policy_queries_per_request_bucket{le=\"0\"}"))
         .expect("histogram");
-    let zero: u64 = zero
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        zero >= requests,
-        "{zero} of {requests} requests without a query"
-    );
+    let zero: u64 = zero.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(zero >= requests, "{zero} of {requests} requests without a query");
 }
 
 /// For every persona, over the whole seeded register: the rows the SQL filter
@@ -525,10 +398,7 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
     let t = TestApp::new().await;
     let authz = t.app.authorizer();
     let mut conn = t.app.pool.get().await.expect("connection");
-    let everything = PageRequest {
-        after: None,
-        limit: 1_000_000,
-    };
+    let everything = PageRequest { after: None, limit: 1_000_000 };
     let companies = db::companies::list(&mut conn, &Default::default(), &Visible::All, everything)
         .await
         .expect("companies");
@@ -542,10 +412,8 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
     let confidential = db::confidential::by_company_ids(&mut conn, &company_ids, &Visible::All)
         .await
         .expect("confidential");
-    let industry: HashMap<CompanyId, Option<String>> = companies
-        .iter()
-        .map(|c| (c.id, c.industry_code.clone()))
-        .collect();
+    let industry: HashMap<CompanyId, Option<String>> =
+        companies.iter().map(|c| (c.id, c.industry_code.clone())).collect();
     let of = |id: &CompanyId| industry.get(id).cloned().flatten();
     assert!(
         companies.iter().any(|c| c.erased_at.is_some())
@@ -570,15 +438,10 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
                 .into_iter()
                 .map(|r| r.id.0)
                 .collect();
-        let policy: BTreeSet<_> = companies
-            .iter()
-            .filter(|r| visible(Record::company(r)))
-            .map(|r| r.id.0)
-            .collect();
-        mismatches.extend(
-            sql.symmetric_difference(&policy)
-                .map(|id| format!("{name}: company {id}")),
-        );
+        let policy: BTreeSet<_> =
+            companies.iter().filter(|r| visible(Record::company(r))).map(|r| r.id.0).collect();
+        mismatches
+            .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: company {id}")));
 
         let sql: BTreeSet<_> =
             db::contacts::list(&mut conn, &Default::default(), &vis.contacts, everything)
@@ -592,10 +455,8 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
             .filter(|r| visible(Record::contact(r, of(&r.company_id).as_deref())))
             .map(|r| r.id.0)
             .collect();
-        mismatches.extend(
-            sql.symmetric_difference(&policy)
-                .map(|id| format!("{name}: contact {id}")),
-        );
+        mismatches
+            .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: contact {id}")));
 
         let sql: BTreeSet<_> =
             db::services::list(&mut conn, &Default::default(), &vis.services, everything)
@@ -609,10 +470,8 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
             .filter(|r| visible(Record::service(r, of(&r.company_id).as_deref())))
             .map(|r| r.id.0)
             .collect();
-        mismatches.extend(
-            sql.symmetric_difference(&policy)
-                .map(|id| format!("{name}: service {id}")),
-        );
+        mismatches
+            .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: service {id}")));
 
         let sql: BTreeSet<_> =
             db::confidential::by_company_ids(&mut conn, &company_ids, &vis.confidential)
@@ -627,8 +486,7 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
             .map(|r| r.id.0)
             .collect();
         mismatches.extend(
-            sql.symmetric_difference(&policy)
-                .map(|id| format!("{name}: confidential row {id}")),
+            sql.symmetric_difference(&policy).map(|id| format!("{name}: confidential row {id}")),
         );
     }
     assert!(

@@ -19,10 +19,7 @@ fn with_audit(audit: AuditConfig) -> impl FnOnce(&mut Config) {
 }
 
 fn quick_timeout() -> AuditConfig {
-    AuditConfig {
-        audit_commit_timeout_ms: 300,
-        ..AuditConfig::default()
-    }
+    AuditConfig { audit_commit_timeout_ms: 300, ..AuditConfig::default() }
 }
 
 fn ids(data: &Value) -> Vec<String> {
@@ -58,11 +55,7 @@ async fn verify(t: &TestApp) -> (bool, String) {
         .expect("run audit verify");
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
     )
 }
 
@@ -81,10 +74,8 @@ async fn request_with_headers(
     }
     let (status, _, body) = t
         .send(
-            req.body(Body::from(
-                json!({ "query": query, "variables": variables }).to_string(),
-            ))
-            .expect("request"),
+            req.body(Body::from(json!({ "query": query, "variables": variables }).to_string()))
+                .expect("request"),
         )
         .await;
     (status, serde_json::from_str(&body).expect("JSON body"))
@@ -119,10 +110,7 @@ async fn a_page_of_contacts_read_alike_is_one_event_naming_every_id() {
     assert_eq!(e["actor_roles"], json!(["viewer"]));
     assert_eq!(e["purpose"], "CUSTOMER_RELATIONSHIP");
     assert_eq!(e["rules"].as_array().map(Vec::len), Some(1), "{e}");
-    assert_eq!(
-        e["policy_version"].as_str(),
-        Some(t.app.authorizer().version())
-    );
+    assert_eq!(e["policy_version"].as_str(), Some(t.app.authorizer().version()));
 }
 
 #[tokio::test]
@@ -174,9 +162,7 @@ async fn a_forbidden_field_names_the_audit_event_that_recorded_it() {
         .await;
     let errors = body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 2, "{body}");
-    let event = errors[0]["extensions"]["auditEventId"]
-        .as_str()
-        .expect("auditEventId");
+    let event = errors[0]["extensions"]["auditEventId"].as_str().expect("auditEventId");
     // Both denials share one event: same resource type, decision and class.
     assert_eq!(errors[1]["extensions"]["auditEventId"], event);
     let evs = events(&t, &format!("id = '{event}'")).await;
@@ -186,10 +172,7 @@ async fn a_forbidden_field_names_the_audit_event_that_recorded_it() {
     assert_eq!(evs[0]["fields"], json!(["homeCountry", "postalAddress"]));
     assert_eq!(evs[0]["field_classes"], json!(["contact.home"]));
     let rule = evs[0]["rules"][0].as_str().expect("rule");
-    assert!(
-        errors[0]["message"].as_str().unwrap_or("").contains(rule),
-        "{body}"
-    );
+    assert!(errors[0]["message"].as_str().unwrap_or("").contains(rule), "{body}");
     // The allowed read of the last name is its own event.
     assert_eq!(events(&t, "allowed").await.len(), 1);
 }
@@ -197,17 +180,10 @@ async fn a_forbidden_field_names_the_audit_event_that_recorded_it() {
 #[tokio::test]
 async fn a_refused_request_is_recorded_and_its_403_names_the_event() {
     let t = TestApp::new().await;
-    let (status, body) = t
-        .gql(
-            &t.token_at("TEM", &["viewer"], "US"),
-            "{ viewer { sub } }",
-            json!({}),
-        )
-        .await;
+    let (status, body) =
+        t.gql(&t.token_at("TEM", &["viewer"], "US"), "{ viewer { sub } }", json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let event = body["errors"][0]["extensions"]["auditEventId"]
-        .as_str()
-        .expect("auditEventId");
+    let event = body["errors"][0]["extensions"]["auditEventId"].as_str().expect("auditEventId");
     let evs = events(&t, &format!("id = '{event}'")).await;
     assert_eq!(evs.len(), 1, "{body}");
     assert_eq!(evs[0]["action"], "request");
@@ -218,37 +194,26 @@ async fn a_refused_request_is_recorded_and_its_403_names_the_event() {
 #[tokio::test]
 async fn a_change_commits_its_event_in_its_own_transaction() {
     let t = TestApp::new().await;
-    let company = t
-        .sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL LIMIT 1")
-        .await;
+    let company =
+        t.sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL LIMIT 1").await;
     let create =
         "mutation($c: ID!, $i: ContactInput!) { createContact(companyId: $c, input: $i) { id } }";
     let input = json!({"lastName": "Auditointitesti", "email": "v@example.fi", "legalBasis": "CONTRACT", "source": "DATA_SUBJECT"});
-    let data = t
-        .data(&t.editor(), create, json!({"c": company, "i": input}))
-        .await;
+    let data = t.data(&t.editor(), create, json!({"c": company, "i": input})).await;
     let id = data["createContact"]["id"].as_str().expect("id");
     let evs = events(&t, "action = 'create'").await;
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0]["resource_ids"], json!([id]));
-    assert_eq!(
-        evs[0]["fields"],
-        json!(["companyId", "email", "lastName", "legalBasis", "source"])
-    );
+    assert_eq!(evs[0]["fields"], json!(["companyId", "email", "lastName", "legalBasis", "source"]));
     assert_eq!(evs[0]["allowed"], true);
 
     // If its event cannot be stored, the change does not happen either.
-    t.sql_exec("REVOKE INSERT ON audit_events FROM kasvu_gateway")
-        .await;
-    let (_, body) = t
-        .gql(&t.editor(), create, json!({"c": company, "i": input}))
-        .await;
+    t.sql_exec("REVOKE INSERT ON audit_events FROM kasvu_gateway").await;
+    let (_, body) = t.gql(&t.editor(), create, json!({"c": company, "i": input})).await;
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
-    t.sql_exec("GRANT INSERT ON audit_events TO kasvu_gateway")
-        .await;
+    t.sql_exec("GRANT INSERT ON audit_events TO kasvu_gateway").await;
     assert_eq!(
-        t.sql_count("SELECT count(*) FROM contacts WHERE last_name = 'Auditointitesti'")
-            .await,
+        t.sql_count("SELECT count(*) FROM contacts WHERE last_name = 'Auditointitesti'").await,
         1
     );
 }
@@ -256,9 +221,8 @@ async fn a_change_commits_its_event_in_its_own_transaction() {
 #[tokio::test]
 async fn a_denied_change_is_recorded_and_names_its_event() {
     let t = TestApp::new().await;
-    let company = t
-        .sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL LIMIT 1")
-        .await;
+    let company =
+        t.sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL LIMIT 1").await;
     let (_, body) = t
         .gql(
             &t.token("TEM", &["viewer"]),
@@ -267,9 +231,7 @@ async fn a_denied_change_is_recorded_and_names_its_event() {
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let event = body["errors"][0]["extensions"]["auditEventId"]
-        .as_str()
-        .expect("auditEventId");
+    let event = body["errors"][0]["extensions"]["auditEventId"].as_str().expect("auditEventId");
     let evs = events(&t, &format!("id = '{event}'")).await;
     assert_eq!(evs[0]["action"], "create");
     assert_eq!(evs[0]["allowed"], false);
@@ -278,8 +240,7 @@ async fn a_denied_change_is_recorded_and_names_its_event() {
 #[tokio::test]
 async fn the_gateway_may_only_insert_and_select_audit_events_and_no_one_may_change_them() {
     let t = TestApp::new().await;
-    t.data(&t.token("TEM", &["viewer"]), EMAILS, json!({"n": 3}))
-        .await;
+    t.data(&t.token("TEM", &["viewer"]), EMAILS, json!({"n": 3})).await;
     assert_eq!(t.sql_count("SELECT count(*) FROM audit_events").await, 1);
     // As the gateway's own connections (SET ROLE kasvu_gateway).
     let mut conn = t.app.pool.get().await.expect("pooled connection");
@@ -288,14 +249,8 @@ async fn the_gateway_may_only_insert_and_select_audit_events_and_no_one_may_chan
         "DELETE FROM audit_events",
         "TRUNCATE audit_events",
     ] {
-        let err = diesel::sql_query(sql)
-            .execute(&mut conn)
-            .await
-            .expect_err(sql);
-        assert!(
-            err.to_string().contains("permission denied"),
-            "{sql}: {err}"
-        );
+        let err = diesel::sql_query(sql).execute(&mut conn).await.expect_err(sql);
+        assert!(err.to_string().contains("permission denied"), "{sql}: {err}");
     }
     drop(conn);
     // As the superuser that owns the table: the trigger refuses.
@@ -329,21 +284,15 @@ async fn five_events(t: &TestApp) {
 
 /// Tampering as a superuser, with the append-only trigger switched off.
 async fn tamper(t: &TestApp, sql: &str) {
-    t.sql_batch(&format!(
-        "BEGIN; SET LOCAL session_replication_role = replica; {sql}; COMMIT"
-    ))
-    .await;
+    t.sql_batch(&format!("BEGIN; SET LOCAL session_replication_role = replica; {sql}; COMMIT"))
+        .await;
 }
 
 #[tokio::test]
 async fn verify_finds_an_edited_event() {
     let t = TestApp::new().await;
     five_events(&t).await;
-    tamper(
-        &t,
-        "UPDATE audit_events SET actor_sub = 'someone-else' WHERE seq = 3",
-    )
-    .await;
+    tamper(&t, "UPDATE audit_events SET actor_sub = 'someone-else' WHERE seq = 3").await;
     let (ok, out) = verify(&t).await;
     assert!(!ok, "{out}");
     assert!(out.contains("BROKEN at event 3"), "{out}");
@@ -386,11 +335,7 @@ async fn verify_finds_a_rewritten_link() {
     let t = TestApp::new().await;
     five_events(&t).await;
     // A forger who recomputes one event's hash still breaks the next link.
-    tamper(
-        &t,
-        "UPDATE audit_events SET hash = sha256(hash) WHERE seq = 4",
-    )
-    .await;
+    tamper(&t, "UPDATE audit_events SET hash = sha256(hash) WHERE seq = 4").await;
     let (ok, out) = verify(&t).await;
     assert!(!ok, "{out}");
     assert!(out.contains("BROKEN at event 4"), "{out}");
@@ -406,15 +351,13 @@ fn assert_failed_closed(body: &Value) {
 async fn a_response_is_not_sent_when_its_events_cannot_be_stored() {
     let t = TestApp::new().await;
     let token = t.token("TEM", &["viewer"]);
-    t.sql_exec("REVOKE INSERT ON audit_events FROM kasvu_gateway")
-        .await;
+    t.sql_exec("REVOKE INSERT ON audit_events FROM kasvu_gateway").await;
     let (status, body) = t.gql(&token, EMAILS, json!({"n": 5})).await;
     assert_eq!(status, StatusCode::OK);
     assert_failed_closed(&body);
     // Nothing audited to read: answered as usual.
     t.data(&token, "{ viewer { sub } }", json!({})).await;
-    t.sql_exec("GRANT INSERT ON audit_events TO kasvu_gateway")
-        .await;
+    t.sql_exec("GRANT INSERT ON audit_events TO kasvu_gateway").await;
     t.data(&token, EMAILS, json!({"n": 5})).await;
 }
 
@@ -510,21 +453,10 @@ async fn auditors_find_every_event_that_touched_a_contact_without_its_values() {
     let contact = &data["contacts"]["nodes"][2];
     let id = contact["id"].as_str().expect("id");
     let email = contact["email"].as_str().expect("email");
-    t.data(
-        &viewer,
-        "query($id: ID!) { contact(id: $id) { phone } }",
-        json!({"id": id}),
-    )
-    .await;
+    t.data(&viewer, "query($id: ID!) { contact(id: $id) { phone } }", json!({"id": id})).await;
     let auditor = t.token("TEM", &["auditor"]);
-    let (_, body) = t
-        .gql_for(
-            &auditor,
-            "SECURITY_AUDIT",
-            SEARCH,
-            json!({"f": {"resourceId": id}}),
-        )
-        .await;
+    let (_, body) =
+        t.gql_for(&auditor, "SECURITY_AUDIT", SEARCH, json!({"f": {"resourceId": id}})).await;
     assert!(body["errors"].is_null(), "{body}");
     let found = &body["data"]["auditEvents"];
     assert_eq!(found["totalCount"], 2, "{body}");
@@ -553,12 +485,7 @@ async fn auditors_filter_and_page_the_trail() {
              WHERE co.{SECTOR} AND NOT c.restricted AND NOT c.objection_pending AND c.erased_at IS NULL LIMIT 1"
         ))
         .await;
-    t.gql(
-        &mmm,
-        "query($id: ID!) { contact(id: $id) { postalAddress } }",
-        json!({"id": id}),
-    )
-    .await;
+    t.gql(&mmm, "query($id: ID!) { contact(id: $id) { postalAddress } }", json!({"id": id})).await;
     let auditor = t.token("KEHA", &["auditor"]);
     let search = |f: Value, first: i64, after: Option<String>| {
         let auditor = auditor.clone();
@@ -579,34 +506,16 @@ async fn auditors_filter_and_page_the_trail() {
     let denied = search(json!({"allowed": false}), 10, None).await;
     assert_eq!(denied["totalCount"], 1);
     assert_eq!(denied["nodes"][0]["actor"]["org"], "MMM");
-    let rule = denied["nodes"][0]["rules"][0]
-        .as_str()
-        .expect("rule")
-        .to_owned();
+    let rule = denied["nodes"][0]["rules"][0].as_str().expect("rule").to_owned();
     let by_rule = search(json!({"rule": rule}), 10, None).await;
     assert_eq!(by_rule["totalCount"], 1);
-    let by_org = search(
-        json!({"actorOrg": "TEM", "resourceType": "contact"}),
-        10,
-        None,
-    )
-    .await;
+    let by_org = search(json!({"actorOrg": "TEM", "resourceType": "contact"}), 10, None).await;
     assert_eq!(by_org["totalCount"], 3);
     // Pages of two, newest first, through the cursor.
-    let first = search(
-        json!({"actorOrg": "TEM", "resourceType": "contact"}),
-        2,
-        None,
-    )
-    .await;
+    let first = search(json!({"actorOrg": "TEM", "resourceType": "contact"}), 2, None).await;
     assert_eq!(first["pageInfo"]["hasNextPage"], true);
     let after = first["pageInfo"]["endCursor"].as_str().map(str::to_owned);
-    let second = search(
-        json!({"actorOrg": "TEM", "resourceType": "contact"}),
-        2,
-        after,
-    )
-    .await;
+    let second = search(json!({"actorOrg": "TEM", "resourceType": "contact"}), 2, after).await;
     assert_eq!(second["nodes"].as_array().map(Vec::len), Some(1));
     assert_eq!(second["pageInfo"]["hasNextPage"], false);
     assert!(first["nodes"][1]["seq"].as_i64() > second["nodes"][0]["seq"].as_i64());
@@ -617,23 +526,11 @@ async fn auditors_filter_and_page_the_trail() {
     let own = search(json!({"resourceType": "audit_event"}), 10, None).await;
     assert!(own["totalCount"].as_i64() >= Some(6), "{own}");
     // Bad input is refused clearly.
-    let (_, body) = t
-        .gql_for(
-            &auditor,
-            "SECURITY_AUDIT",
-            SEARCH,
-            json!({"f": {"resourceId": "nope"}}),
-        )
-        .await;
+    let (_, body) =
+        t.gql_for(&auditor, "SECURITY_AUDIT", SEARCH, json!({"f": {"resourceId": "nope"}})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
-    let (_, body) = t
-        .gql_for(
-            &auditor,
-            "SECURITY_AUDIT",
-            SEARCH,
-            json!({"after": "garbage"}),
-        )
-        .await;
+    let (_, body) =
+        t.gql_for(&auditor, "SECURITY_AUDIT", SEARCH, json!({"after": "garbage"})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }
 
@@ -643,9 +540,7 @@ async fn only_auditors_read_the_trail_and_a_refusal_is_itself_recorded() {
     for roles in [&["viewer", "editor", "confidential", "dpo"][..]] {
         let (_, body) = t.gql(&t.token("TEM", roles), SEARCH, json!({})).await;
         assert_eq!(code(&body), "FORBIDDEN", "{body}");
-        let event = body["errors"][0]["extensions"]["auditEventId"]
-            .as_str()
-            .expect("auditEventId");
+        let event = body["errors"][0]["extensions"]["auditEventId"].as_str().expect("auditEventId");
         let evs = events(&t, &format!("id = '{event}'")).await;
         assert_eq!(evs[0]["resource_type"], "audit_event");
         assert_eq!(evs[0]["allowed"], false);
@@ -668,9 +563,8 @@ async fn explain_gives_the_decision_the_gateway_enforces() {
         let auditor = auditor.clone();
         let t = &t;
         async move {
-            let (_, body) = t
-                .gql_for(&auditor, "SECURITY_AUDIT", EXPLAIN, json!({"i": input}))
-                .await;
+            let (_, body) =
+                t.gql_for(&auditor, "SECURITY_AUDIT", EXPLAIN, json!({"i": input})).await;
             body
         }
     };
@@ -684,20 +578,14 @@ async fn explain_gives_the_decision_the_gateway_enforces() {
         )
         .await;
     assert!(real["data"]["contact"]["email"].is_string(), "{real}");
-    let denied_rule = real["errors"][0]["message"]
-        .as_str()
-        .expect("denial")
-        .to_owned();
+    let denied_rule = real["errors"][0]["message"].as_str().expect("denial").to_owned();
     // ...is what the explanation says.
     let email = explain(json!({"actor": mmm, "action": "read", "resource": {"type": "contact", "id": id}, "field": "email"})).await;
     let d = &email["data"]["explainDecision"];
     assert_eq!(d["allowed"], true, "{email}");
     assert_eq!(d["fieldClass"], "contact.identification");
     assert_eq!(d["facts"]["inSector"], true);
-    assert_eq!(
-        d["policyVersion"].as_str(),
-        Some(t.app.authorizer().version())
-    );
+    assert_eq!(d["policyVersion"].as_str(), Some(t.app.authorizer().version()));
     let home = explain(json!({"actor": mmm, "action": "read", "resource": {"type": "contact", "id": id}, "field": "postalAddress"})).await;
     let d = &home["data"]["explainDecision"];
     assert_eq!(d["allowed"], false, "{home}");
@@ -714,16 +602,11 @@ async fn explain_gives_the_decision_the_gateway_enforces() {
         "resource": {"type": "contact", "facts": {"owner": "ELY"}}})).await;
     assert_eq!(write["data"]["explainDecision"]["allowed"], true, "{write}");
     // A data subject request: any controller's DPO handles it, an editor does not.
-    let request = t
-        .sql_text("SELECT id::text FROM data_subject_requests LIMIT 1")
-        .await;
+    let request = t.sql_text("SELECT id::text FROM data_subject_requests LIMIT 1").await;
     for (roles, allowed) in [(json!(["dpo"]), true), (json!(["viewer", "editor"]), false)] {
         let body = explain(json!({"actor": {"org": "UM", "roles": roles, "purpose": "DATA_SUBJECT_REQUEST"}, "action": "handle_request",
             "resource": {"type": "request", "id": request}})).await;
-        assert_eq!(
-            body["data"]["explainDecision"]["allowed"], allowed,
-            "{body}"
-        );
+        assert_eq!(body["data"]["explainDecision"]["allowed"], allowed, "{body}");
     }
     // Bad input.
     for bad in [
@@ -748,10 +631,7 @@ async fn a_db_role_the_login_cannot_take_stops_the_start_with_the_reason() {
         .err()
         .expect("start must fail");
     let message = format!("{err:#}");
-    assert!(
-        message.contains("DB_ROLE") && message.contains("kasvu_no_such_role"),
-        "{message}"
-    );
+    assert!(message.contains("DB_ROLE") && message.contains("kasvu_no_such_role"), "{message}");
 }
 
 #[tokio::test]
@@ -765,13 +645,7 @@ async fn a_database_the_writer_cannot_reach_fails_requests_closed_and_the_writer
     let (_, body) = t.gql(&token, EMAILS, json!({"n": 2})).await;
     t.allow_connections().await;
     assert_failed_closed(&body);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("audit trail"),
-        "{body}"
-    );
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("audit trail"), "{body}");
     t.data(&token, EMAILS, json!({"n": 2})).await;
     let (ok, out) = verify(&t).await;
     assert!(ok, "{out}");
@@ -797,11 +671,7 @@ async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
         .env("DATABASE_URL", &t.db_url)
         .output()
         .expect("audit tail");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert!(!lines.is_empty(), "{text}");
@@ -814,15 +684,7 @@ async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
     assert!(text.contains("fields=homeCountry"), "{text}");
     // --follow: a new event appears within a few seconds.
     let mut follow = Command::new(bin)
-        .args([
-            "audit",
-            "tail",
-            "-n",
-            "1",
-            "--follow",
-            "--org",
-            "RUOKAVIRASTO",
-        ])
+        .args(["audit", "tail", "-n", "1", "--follow", "--org", "RUOKAVIRASTO"])
         .env("DATABASE_URL", &t.db_url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -830,10 +692,7 @@ async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
         .expect("audit tail --follow");
     let stdout = follow.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.contains("RUOKAVIRASTO/"))
+        BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.contains("RUOKAVIRASTO/"))
     });
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (_, body) = t

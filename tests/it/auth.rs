@@ -14,10 +14,7 @@ async fn expect_401(t: &TestApp, token: &str, says: &str) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(code(&body), "UNAUTHENTICATED");
     let message = body["errors"][0]["message"].as_str().unwrap_or("");
-    assert!(
-        message.contains(says),
-        "message {message:?} should say {says:?}"
-    );
+    assert!(message.contains(says), "message {message:?} should say {says:?}");
 }
 
 fn b64(v: &serde_json::Value) -> String {
@@ -45,13 +42,8 @@ async fn valid_token_becomes_the_viewer() {
 #[tokio::test]
 async fn missing_token_is_unauthenticated() {
     let t = TestApp::new().await;
-    let (status, body) = t
-        .post_raw(
-            None,
-            Some("application/json"),
-            json!({"query": Q}).to_string(),
-        )
-        .await;
+    let (status, body) =
+        t.post_raw(None, Some("application/json"), json!({"query": Q}).to_string()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&body), "UNAUTHENTICATED");
 }
@@ -61,25 +53,14 @@ async fn bad_signature_is_unauthenticated() {
     let t = TestApp::new().await;
     let token = t.editor();
     let (head, _) = token.rsplit_once('.').expect("jwt");
-    expect_401(
-        &t,
-        &format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-        "signature",
-    )
-    .await;
+    expect_401(&t, &format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "signature")
+        .await;
 }
 
 #[tokio::test]
 async fn alg_none_is_refused() {
     let t = TestApp::new().await;
-    let claims = Claims::new(
-        &t.jwt,
-        "x",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(60),
-    );
+    let claims = Claims::new(&t.jwt, "x", "TEM", &["viewer"], None, Duration::from_secs(60));
     let token = format!(
         "{}.{}.",
         b64(&json!({"alg": "none", "typ": "JWT"})),
@@ -97,14 +78,7 @@ async fn alg_none_is_refused() {
 #[tokio::test]
 async fn expired_token_is_refused() {
     let t = TestApp::new().await;
-    let mut claims = Claims::new(
-        &t.jwt,
-        "x",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(60),
-    );
+    let mut claims = Claims::new(&t.jwt, "x", "TEM", &["viewer"], None, Duration::from_secs(60));
     claims.exp = claims.iat - 120;
     expect_401(&t, &t.token_with(claims), "expired").await;
 }
@@ -112,14 +86,7 @@ async fn expired_token_is_refused() {
 #[tokio::test]
 async fn token_not_yet_valid_is_refused() {
     let t = TestApp::new().await;
-    let mut claims = Claims::new(
-        &t.jwt,
-        "x",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(600),
-    );
+    let mut claims = Claims::new(&t.jwt, "x", "TEM", &["viewer"], None, Duration::from_secs(600));
     claims.nbf = Some(claims.iat + 300);
     expect_401(&t, &t.token_with(claims), "not valid yet").await;
 }
@@ -127,14 +94,7 @@ async fn token_not_yet_valid_is_refused() {
 #[tokio::test]
 async fn wrong_issuer_and_audience_are_refused() {
     let t = TestApp::new().await;
-    let mut claims = Claims::new(
-        &t.jwt,
-        "x",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(60),
-    );
+    let mut claims = Claims::new(&t.jwt, "x", "TEM", &["viewer"], None, Duration::from_secs(60));
     claims.iss = "someone-else".into();
     expect_401(&t, &t.token_with(claims.clone()), "issuer").await;
     claims.iss = t.jwt.issuer.clone();
@@ -147,14 +107,7 @@ async fn unknown_org_role_or_country_is_refused() {
     let t = TestApp::new().await;
     expect_401(&t, &t.token("ACME", &["viewer"]), "unknown organisation").await;
     expect_401(&t, &t.token("TEM", &["admin"]), "unknown role").await;
-    let claims = Claims::new(
-        &t.jwt,
-        "x",
-        "TEM",
-        &["viewer"],
-        Some("XX"),
-        Duration::from_secs(60),
-    );
+    let claims = Claims::new(&t.jwt, "x", "TEM", &["viewer"], Some("XX"), Duration::from_secs(60));
     expect_401(&t, &t.token_with(claims), "unknown country").await;
 }
 
@@ -267,39 +220,21 @@ async fn jwks_keys_verify_and_hs256_is_refused_in_jwks_mode() {
     use jsonwebtoken::Algorithm::{ES256, HS256, RS256};
     let keys = Keys::make();
     let file = keys.dir.join("jwks.json");
-    std::fs::write(
-        &file,
-        json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string(),
-    )
-    .expect("jwks");
+    std::fs::write(&file, json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string()).expect("jwks");
     let t = TestApp::with(|c| c.jwt.jwks_file = Some(file)).await;
-    let claims = Claims::new(
-        &t.jwt,
-        "idp-user",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(60),
-    );
+    let claims = Claims::new(&t.jwt, "idp-user", "TEM", &["viewer"], None, Duration::from_secs(60));
     assert_eq!(
-        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({}))
-            .await["viewer"]["sub"],
+        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({})).await["viewer"]["sub"],
         "idp-user"
     );
     assert_eq!(
-        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({}))
-            .await["viewer"]["sub"],
+        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({})).await["viewer"]["sub"],
         "idp-user"
     );
     // An ES256 header on the RSA key id: the key decides the algorithm.
     expect_401(&t, &keys.sign(ES256, "rsa1", &claims), "algorithm").await;
     // HS256 "signed" with the RSA public modulus: refused before any check.
-    expect_401(
-        &t,
-        &keys.sign(HS256, "rsa1", &claims),
-        "algorithm HS256 is not allowed",
-    )
-    .await;
+    expect_401(&t, &keys.sign(HS256, "rsa1", &claims), "algorithm HS256 is not allowed").await;
     expect_401(&t, &keys.sign(RS256, "unknown", &claims), "key id").await;
 }
 
@@ -319,32 +254,21 @@ async fn jwks_url_is_fetched_and_refetched_for_a_rotated_key() {
             async move { body }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, idp).await });
 
     let t = TestApp::with(|c| c.jwt.jwks_url = Some(format!("http://{addr}/jwks.json"))).await;
-    let claims = Claims::new(
-        &t.jwt,
-        "idp-user",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(60),
-    );
+    let claims = Claims::new(&t.jwt, "idp-user", "TEM", &["viewer"], None, Duration::from_secs(60));
     assert_eq!(
-        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({}))
-            .await["viewer"]["sub"],
+        t.data(&keys.sign(RS256, "rsa1", &claims), Q, json!({})).await["viewer"]["sub"],
         "idp-user"
     );
     expect_401(&t, &keys.sign(ES256, "ec1", &claims), "key id").await;
     // The provider rotates in a new key; the next token that names it is accepted.
     *served.write().expect("lock") = json!({"keys": [keys.rsa_jwk, keys.ec_jwk]}).to_string();
     assert_eq!(
-        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({}))
-            .await["viewer"]["sub"],
+        t.data(&keys.sign(ES256, "ec1", &claims), Q, json!({})).await["viewer"]["sub"],
         "idp-user"
     );
 }

@@ -38,11 +38,9 @@ async fn sector_contact(t: &TestApp, extra: &str) -> String {
 async fn a_denied_field_is_present_as_null_beside_its_error() {
     let t = TestApp::new().await;
     let mmm = t.token("MMM", &["viewer"]);
-    let id = sector_contact(
-        &t,
-        "NOT c.restricted AND NOT c.objection_pending AND c.erased_at IS NULL",
-    )
-    .await;
+    let id =
+        sector_contact(&t, "NOT c.restricted AND NOT c.objection_pending AND c.erased_at IS NULL")
+            .await;
     let (_, body) = t
         .gql(
             &mmm,
@@ -51,34 +49,18 @@ async fn a_denied_field_is_present_as_null_beside_its_error() {
         )
         .await;
     let contact = body["data"]["contact"].as_object().expect("contact object");
-    assert_eq!(
-        contact.get("homeMunicipality"),
-        Some(&Value::Null),
-        "{body}"
-    );
+    assert_eq!(contact.get("homeMunicipality"), Some(&Value::Null), "{body}");
     assert_eq!(contact.get("id"), Some(&json!(id)));
-    assert_eq!(
-        body["errors"][0]["path"],
-        json!(["contact", "homeMunicipality"])
-    );
+    assert_eq!(body["errors"][0]["path"], json!(["contact", "homeMunicipality"]));
     assert_eq!(code(&body), "FORBIDDEN");
 
     // Every selected field denied: each node is an object of nulls, not null.
-    let (_, body) = t
-        .gql(
-            &mmm,
-            "{ contacts(first: 3) { nodes { homeCountry nickname } } }",
-            json!({}),
-        )
-        .await;
+    let (_, body) =
+        t.gql(&mmm, "{ contacts(first: 3) { nodes { homeCountry nickname } } }", json!({})).await;
     let nodes = body["data"]["contacts"]["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 3, "{body}");
     for n in nodes {
-        assert_eq!(
-            n,
-            &json!({ "homeCountry": null, "nickname": null }),
-            "{body}"
-        );
+        assert_eq!(n, &json!({ "homeCountry": null, "nickname": null }), "{body}");
     }
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(6), "{body}");
 }
@@ -95,18 +77,15 @@ async fn hidden_and_absent_answer_alike_on_every_path() {
             "SELECT id::text FROM contacts WHERE objection_pending AND NOT restricted LIMIT 1",
         )
         .await;
-    let erased = t
-        .sql_text("SELECT id::text FROM contacts WHERE erased_at IS NOT NULL LIMIT 1")
-        .await;
+    let erased =
+        t.sql_text("SELECT id::text FROM contacts WHERE erased_at IS NOT NULL LIMIT 1").await;
     let ordinary = t
         .sql_text(
             "SELECT id::text FROM contacts WHERE NOT restricted AND NOT objection_pending \
              AND erased_at IS NULL LIMIT 1",
         )
         .await;
-    assert!(![&restricted, &objecting, &erased, &ordinary]
-        .iter()
-        .any(|s| s.is_empty()));
+    assert!(![&restricted, &objecting, &erased, &ordinary].iter().any(|s| s.is_empty()));
     let unknown = uuid::Uuid::new_v4().to_string();
     let report = "query($id: ID!) { subjectAccessReport(contactId: $id) { contactId } }";
     let mut answers = Vec::new();
@@ -127,9 +106,7 @@ async fn hidden_and_absent_answer_alike_on_every_path() {
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 
     // A data subject request is invisible to a non-DPO, existing or not.
-    let request = t
-        .sql_text("SELECT id::text FROM data_subject_requests LIMIT 1")
-        .await;
+    let request = t.sql_text("SELECT id::text FROM data_subject_requests LIMIT 1").await;
     let q = "query($id: ID!) { dataSubjectRequest(id: $id) { id kind } }";
     let (_, existing) = t.gql(&viewer, q, json!({ "id": request })).await;
     let (_, random) = t.gql(&viewer, q, json!({ "id": unknown })).await;
@@ -148,11 +125,7 @@ async fn hidden_and_absent_answer_alike_on_every_path() {
             continue;
         }
         let (_, body) = t.gql(&viewer, q, json!({ "id": service })).await;
-        assert_eq!(
-            body["data"]["service"].get("contact"),
-            Some(&Value::Null),
-            "{body}"
-        );
+        assert_eq!(body["data"]["service"].get("contact"), Some(&Value::Null), "{body}");
         assert!(body.get("errors").is_none(), "{body}");
     }
 }
@@ -161,27 +134,15 @@ async fn hidden_and_absent_answer_alike_on_every_path() {
 async fn r8_binds_auditors_too() {
     let t = TestApp::new().await;
     let q = "{ auditEvents(first: 1) { nodes { id } } policyVersion }";
-    let (status, body) = t
-        .gql_for(
-            &t.token_at("BFOY", &["auditor"], "US"),
-            "SECURITY_AUDIT",
-            q,
-            json!({}),
-        )
-        .await;
+    let (status, body) =
+        t.gql_for(&t.token_at("BFOY", &["auditor"], "US"), "SECURITY_AUDIT", q, json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["errors"]
         .as_array()
         .is_some_and(|e| e.iter().all(|e| e["extensions"]["code"] == "FORBIDDEN")));
     assert!(!body.to_string().contains("sha256:"), "{body}");
-    let (_, body) = t
-        .gql_for(
-            &t.token_at("BFOY", &["auditor"], "SE"),
-            "SECURITY_AUDIT",
-            q,
-            json!({}),
-        )
-        .await;
+    let (_, body) =
+        t.gql_for(&t.token_at("BFOY", &["auditor"], "SE"), "SECURITY_AUDIT", q, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
 }
 
@@ -192,13 +153,8 @@ async fn a_recipient_without_a_reading_role_reads_nothing() {
     for roles in [&[][..], &["auditor"][..]] {
         for org in ["MMM", "RUOKAVIRASTO"] {
             let token = t.token(org, roles);
-            let (_, body) = t
-                .gql(
-                    &token,
-                    "{ companies(first: 5) { nodes { id name } } }",
-                    json!({}),
-                )
-                .await;
+            let (_, body) =
+                t.gql(&token, "{ companies(first: 5) { nodes { id name } } }", json!({})).await;
             assert_eq!(body["data"], Value::Null, "{org} {roles:?}: {body}");
             assert_eq!(code(&body), "FORBIDDEN", "{body}");
             let (_, body) = t
@@ -231,14 +187,8 @@ async fn a_recipients_dpo_handles_no_requests_and_sees_nothing_restricted() {
             .await;
         assert_eq!(code(&body), "NOT_FOUND", "{extra}: {body}");
     }
-    let (_, body) = t
-        .gql_for(
-            &dpo,
-            DSR,
-            "{ dataSubjectRequests(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await;
+    let (_, body) =
+        t.gql_for(&dpo, DSR, "{ dataSubjectRequests(first: 1) { nodes { id } } }", json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 
@@ -254,9 +204,7 @@ async fn a_report_shows_only_the_readers_own_service_notes() {
              GROUP BY contact_id HAVING count(DISTINCT provider) > 1 LIMIT 1",
         )
         .await;
-    let (contact, provider) = row
-        .split_once(' ')
-        .expect("a contact with two providers' notes");
+    let (contact, provider) = row.split_once(' ').expect("a contact with two providers' notes");
     let token = t.token(provider, &["dpo"]);
     let (_, body) = t
         .gql_for(
@@ -266,9 +214,7 @@ async fn a_report_shows_only_the_readers_own_service_notes() {
             json!({ "id": contact }),
         )
         .await;
-    let services = body["data"]["subjectAccessReport"]["services"]
-        .as_array()
-        .expect("services");
+    let services = body["data"]["subjectAccessReport"]["services"].as_array().expect("services");
     let notes = |own: bool| {
         services
             .iter()
@@ -283,33 +229,16 @@ async fn a_report_shows_only_the_readers_own_service_notes() {
 #[tokio::test]
 async fn only_auditors_read_the_policy_version() {
     let t = TestApp::new().await;
-    for token in [
-        t.token("TEM", &["viewer"]),
-        t.token("MMM", &["viewer"]),
-        t.token("TEM", &["dpo"]),
-    ] {
-        let (_, body) = t
-            .gql(&token, "{ policyVersion viewer { org } }", json!({}))
-            .await;
-        assert_eq!(
-            body["data"].get("policyVersion"),
-            Some(&Value::Null),
-            "{body}"
-        );
+    for token in
+        [t.token("TEM", &["viewer"]), t.token("MMM", &["viewer"]), t.token("TEM", &["dpo"])]
+    {
+        let (_, body) = t.gql(&token, "{ policyVersion viewer { org } }", json!({})).await;
+        assert_eq!(body["data"].get("policyVersion"), Some(&Value::Null), "{body}");
         assert!(body["data"]["viewer"]["org"].is_string(), "{body}");
         assert_eq!(code(&body), "FORBIDDEN", "{body}");
     }
-    let d = t
-        .data(
-            &t.token("TEM", &["auditor"]),
-            "{ policyVersion }",
-            json!({}),
-        )
-        .await;
-    assert!(d["policyVersion"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with("sha256:"));
+    let d = t.data(&t.token("TEM", &["auditor"]), "{ policyVersion }", json!({})).await;
+    assert!(d["policyVersion"].as_str().unwrap_or("").starts_with("sha256:"));
 }
 
 #[tokio::test]
@@ -338,20 +267,13 @@ async fn a_legal_holds_reason_is_history_only_dpos_read() {
             .filter_map(|c| c["field"].as_str().map(str::to_owned))
             .collect()
     };
-    let d = t
-        .data(&t.token("TEM", &["viewer"]), q, json!({ "id": id }))
-        .await;
+    let d = t.data(&t.token("TEM", &["viewer"]), q, json!({ "id": id })).await;
     let seen = fields(&json!({ "data": d }));
     assert!(seen.contains(&"legal_hold".to_owned()), "{seen:?}");
     assert!(!seen.contains(&"legal_hold_reason".to_owned()), "{seen:?}");
     assert!(!d.to_string().contains("court case"), "{d}");
-    let d = t
-        .data(&t.token("TEM", &["dpo"]), q, json!({ "id": id }))
-        .await;
-    assert!(
-        fields(&json!({ "data": d })).contains(&"legal_hold_reason".to_owned()),
-        "{d}"
-    );
+    let d = t.data(&t.token("TEM", &["dpo"]), q, json!({ "id": id })).await;
+    assert!(fields(&json!({ "data": d })).contains(&"legal_hold_reason".to_owned()), "{d}");
 }
 
 #[tokio::test]
@@ -361,9 +283,7 @@ async fn a_pending_objection_is_one_truth_the_database_keeps() {
         "SELECT count(*) FROM contacts WHERE objection_pending <> contact_objection_pending(id)";
     assert_eq!(t.sql_count(drift).await, 0, "the seed is consistent");
     assert!(
-        t.sql_count("SELECT count(*) FROM contacts WHERE objection_pending")
-            .await
-            > 0,
+        t.sql_count("SELECT count(*) FROM contacts WHERE objection_pending").await > 0,
         "the seed has objecting contacts"
     );
     let id = t
@@ -374,10 +294,7 @@ async fn a_pending_objection_is_one_truth_the_database_keeps() {
         .await;
     let viewer = t.token("TEM", &["viewer"]);
     let q = "query($id: ID!) { contact(id: $id) { id } }";
-    assert_eq!(
-        t.data(&viewer, q, json!({ "id": id })).await["contact"]["id"],
-        json!(id)
-    );
+    assert_eq!(t.data(&viewer, q, json!({ "id": id })).await["contact"]["id"], json!(id));
     // An objection filed outside the gateway (psql): invisible at once.
     t.sql_exec(&format!(
         "INSERT INTO data_subject_requests (kind, contact_id, received_by, due_at, status) \
@@ -387,10 +304,7 @@ async fn a_pending_objection_is_one_truth_the_database_keeps() {
     let (_, body) = t.gql(&viewer, q, json!({ "id": id })).await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
     // A writer cannot clear the flag while the objection is open.
-    t.sql_exec(&format!(
-        "UPDATE contacts SET objection_pending = false WHERE id = '{id}'"
-    ))
-    .await;
+    t.sql_exec(&format!("UPDATE contacts SET objection_pending = false WHERE id = '{id}'")).await;
     let (_, body) = t.gql(&viewer, q, json!({ "id": id })).await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
     // Resolved, the flag goes with it.
@@ -399,10 +313,7 @@ async fn a_pending_objection_is_one_truth_the_database_keeps() {
          resolved_at = now() WHERE contact_id = '{id}'"
     ))
     .await;
-    assert_eq!(
-        t.data(&viewer, q, json!({ "id": id })).await["contact"]["id"],
-        json!(id)
-    );
+    assert_eq!(t.data(&viewer, q, json!({ "id": id })).await["contact"]["id"], json!(id));
     assert_eq!(t.sql_count(drift).await, 0);
 }
 
@@ -417,26 +328,14 @@ async fn a_denial_another_purpose_would_lift_says_so() {
         .await;
     let report = "query($id: ID!) { subjectAccessReport(contactId: $id) { contactId } }";
     // A DPO who forgot the purpose header.
-    let (_, body) = t
-        .gql(&t.token("TEM", &["dpo"]), report, json!({ "id": id }))
-        .await;
+    let (_, body) = t.gql(&t.token("TEM", &["dpo"]), report, json!({ "id": id })).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let hint = body["errors"][0]["extensions"]["hint"]
-        .as_str()
-        .unwrap_or("");
-    assert!(
-        hint.contains("X-Processing-Purpose: DATA_SUBJECT_REQUEST"),
-        "{body}"
-    );
+    let hint = body["errors"][0]["extensions"]["hint"].as_str().unwrap_or("");
+    assert!(hint.contains("X-Processing-Purpose: DATA_SUBJECT_REQUEST"), "{body}");
     // A viewer: no purpose would help, so no hint.
-    let (_, body) = t
-        .gql(&t.token("TEM", &["viewer"]), report, json!({ "id": id }))
-        .await;
+    let (_, body) = t.gql(&t.token("TEM", &["viewer"]), report, json!({ "id": id })).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    assert!(
-        body["errors"][0]["extensions"].get("hint").is_none(),
-        "{body}"
-    );
+    assert!(body["errors"][0]["extensions"].get("hint").is_none(), "{body}");
     // Hidden rows get no hint either: a restricted contact stays NOT_FOUND.
     let restricted = t
         .sql_text("SELECT id::text FROM contacts WHERE restricted AND erased_at IS NULL LIMIT 1")
@@ -449,8 +348,5 @@ async fn a_denial_another_purpose_would_lift_says_so() {
         )
         .await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
-    assert!(
-        body["errors"][0]["extensions"].get("hint").is_none(),
-        "{body}"
-    );
+    assert!(body["errors"][0]["extensions"].get("hint").is_none(), "{body}");
 }

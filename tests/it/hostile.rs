@@ -27,28 +27,19 @@ async fn register_counts(t: &TestApp) -> Vec<i64> {
 /// The gateway still answers an ordinary query.
 async fn still_serving(t: &TestApp) {
     let d = t
-        .data(
-            &t.token("TEM", &["viewer"]),
-            "{ companies(first: 1) { nodes { name } } }",
-            json!({}),
-        )
+        .data(&t.token("TEM", &["viewer"]), "{ companies(first: 1) { nodes { name } } }", json!({}))
         .await;
     assert!(d["companies"]["nodes"][0]["name"].is_string(), "{d}");
 }
 
 async fn get(t: &TestApp, token: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
     let req = Request::get(format!("/graphql?{query}"))
         .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())
         .expect("request");
     let (status, _, body) = t.send(req).await;
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
 
 fn nested_list(levels: usize) -> String {
@@ -96,19 +87,14 @@ async fn deeply_nested_documents_and_variables_are_refused_before_parsing() {
     let body = format!(
         r#"{{"query": "query($f: Int) {{ companies(first: $f) {{ nodes {{ id }} }} }}", "variables": {{"f": {deep}}}}}"#
     );
-    let (status, b) = t
-        .post_raw(Some(&token), Some("application/json"), body)
-        .await;
+    let (status, b) = t.post_raw(Some(&token), Some("application/json"), body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{b}");
     assert_eq!(code(&b), "QUERY_TOO_COMPLEX", "{b}");
     let (status, b) = get(
         &t,
         &token,
         &[
-            (
-                "query",
-                "query($f: Int) { companies(first: $f) { nodes { id } } }",
-            ),
+            ("query", "query($f: Int) { companies(first: $f) { nodes { id } } }"),
             ("variables", &format!(r#"{{"f": {deep}}}"#)),
         ],
     )
@@ -149,11 +135,7 @@ async fn the_real_gateway_survives_what_used_to_abort_it() {
             .expect("get");
         assert_eq!(res.status(), 400);
     }
-    let health = client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .expect("the process is alive");
+    let health = client.get(format!("{base}/healthz")).send().await.expect("the process is alive");
     assert!(health.status().is_success());
     let body = crate::reload::ask(
         &client,
@@ -178,9 +160,7 @@ async fn long_strings_and_nul_bytes_are_bad_input_naming_the_argument() {
         (&"é".repeat(201), "filter.nameContains"),
         ("Oy\u{0}Ab", "filter.nameContains"),
     ] {
-        let (status, body) = t
-            .gql(&token, q, json!({"f": {"nameContains": value}}))
-            .await;
+        let (status, body) = t.gql(&token, q, json!({"f": {"nameContains": value}})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
@@ -191,13 +171,8 @@ async fn long_strings_and_nul_bytes_are_bad_input_naming_the_argument() {
         "a".repeat(5000)
     );
     let (_, body) = t.gql(&token, &inline, json!({})).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["field"], "filter.municipality",
-        "{body}"
-    );
-    let id = t
-        .sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' LIMIT 1")
-        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "filter.municipality", "{body}");
+    let id = t.sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' LIMIT 1").await;
     let (_, body) = t
         .gql(
             &t.editor(),
@@ -206,14 +181,9 @@ async fn long_strings_and_nul_bytes_are_bad_input_naming_the_argument() {
         )
         .await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["field"], "input.website",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "input.website", "{body}");
     // At the bound it is an ordinary filter.
-    let (_, body) = t
-        .gql(&token, q, json!({"f": {"nameContains": "y".repeat(200)}}))
-        .await;
+    let (_, body) = t.gql(&token, q, json!({"f": {"nameContains": "y".repeat(200)}})).await;
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(register_counts(&t).await, before);
     still_serving(&t).await;
@@ -241,11 +211,7 @@ async fn forged_cursors_and_bad_ids_are_bad_input() {
     let forge = |raw: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     for cursor in [
         forge(format!("{}|{}", i64::MAX, uuid::Uuid::nil())),
-        forge(format!(
-            "{}|{}",
-            -100_000_000_000_000_000i64,
-            uuid::Uuid::nil()
-        )),
+        forge(format!("{}|{}", -100_000_000_000_000_000i64, uuid::Uuid::nil())),
         forge(format!("999999999999999999|{}", uuid::Uuid::nil())),
         forge("1|not-a-uuid".into()),
         "%%%".into(),
@@ -259,13 +225,8 @@ async fn forged_cursors_and_bad_ids_are_bad_input() {
         }
     }
     for id in ["", "x", "00000000-0000-0000-0000-00000000000g", "\u{0}"] {
-        let (_, body) = t
-            .gql(
-                &token,
-                "query($id: ID!) { company(id: $id) { id } }",
-                json!({ "id": id }),
-            )
-            .await;
+        let (_, body) =
+            t.gql(&token, "query($id: ID!) { company(id: $id) { id } }", json!({ "id": id })).await;
         assert_eq!(code(&body), "BAD_USER_INPUT", "{id:?}: {body}");
     }
 }
@@ -292,9 +253,7 @@ async fn bad_headers_bodies_and_tokens_get_their_status_and_a_json_error() {
         }
     };
     let bearer = |t: &str| Some(format!("Bearer {t}").into_bytes());
-    let ok_body = json!({"query": "{ viewer { sub } }"})
-        .to_string()
-        .into_bytes();
+    let ok_body = json!({"query": "{ viewer { sub } }"}).to_string().into_bytes();
     // 413 is the JSON error body with a code.
     let (status, _, body) = send(vec![], bearer(&token), vec![b' '; 70 * 1024]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -348,28 +307,16 @@ async fn bad_headers_bodies_and_tokens_get_their_status_and_a_json_error() {
         br#"{"query": "{ viewer { sub } }", "variables": "not an object"}"#,
     ] {
         let (status, _, body) = send(vec![], bearer(&token), raw.to_vec()).await;
-        assert_eq!(
-            status,
-            StatusCode::BAD_REQUEST,
-            "{:?}: {body}",
-            String::from_utf8_lossy(raw)
-        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{:?}: {body}", String::from_utf8_lossy(raw));
         assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
     }
     // Width: aliases and root fields past their limits.
     let aliases = format!(
         "{{ {} }}",
-        (0..40)
-            .map(|i| format!("a{i}: viewer {{ sub }}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        (0..40).map(|i| format!("a{i}: viewer {{ sub }}")).collect::<Vec<_>>().join(" ")
     );
-    let (_, _, body) = send(
-        vec![],
-        bearer(&token),
-        json!({"query": aliases}).to_string().into_bytes(),
-    )
-    .await;
+    let (_, _, body) =
+        send(vec![], bearer(&token), json!({"query": aliases}).to_string().into_bytes()).await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert_eq!(register_counts(&t).await, before);
     still_serving(&t).await;
@@ -425,11 +372,7 @@ async fn a_connection_terminated_under_a_request_is_unavailable() {
     let token = t.token("TEM", &["viewer"]);
     // The request waits on a locked table; its backend is then terminated.
     let lock = t.lock_table("companies").await;
-    let request = t.gql(
-        &token,
-        "{ companies(first: 1) { nodes { name } } }",
-        json!({}),
-    );
+    let request = t.gql(&token, "{ companies(first: 1) { nodes { name } } }", json!({}));
     let terminate = async {
         let db = t.db_url.rsplit('/').next().unwrap_or_default().to_owned();
         for _ in 0..100 {

@@ -52,10 +52,7 @@ async fn get_serves_queries_and_refuses_mutations() {
     let m = "mutation { createCompany(input: {businessId: \"0512696-4\", name: \"X\", companyForm: OTHER, legalBasis: CONTRACT, source: PUBLIC_SOURCE}) { id } }";
     let (status, headers, _) = t.send(get(m)).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(
-        headers.get("allow").map(|v| v.to_str().unwrap_or("")),
-        Some("POST")
-    );
+    assert_eq!(headers.get("allow").map(|v| v.to_str().unwrap_or("")), Some("POST"));
     assert_eq!(t.sql_count("SELECT count(*) FROM companies").await, before);
 }
 
@@ -87,25 +84,17 @@ async fn body_over_the_limit_is_413() {
     let t = TestApp::with(|c| c.limits.max_body_bytes = 2048).await;
     let big =
         json!({"query": format!("{{ viewer {{ sub }} }} # {}", "x".repeat(4096))}).to_string();
-    let (status, _) = t
-        .post_raw(Some(&t.editor()), Some("application/json"), big)
-        .await;
+    let (status, _) = t.post_raw(Some(&t.editor()), Some("application/json"), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
 async fn too_many_aliases_are_refused() {
     let t = TestApp::new().await;
-    let aliases: String = (0..31)
-        .map(|i| format!("a{i}: viewer {{ sub }} "))
-        .collect();
+    let aliases: String = (0..31).map(|i| format!("a{i}: viewer {{ sub }} ")).collect();
     // Aliases hidden in a fragment count too.
     let (_, body) = t
-        .gql(
-            &t.editor(),
-            &format!("{{ ...F }} fragment F on Query {{ {aliases} }}"),
-            json!({}),
-        )
+        .gql(&t.editor(), &format!("{{ ...F }} fragment F on Query {{ {aliases} }}"), json!({}))
         .await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert!(body["data"].is_null());
@@ -138,10 +127,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
     let (_, body) = cheap.gql(&cheap.editor(), many, json!({})).await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("at most 30 is allowed"),
+        body["errors"][0]["message"].as_str().unwrap_or("").contains("at most 30 is allowed"),
         "{body}"
     );
     assert!(body["data"].is_null());
@@ -153,19 +139,12 @@ async fn batches_run_each_request_and_are_bounded() {
     let two = json!([{"query": Q}, {"query": "{ policyVersion }"}]).to_string();
     // The policy version is class `audit`.
     let token = t.token("TEM", &["editor", "auditor"]);
-    let (status, body) = t
-        .post_raw(Some(&token), Some("application/json"), two)
-        .await;
+    let (status, body) = t.post_raw(Some(&token), Some("application/json"), two).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body[0]["data"]["viewer"]["sub"], "test-user");
-    assert!(body[1]["data"]["policyVersion"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with("sha256:"));
+    assert!(body[1]["data"]["policyVersion"].as_str().unwrap_or("").starts_with("sha256:"));
     let six = serde_json::Value::Array(vec![json!({"query": Q}); 6]).to_string();
-    let (status, body) = t
-        .post_raw(Some(&token), Some("application/json"), six)
-        .await;
+    let (status, body) = t.post_raw(Some(&token), Some("application/json"), six).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
 }
@@ -173,36 +152,19 @@ async fn batches_run_each_request_and_are_bounded() {
 #[tokio::test]
 async fn introspection_suggestions_and_graphiql_only_when_enabled() {
     let off = TestApp::new().await;
-    let (_, body) = off
-        .gql(
-            &off.editor(),
-            "{ __schema { queryType { name } } }",
-            json!({}),
-        )
-        .await;
-    assert!(
-        body["data"]["__schema"].is_null(),
-        "introspection should be off: {body}"
-    );
+    let (_, body) = off.gql(&off.editor(), "{ __schema { queryType { name } } }", json!({})).await;
+    assert!(body["data"]["__schema"].is_null(), "introspection should be off: {body}");
     let (_, body) = off.gql(&off.editor(), "{ viewr { sub } }", json!({})).await;
     assert!(!body.to_string().contains("Did you mean"), "{body}");
-    let (status, _, _) = off
-        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
-        .await;
+    let (status, _, _) =
+        off.send(Request::get("/graphiql").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let on = TestApp::with(|c| c.enable_graphiql = true).await;
-    let d = on
-        .data(
-            &on.editor(),
-            "{ __schema { queryType { name } } }",
-            json!({}),
-        )
-        .await;
+    let d = on.data(&on.editor(), "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(d["__schema"]["queryType"]["name"], "Query");
-    let (status, _, page) = on
-        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
-        .await;
+    let (status, _, page) =
+        on.send(Request::get("/graphiql").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("graphiql"));
 }
@@ -212,29 +174,16 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
     let t = TestApp::new().await;
     let body = json!({"query": "query Dashboard { viewer { sub } }", "operationName": "Dashboard"})
         .to_string();
-    let (status, _) = t
-        .post_raw(Some(&t.editor()), Some("application/json"), body)
-        .await;
+    let (status, _) = t.post_raw(Some(&t.editor()), Some("application/json"), body).await;
     assert_eq!(status, StatusCode::OK);
     // A recipient asking for home addresses: served, with those fields
     // denied: a partial answer, not an error. A bad query is an error.
     for (op, query) in [
-        (
-            "Partly",
-            "query Partly { contacts(first: 2) { nodes { firstName homeCountry } } }",
-        ),
-        (
-            "Broken",
-            "query Broken { contacts(first: 2) { nodes { nosuchfield } } }",
-        ),
+        ("Partly", "query Partly { contacts(first: 2) { nodes { firstName homeCountry } } }"),
+        ("Broken", "query Broken { contacts(first: 2) { nodes { nosuchfield } } }"),
     ] {
         let body = json!({"query": query, "operationName": op}).to_string();
-        t.post_raw(
-            Some(&t.token("MMM", &["viewer"])),
-            Some("application/json"),
-            body,
-        )
-        .await;
+        t.post_raw(Some(&t.token("MMM", &["viewer"])), Some("application/json"), body).await;
     }
     let get = |p: &str| Request::get(p).body(Body::empty()).expect("req");
     let (status, _, _) = t.send(get("/healthz")).await;
@@ -266,9 +215,7 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
 async fn readyz_fails_when_migrations_are_missing() {
     let t = TestApp::new().await;
     t.sql_exec("DELETE FROM __diesel_schema_migrations").await;
-    let (status, _, _) = t
-        .send(Request::get("/readyz").body(Body::empty()).expect("req"))
-        .await;
+    let (status, _, _) = t.send(Request::get("/readyz").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -294,15 +241,9 @@ async fn every_response_carries_a_request_id() {
 #[tokio::test]
 async fn internal_error_cause_never_reaches_the_client() {
     let t = TestApp::new().await;
-    t.sql_exec("ALTER TABLE services RENAME COLUMN notes TO notes_secret_internal_name")
-        .await;
-    let (status, body) = t
-        .gql(
-            &t.editor(),
-            "{ services(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await;
+    t.sql_exec("ALTER TABLE services RENAME COLUMN notes TO notes_secret_internal_name").await;
+    let (status, body) =
+        t.gql(&t.editor(), "{ services(first: 1) { nodes { id } } }", json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
     let text = body.to_string();
@@ -312,44 +253,26 @@ async fn internal_error_cause_never_reaches_the_client() {
             && !text.contains("SELECT"),
         "{text}"
     );
-    let rid = body["extensions"]["requestId"]
-        .as_str()
-        .expect("request id");
+    let rid = body["extensions"]["requestId"].as_str().expect("request id");
     assert_eq!(body["errors"][0]["extensions"]["requestId"], rid);
-    assert!(body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains(rid));
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains(rid));
 }
 
 #[tokio::test]
 async fn statement_timeout_is_unavailable_not_internal() {
     let t = TestApp::with(|c| c.db.db_statement_timeout_ms = 300).await;
     let lock = t.lock_table("companies").await;
-    let (status, body) = t
-        .gql(
-            &t.editor(),
-            "{ companies(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await;
+    let (status, body) =
+        t.gql(&t.editor(), "{ companies(first: 1) { nodes { id } } }", json!({})).await;
     drop(lock);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
     assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("statement timeout"),
+        body["errors"][0]["message"].as_str().unwrap_or("").contains("statement timeout"),
         "{body}"
     );
     // The pool recovers: the next request is served.
-    t.data(
-        &t.editor(),
-        "{ companies(first: 1) { nodes { id } } }",
-        json!({}),
-    )
-    .await;
+    t.data(&t.editor(), "{ companies(first: 1) { nodes { id } } }", json!({})).await;
 }
 
 #[tokio::test]
@@ -357,22 +280,10 @@ async fn request_timeout_is_unavailable() {
     let t = TestApp::with(|c| c.limits.request_timeout_secs = 1).await;
     let lock = t.lock_table("companies").await;
     let started = std::time::Instant::now();
-    let (_, body) = t
-        .gql(
-            &t.editor(),
-            "{ companies(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-        .await;
+    let (_, body) = t.gql(&t.editor(), "{ companies(first: 1) { nodes { id } } }", json!({})).await;
     drop(lock);
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("timed out"),
-        "{body}"
-    );
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("timed out"), "{body}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
@@ -384,13 +295,7 @@ async fn complexity_grows_with_page_size() {
     let q = "query($n: Int) { companies(first: $n) { nodes { id name municipality } } }";
     t.data(&t.editor(), q, json!({"n": 10})).await;
     let (_, body) = t.gql(&t.editor(), q, json!({"n": 100})).await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("complex"),
-        "{body}"
-    );
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("complex"), "{body}");
     assert!(body["data"].is_null());
 }
 
@@ -403,11 +308,7 @@ async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
     let with_password = t.db_url.replacen("postgres@", "postgres:s3cret-pw@", 1);
     let (server, base) = crate::reload::start_server_logging(
         &t,
-        &[
-            ("LOG_FORMAT", "json"),
-            ("RUST_LOG", "info"),
-            ("DATABASE_URL", with_password.as_str()),
-        ],
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info"), ("DATABASE_URL", with_password.as_str())],
         file.into(),
     )
     .await;
@@ -446,47 +347,30 @@ async fn every_request_logs_one_line_with_who_and_what_but_no_personal_value() {
     let _ = std::fs::remove_file(&path);
     assert!(!log.contains('\u{1b}'), "ANSI codes in a log file");
     assert!(!log.contains("s3cret-pw"), "a password in the log");
-    assert!(
-        log.contains("configuration in force") && log.contains("REDACTED"),
-        "{log}"
-    );
+    assert!(log.contains("configuration in force") && log.contains("REDACTED"), "{log}");
     let lines: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["fields"]["message"] == "request")
         .collect();
-    let graphql: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["fields"]["path"] == "/graphql")
-        .collect();
+    let graphql: Vec<&Value> = lines.iter().filter(|l| l["fields"]["path"] == "/graphql").collect();
     assert_eq!(graphql.len(), 3, "{log}");
-    let dash = graphql
-        .iter()
-        .find(|l| l["fields"]["operation"] == "Dash")
-        .expect("the dashboard's line");
+    let dash =
+        graphql.iter().find(|l| l["fields"]["operation"] == "Dash").expect("the dashboard's line");
     let f = &dash["fields"];
     assert_eq!(f["status"], 200);
     assert_eq!(f["org"], "TEM");
     assert_eq!(f["roles"], "viewer");
     assert_eq!(f["method"], "POST");
     assert!(f["audit_events"].as_u64().unwrap_or(0) >= 1, "{dash}");
-    assert!(
-        f["request_id"].as_str().is_some_and(|r| r.len() == 36),
-        "{dash}"
-    );
-    assert!(
-        f["trace_id"].as_str().is_some_and(|r| r.len() == 32),
-        "{dash}"
-    );
+    assert!(f["request_id"].as_str().is_some_and(|r| r.len() == 36), "{dash}");
+    assert!(f["trace_id"].as_str().is_some_and(|r| r.len() == 32), "{dash}");
     assert!(graphql.iter().any(|l| l["fields"]["status"] == 401));
     // The recipient's denied home countries are counted, not shown.
     assert!(graphql
         .iter()
         .any(|l| l["fields"]["org"] == "MMM" && l["fields"]["denied"].as_u64().unwrap_or(0) >= 1));
-    assert!(
-        !email.is_empty() && !log.contains(&email),
-        "a personal value in the log"
-    );
+    assert!(!email.is_empty() && !log.contains(&email), "a personal value in the log");
 }
 
 #[tokio::test]
@@ -500,41 +384,20 @@ async fn metrics_can_take_a_token_and_an_address_of_their_own() {
     let metrics_addr = format!("127.0.0.1:{port}");
     let (server, base) = crate::reload::start_server(
         &t,
-        &[
-            ("METRICS_ADDR", metrics_addr.as_str()),
-            ("METRICS_TOKEN", "m3trics-t0ken"),
-        ],
+        &[("METRICS_ADDR", metrics_addr.as_str()), ("METRICS_TOKEN", "m3trics-t0ken")],
     )
     .await;
     let client = reqwest::Client::new();
-    let on_main = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("get");
+    let on_main = client.get(format!("{base}/metrics")).send().await.expect("get");
     assert_eq!(on_main.status(), 404, "not on the public listener");
     let url = format!("http://{metrics_addr}/metrics");
     let anonymous = client.get(&url).send().await.expect("get");
     assert_eq!(anonymous.status(), 401);
-    let wrong = client
-        .get(&url)
-        .bearer_auth("m3trics-t0keX")
-        .send()
-        .await
-        .expect("get");
+    let wrong = client.get(&url).bearer_auth("m3trics-t0keX").send().await.expect("get");
     assert_eq!(wrong.status(), 401);
-    let ok = client
-        .get(&url)
-        .bearer_auth("m3trics-t0ken")
-        .send()
-        .await
-        .expect("get");
+    let ok = client.get(&url).bearer_auth("m3trics-t0ken").send().await.expect("get");
     assert_eq!(ok.status(), 200);
-    assert!(ok
-        .text()
-        .await
-        .expect("text")
-        .contains("kasvu_db_statements_total"));
+    assert!(ok.text().await.expect("text").contains("kasvu_db_statements_total"));
     drop(server);
 }
 
@@ -544,12 +407,8 @@ async fn metrics_can_take_a_token_and_an_address_of_their_own() {
 async fn the_grafana_dashboard_names_only_exported_metrics() {
     let t = TestApp::new().await;
     // A served, audited read and a denial.
-    t.data(
-        &t.token("TEM", &["viewer"]),
-        "{ contacts(first: 2) { nodes { email } } }",
-        json!({}),
-    )
-    .await;
+    t.data(&t.token("TEM", &["viewer"]), "{ contacts(first: 2) { nodes { email } } }", json!({}))
+        .await;
     let (_, body) = t
         .gql(
             &t.token("MMM", &["viewer"]),
@@ -558,9 +417,7 @@ async fn the_grafana_dashboard_names_only_exported_metrics() {
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN");
-    let req = Request::get("/metrics")
-        .body(Body::empty())
-        .expect("request");
+    let req = Request::get("/metrics").body(Body::empty()).expect("request");
     let (status, _, metrics) = t.send(req).await;
     assert_eq!(status, StatusCode::OK);
     let path =
@@ -596,15 +453,11 @@ async fn the_grafana_dashboard_names_only_exported_metrics() {
 #[tokio::test]
 async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
     let on = TestApp::with(|c| c.enable_graphiql = true).await;
-    let (status, headers, page) = on
-        .send(Request::get("/graphiql").body(Body::empty()).expect("req"))
-        .await;
+    let (status, headers, page) =
+        on.send(Request::get("/graphiql").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::OK);
     let csp = headers["content-security-policy"].to_str().expect("csp");
-    assert!(
-        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
     // Every script and stylesheet the page names is local, and served.
     let mut assets = 0;
     for part in page.split(['"', '\'']) {
@@ -612,9 +465,8 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
             panic!("the page loads {part} from elsewhere");
         }
         if part.starts_with("/graphiql/") {
-            let (status, headers, body) = on
-                .send(Request::get(part).body(Body::empty()).expect("req"))
-                .await;
+            let (status, headers, body) =
+                on.send(Request::get(part).body(Body::empty()).expect("req")).await;
             assert_eq!(status, StatusCode::OK, "{part}");
             let ct = headers["content-type"].to_str().expect("type");
             assert!(
@@ -626,13 +478,8 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
         }
     }
     assert_eq!(assets, 5, "{page}");
-    let (status, _, _) = on
-        .send(
-            Request::get("/graphiql/../Cargo.toml")
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await;
+    let (status, _, _) =
+        on.send(Request::get("/graphiql/../Cargo.toml").body(Body::empty()).expect("req")).await;
     assert_ne!(status, StatusCode::OK);
 }
 
@@ -643,9 +490,7 @@ async fn graphiql_is_served_from_the_binary_under_a_strict_csp() {
 async fn introspection_alone_is_not_bound_by_the_depth_limit() {
     let on = TestApp::with(|c| c.enable_graphiql = true).await;
     let deep_types = "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
-    let d = on
-        .data(&on.editor(), &format!("{{ {deep_types} }}"), json!({}))
-        .await;
+    let d = on.data(&on.editor(), &format!("{{ {deep_types} }}"), json!({})).await;
     assert!(d["__schema"]["types"].is_array());
     let (_, body) = on
         .gql(

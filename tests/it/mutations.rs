@@ -10,11 +10,8 @@ fn company_input() -> Value {
 }
 
 async fn create_company(t: &TestApp, tok: &str) -> String {
-    t.sql_exec("DELETE FROM companies WHERE business_id = '0512696-4'")
-        .await;
-    let d = t
-        .data(tok, CREATE_COMPANY, json!({"i": company_input()}))
-        .await;
+    t.sql_exec("DELETE FROM companies WHERE business_id = '0512696-4'").await;
+    let d = t.data(tok, CREATE_COMPANY, json!({"i": company_input()})).await;
     d["createCompany"]["id"].as_str().expect("id").to_owned()
 }
 
@@ -60,10 +57,7 @@ async fn invalid_company_input_names_the_field_and_writes_nothing() {
     let (_, body) = t.gql(&tok, CREATE_COMPANY, json!({"i": input})).await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "legalBasis");
     assert_eq!(t.sql_count("SELECT count(*) FROM companies").await, before);
-    assert_eq!(
-        t.sql_count("SELECT count(*) FROM change_log").await,
-        log_before
-    );
+    assert_eq!(t.sql_count("SELECT count(*) FROM change_log").await, log_before);
 }
 
 #[tokio::test]
@@ -71,9 +65,7 @@ async fn duplicate_business_id_is_refused() {
     let t = TestApp::new().await;
     let tok = t.editor();
     create_company(&t, &tok).await;
-    let (_, body) = t
-        .gql(&tok, CREATE_COMPANY, json!({"i": company_input()}))
-        .await;
+    let (_, body) = t.gql(&tok, CREATE_COMPANY, json!({"i": company_input()})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
     assert_eq!(body["errors"][0]["extensions"]["field"], "businessId");
 }
@@ -118,28 +110,13 @@ async fn delete_company_with_dependents_is_refused_and_empty_one_deleted() {
         )
         .await["companies"]["nodes"][0]["id"]
         .clone();
-    let (_, body) = t
-        .gql(
-            &tok,
-            "mutation($id: ID!) { deleteCompany(id: $id) }",
-            json!({"id": busy}),
-        )
-        .await;
+    let (_, body) =
+        t.gql(&tok, "mutation($id: ID!) { deleteCompany(id: $id) }", json!({"id": busy})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
     let id = create_company(&t, &tok).await;
-    let d = t
-        .data(
-            &tok,
-            "mutation($id: ID!) { deleteCompany(id: $id) }",
-            json!({"id": id}),
-        )
-        .await;
+    let d = t.data(&tok, "mutation($id: ID!) { deleteCompany(id: $id) }", json!({"id": id})).await;
     assert_eq!(d["deleteCompany"], id.as_str());
-    assert_eq!(
-        t.sql_count(&format!("SELECT count(*) FROM companies WHERE id = '{id}'"))
-            .await,
-        0
-    );
+    assert_eq!(t.sql_count(&format!("SELECT count(*) FROM companies WHERE id = '{id}'")).await, 0);
     assert!(t.sql_count(&format!("SELECT count(*) FROM change_log WHERE entity_id = '{id}' AND new_value IS NULL AND old_value = 'Testi Oy'")).await == 1);
 }
 
@@ -163,16 +140,12 @@ async fn contacts_are_validated_created_updated_and_logged() {
     ] {
         let mut input = contact_input();
         input[field] = json!(value);
-        let (_, body) = t
-            .gql(&tok, CREATE_CONTACT, json!({"c": company, "i": input}))
-            .await;
+        let (_, body) = t.gql(&tok, CREATE_CONTACT, json!({"c": company, "i": input})).await;
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
     }
     let mut input = contact_input();
     input.as_object_mut().expect("object").remove("source");
-    let (_, body) = t
-        .gql(&tok, CREATE_CONTACT, json!({"c": company, "i": input}))
-        .await;
+    let (_, body) = t.gql(&tok, CREATE_CONTACT, json!({"c": company, "i": input})).await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "source");
     let (_, body) = t
         .gql(
@@ -183,13 +156,7 @@ async fn contacts_are_validated_created_updated_and_logged() {
         .await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "companyId");
 
-    let d = t
-        .data(
-            &tok,
-            CREATE_CONTACT,
-            json!({"c": company, "i": contact_input()}),
-        )
-        .await;
+    let d = t.data(&tok, CREATE_CONTACT, json!({"c": company, "i": contact_input()})).await;
     let c = &d["createContact"];
     assert_eq!(c["homeCountry"], "FI");
     assert_eq!(c["registeredBy"], "ELY");
@@ -207,9 +174,7 @@ async fn contacts_are_validated_created_updated_and_logged() {
         && c["oldValue"] == "maija@testi.fi"
         && c["newValue"] == "maija.m@testi.fi"
         && c["changedByOrg"] == "ELY"));
-    assert!(changes
-        .iter()
-        .any(|c| c["field"] == "title" && c["oldValue"].is_null()));
+    assert!(changes.iter().any(|c| c["field"] == "title" && c["oldValue"].is_null()));
 }
 
 #[tokio::test]
@@ -217,13 +182,8 @@ async fn services_validate_their_contact_and_restart_the_retention_clock() {
     let t = TestApp::new().await;
     let tok = t.editor();
     let company = create_company(&t, &tok).await;
-    let contact = t
-        .data(
-            &tok,
-            CREATE_CONTACT,
-            json!({"c": company, "i": contact_input()}),
-        )
-        .await["createContact"]["id"]
+    let contact = t.data(&tok, CREATE_CONTACT, json!({"c": company, "i": contact_input()})).await
+        ["createContact"]["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -240,20 +200,13 @@ async fn services_validate_their_contact_and_restart_the_retention_clock() {
     assert_eq!(s["amountEur"], "1250.50");
     assert_eq!(t.sql_count(&format!("SELECT count(*) FROM contacts WHERE id = '{contact}' AND last_processed_at > now() - interval '1 minute'")).await, 1);
     let other = t
-        .data(
-            &tok,
-            "{ contacts(first: 1) { nodes { id company { id } } } }",
-            json!({}),
-        )
+        .data(&tok, "{ contacts(first: 1) { nodes { id company { id } } } }", json!({}))
         .await["contacts"]["nodes"][0]["id"]
         .clone();
     let mut wrong = base.clone();
     wrong["contactId"] = other;
     let (_, body) = t.gql(&tok, q, json!({"i": wrong})).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["field"], "contactId",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "contactId", "{body}");
     let mut missing = base.clone();
     missing.as_object_mut().expect("object").remove("kind");
     let (_, body) = t.gql(&tok, q, json!({"i": missing})).await;
@@ -261,13 +214,7 @@ async fn services_validate_their_contact_and_restart_the_retention_clock() {
     let sid = s["id"].as_str().expect("id").to_owned();
     let d = t.data(&tok, "mutation($id: ID!) { updateService(id: $id, input: {status: DELIVERED, deliveredAt: \"2026-01-02T10:00:00Z\"}) { status deliveredAt } }", json!({"id": sid})).await;
     assert_eq!(d["updateService"]["status"], "DELIVERED");
-    let d = t
-        .data(
-            &tok,
-            "mutation($id: ID!) { deleteService(id: $id) }",
-            json!({"id": sid}),
-        )
-        .await;
+    let d = t.data(&tok, "mutation($id: ID!) { deleteService(id: $id) }", json!({"id": sid})).await;
     assert_eq!(d["deleteService"], sid.as_str());
 }
 
@@ -280,32 +227,18 @@ async fn confidential_rows_one_per_org_with_validation() {
     let d = t.data(&tok, q, json!({"c": company, "i": {"riskRating": "B", "employeeCount": 12, "turnoverEur": 1500000}})).await;
     assert_eq!(d["createCompanyConfidential"]["registeredBy"], "FINNVERA");
     assert_eq!(d["createCompanyConfidential"]["turnoverEur"], "1500000.00");
-    let (_, body) = t
-        .gql(&tok, q, json!({"c": company, "i": {"riskRating": "C"}}))
-        .await;
+    let (_, body) = t.gql(&tok, q, json!({"c": company, "i": {"riskRating": "C"}})).await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "companyId");
-    let (_, body) = t
-        .gql(&tok, q, json!({"c": company, "i": {"employeeCount": -1}}))
-        .await;
+    let (_, body) = t.gql(&tok, q, json!({"c": company, "i": {"employeeCount": -1}})).await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "employeeCount");
-    let id = d["createCompanyConfidential"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = d["createCompanyConfidential"]["id"].as_str().expect("id").to_owned();
     let d = t.data(&tok, "mutation($id: ID!) { updateCompanyConfidential(id: $id, input: {riskRating: \"A\", notes: null}) { riskRating } }", json!({"id": id})).await;
     assert_eq!(d["updateCompanyConfidential"]["riskRating"], "A");
     assert_eq!(t.sql_count(&format!("SELECT count(*) FROM change_log WHERE entity = 'company_confidential' AND entity_id = '{id}' AND field = 'risk_rating' AND old_value = 'B'")).await, 1);
-    t.data(
-        &tok,
-        "mutation($id: ID!) { deleteCompanyConfidential(id: $id) }",
-        json!({"id": id}),
-    )
-    .await;
+    t.data(&tok, "mutation($id: ID!) { deleteCompanyConfidential(id: $id) }", json!({"id": id}))
+        .await;
     assert_eq!(
-        t.sql_count(&format!(
-            "SELECT count(*) FROM company_confidential WHERE id = '{id}'"
-        ))
-        .await,
+        t.sql_count(&format!("SELECT count(*) FROM company_confidential WHERE id = '{id}'")).await,
         0
     );
 }

@@ -15,8 +15,7 @@ fn company(business_id: &str, name: &str) -> Value {
 }
 
 async fn free_business_id(t: &TestApp, id: &str) {
-    t.sql_exec(&format!("DELETE FROM companies WHERE business_id = '{id}'"))
-        .await;
+    t.sql_exec(&format!("DELETE FROM companies WHERE business_id = '{id}'")).await;
 }
 
 #[tokio::test]
@@ -48,8 +47,7 @@ async fn a_create_repeated_with_its_key_answers_with_the_first_record() {
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["field"], "idempotencyKey");
     assert_eq!(
-        t.sql_count("SELECT count(*) FROM companies WHERE business_id = '1484332-4'")
-            .await,
+        t.sql_count("SELECT count(*) FROM companies WHERE business_id = '1484332-4'").await,
         0
     );
     // Keys are the actor's own: someone else's same key is another request.
@@ -62,43 +60,20 @@ async fn a_create_repeated_with_its_key_answers_with_the_first_record() {
         std::time::Duration::from_secs(600),
     ));
     let (_, body) = t
-        .gql(
-            &other,
-            CREATE,
-            json!({"i": company("0512696-4", "Avain Oy"), "k": "retry-7f3c2a10"}),
-        )
+        .gql(&other, CREATE, json!({"i": company("0512696-4", "Avain Oy"), "k": "retry-7f3c2a10"}))
         .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["field"], "businessId",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "businessId", "{body}");
     // Malformed keys are bad input.
     for key in ["short", "has space in it", &"k".repeat(129)] {
-        let (_, body) = t
-            .gql(
-                &editor,
-                CREATE,
-                json!({"i": company("2725690-3", "X Oy"), "k": key}),
-            )
-            .await;
-        assert_eq!(
-            body["errors"][0]["extensions"]["field"], "idempotencyKey",
-            "{body}"
-        );
+        let (_, body) =
+            t.gql(&editor, CREATE, json!({"i": company("2725690-3", "X Oy"), "k": key})).await;
+        assert_eq!(body["errors"][0]["extensions"]["field"], "idempotencyKey", "{body}");
     }
     // A key a day old is forgotten (and the retention run removes it).
-    t.sql_exec("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
-        .await;
-    let mut conn = diesel_async::AsyncPgConnection::establish(&t.db_url)
-        .await
-        .expect("connect");
-    kasvu_gateway::retention::run(&mut conn)
-        .await
-        .expect("retention");
-    assert_eq!(
-        t.sql_count("SELECT count(*) FROM idempotency_keys").await,
-        0
-    );
+    t.sql_exec("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'").await;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&t.db_url).await.expect("connect");
+    kasvu_gateway::retention::run(&mut conn).await.expect("retention");
+    assert_eq!(t.sql_count("SELECT count(*) FROM idempotency_keys").await, 0);
 }
 
 #[tokio::test]
@@ -107,17 +82,11 @@ async fn a_change_whose_answer_cannot_be_recorded_says_it_was_committed() {
     free_business_id(&t, "0512696-4").await;
     let editor = t.editor();
     // Open the main pool's connections before the writer's are cut.
-    let warm = (0..4).map(|_| {
-        t.gql(
-            &editor,
-            "{ companies(first: 1) { nodes { id } } }",
-            json!({}),
-        )
-    });
+    let warm =
+        (0..4).map(|_| t.gql(&editor, "{ companies(first: 1) { nodes { id } } }", json!({})));
     futures::future::join_all(warm).await;
-    let company = t
-        .sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' LIMIT 1")
-        .await;
+    let company =
+        t.sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' LIMIT 1").await;
     t.cut_audit_writer().await;
     // The change commits on the main pool; reading the contact's name back is
     // audited, and the audit writer cannot store it: no data, but the client
@@ -132,16 +101,9 @@ async fn a_change_whose_answer_cannot_be_recorded_says_it_was_committed() {
         .await;
     t.allow_connections().await;
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["outcome"], "committed",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["outcome"], "committed", "{body}");
     assert!(!body.to_string().contains("Kuittinen"), "{body}");
-    assert_eq!(
-        t.sql_count("SELECT count(*) FROM contacts WHERE last_name = 'Kuittinen'")
-            .await,
-        1
-    );
+    assert_eq!(t.sql_count("SELECT count(*) FROM contacts WHERE last_name = 'Kuittinen'").await, 1);
 }
 
 #[tokio::test]
@@ -167,15 +129,9 @@ async fn a_commit_that_fails_on_a_lost_connection_is_an_unknown_outcome() {
         )
         .await;
     assert_eq!(code(&body), "UNAVAILABLE", "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["outcome"], "unknown",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["outcome"], "unknown", "{body}");
     assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("idempotencyKey"),
+        body["errors"][0]["message"].as_str().unwrap_or("").contains("idempotencyKey"),
         "{body}"
     );
     // It was not made; the same key after the cause is gone makes it once.
@@ -189,16 +145,8 @@ async fn a_commit_that_fails_on_a_lost_connection_is_an_unknown_outcome() {
         .await;
     assert_eq!(first["createCompany"]["name"], "Kesken Oy");
     // An error before any change reached its commit carries no outcome.
-    let (_, body) = t
-        .gql(
-            &t.editor(),
-            CREATE,
-            json!({"i": company("0512696-4", "Kesken Oy")}),
-        )
-        .await;
+    let (_, body) =
+        t.gql(&t.editor(), CREATE, json!({"i": company("0512696-4", "Kesken Oy")})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    assert!(
-        body["errors"][0]["extensions"].get("outcome").is_none(),
-        "{body}"
-    );
+    assert!(body["errors"][0]["extensions"].get("outcome").is_none(), "{body}");
 }

@@ -45,9 +45,7 @@ impl Oracle<'_> {
         self.actor.roles.contains(&r)
     }
     fn staff(&self) -> bool {
-        [Role::Viewer, Role::Editor, Role::Confidential, Role::Dpo]
-            .iter()
-            .any(|r| self.role(*r))
+        [Role::Viewer, Role::Editor, Role::Confidential, Role::Dpo].iter().any(|r| self.role(*r))
     }
     fn recipient(&self) -> bool {
         self.actor.org.kind() == OrgKind::Recipient
@@ -81,25 +79,16 @@ impl Oracle<'_> {
                     && self.actor.in_eu_eea()))
     }
     fn readable(&self, class: &str, f: &Facts) -> bool {
-        let personal = [
-            "contact.identification",
-            "contact.home",
-            "contact.additional",
-            "history",
-        ]
-        .contains(&class);
+        let personal = ["contact.identification", "contact.home", "contact.additional", "history"]
+            .contains(&class);
         if f.erased && personal {
             return false;
         }
         let eu = self.actor.in_eu_eea();
         let controller = !self.recipient();
-        let narrow = [
-            "company.public",
-            "contact.identification",
-            "contact.processing",
-            "service.record",
-        ]
-        .contains(&class);
+        let narrow =
+            ["company.public", "contact.identification", "contact.processing", "service.record"]
+                .contains(&class);
         let r1 = controller
             && self.staff()
             && eu
@@ -175,9 +164,7 @@ async fn facts(t: &TestApp) -> HashMap<String, (String, Facts)> {
          UNION ALL SELECT s.id::text, 'service', s.provider, false, false, {sector}, false, false, co.id::text FROM services s JOIN companies co ON co.id = s.company_id
          UNION ALL SELECT cc.id::text, 'confidential', cc.registered_by, false, false, {sector}, false, false, co.id::text FROM company_confidential cc JOIN companies co ON co.id = cc.company_id"
     );
-    let mut c = diesel_async::AsyncPgConnection::establish(&t.db_url)
-        .await
-        .expect("connect");
+    let mut c = diesel_async::AsyncPgConnection::establish(&t.db_url).await.expect("connect");
     let rows: Vec<Row> = diesel::sql_query(sql).load(&mut c).await.expect("facts");
     rows.into_iter()
         .map(|r| {
@@ -229,25 +216,15 @@ fn check(
             v.push(format!("{at}: withheld"));
         }
     }
-    for (list, child) in [
-        ("contacts", "contact"),
-        ("services", "service"),
-        ("confidential", "confidential"),
-    ] {
+    for (list, child) in
+        [("contacts", "contact"), ("services", "service"), ("confidential", "confidential")]
+    {
         let Some(items) = obj.get(list).and_then(Value::as_array) else {
             continue;
         };
         let shown: HashSet<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
         for (i, item) in items.iter().enumerate() {
-            check(
-                oracle,
-                all,
-                child,
-                item,
-                &format!("{path}.{list}.{i}"),
-                forbidden,
-                v,
-            );
+            check(oracle, all, child, item, &format!("{path}.{list}.{i}"), forbidden, v);
         }
         // Exactly the rows the oracle says are visible under this company.
         if kind == "company" {
@@ -288,14 +265,8 @@ async fn every_persona_sees_exactly_what_access_md_allows_over_the_whole_registe
         let mut after = Value::Null;
         let mut companies = 0;
         loop {
-            let (status, body) = t
-                .gql_for(
-                    &token,
-                    actor.purpose.as_str(),
-                    PAGE,
-                    json!({"after": after}),
-                )
-                .await;
+            let (status, body) =
+                t.gql_for(&token, actor.purpose.as_str(), PAGE, json!({"after": after})).await;
             if oracle.refused() {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {body}");
                 break;
@@ -304,20 +275,9 @@ async fn every_persona_sees_exactly_what_access_md_allows_over_the_whole_registe
             if !oracle.reads_register() {
                 // One FORBIDDEN for the root field, no page of ids.
                 assert_eq!(body["data"], Value::Null, "{name}: {body}");
-                assert_eq!(
-                    body["errors"].as_array().map(Vec::len),
-                    Some(1),
-                    "{name}: {body}"
-                );
-                assert_eq!(
-                    body["errors"][0]["extensions"]["code"], "FORBIDDEN",
-                    "{name}: {body}"
-                );
-                assert_eq!(
-                    body["errors"][0]["path"],
-                    json!(["companies"]),
-                    "{name}: {body}"
-                );
+                assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{name}: {body}");
+                assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{name}: {body}");
+                assert_eq!(body["errors"][0]["path"], json!(["companies"]), "{name}: {body}");
                 break;
             }
             let forbidden: HashSet<String> = body["errors"]

@@ -10,11 +10,9 @@ fn policy_dir() -> PathBuf {
 #[test]
 fn policy_tables_all_pass() {
     let engine = PolicyEngine::load(&policy_dir()).expect("policy loads");
-    let outcomes = cases::run(
-        &engine,
-        cases::load(&policy_dir().join("tests")).expect("tables parse"),
-    )
-    .expect("run");
+    let outcomes =
+        cases::run(&engine, cases::load(&policy_dir().join("tests")).expect("tables parse"))
+            .expect("run");
     assert!(outcomes.len() >= 80, "{} cases", outcomes.len());
     let failures: Vec<String> = outcomes
         .iter()
@@ -51,10 +49,7 @@ fn policy_tables_name_every_rule() {
         "R11-erased",
         "R12-default-deny",
     ] {
-        assert!(
-            all.iter().any(|c| c.expect_rule == rule),
-            "no case reports {rule}"
-        );
+        assert!(all.iter().any(|c| c.expect_rule == rule), "no case reports {rule}");
     }
 }
 
@@ -109,10 +104,7 @@ fn decisions_are_memoized_on_the_facts() {
     let cases = cases::load(&policy_dir().join("tests")).expect("tables");
     let first = cases::run(&engine, cases.clone()).expect("run");
     let after_first = engine.queries();
-    let reads = first
-        .iter()
-        .filter(|o| o.case.text.contains("| read "))
-        .count() as u64;
+    let reads = first.iter().filter(|o| o.case.text.contains("| read ")).count() as u64;
     let again = cases::run(&engine, cases).expect("run");
     let writes = again.len() as u64 - reads;
     // The second run asks nothing for reads; writes are asked per case.

@@ -4,12 +4,8 @@ use serde_json::{json, Value};
 use crate::support::{code, TestApp};
 
 async fn first_company(t: &TestApp, token: &str) -> Value {
-    t.data(
-        token,
-        "{ companies(first: 1) { nodes { id businessId name } } }",
-        json!({}),
-    )
-    .await["companies"]["nodes"][0]
+    t.data(token, "{ companies(first: 1) { nodes { id businessId name } } }", json!({})).await
+        ["companies"]["nodes"][0]
         .clone()
 }
 
@@ -19,11 +15,7 @@ async fn company_by_id_and_by_business_id() {
     let tok = t.token("TEM", &["viewer"]);
     let c = first_company(&t, &tok).await;
     let d = t
-        .data(
-            &tok,
-            "query($id: ID!) { company(id: $id) { id name } }",
-            json!({"id": c["id"]}),
-        )
+        .data(&tok, "query($id: ID!) { company(id: $id) { id name } }", json!({"id": c["id"]}))
         .await;
     assert_eq!(d["company"]["name"], c["name"]);
     let d = t
@@ -49,17 +41,10 @@ async fn unknown_ids_are_not_found_and_malformed_ids_bad_input() {
         let (_, body) = t.gql(&tok, q, json!({})).await;
         assert_eq!(code(&body), "NOT_FOUND", "{q}: {body}");
     }
-    let (_, body) = t
-        .gql(&tok, "{ company(id: \"nope\") { id } }", json!({}))
-        .await;
+    let (_, body) = t.gql(&tok, "{ company(id: \"nope\") { id } }", json!({})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
-    let (_, body) = t
-        .gql(
-            &tok,
-            "{ companyByBusinessId(businessId: \"0512696-5\") { id } }",
-            json!({}),
-        )
-        .await;
+    let (_, body) =
+        t.gql(&tok, "{ companyByBusinessId(businessId: \"0512696-5\") { id } }", json!({})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }
 
@@ -68,9 +53,7 @@ async fn pagination_walks_every_row_once_with_keyset_cursors() {
     let t = TestApp::new().await;
     let tok = t.token("TEM", &["viewer"]);
     let q = "query($after: String) { services(first: 100, after: $after, filter: {provider: BF}) { totalCount pageInfo { hasNextPage endCursor hasPreviousPage } edges { cursor node { id } } nodes { id } } }";
-    let total = t
-        .sql_count("SELECT count(*) FROM services WHERE provider = 'BF'")
-        .await;
+    let total = t.sql_count("SELECT count(*) FROM services WHERE provider = 'BF'").await;
     let mut seen = std::collections::HashSet::new();
     let mut after = Value::Null;
     loop {
@@ -99,20 +82,11 @@ async fn pagination_walks_every_row_once_with_keyset_cursors() {
 async fn page_size_defaults_to_20_and_is_bounded() {
     let t = TestApp::new().await;
     let tok = t.token("TEM", &["viewer"]);
-    let d = t
-        .data(
-            &tok,
-            "{ companies { nodes { id } pageInfo { hasNextPage } } }",
-            json!({}),
-        )
-        .await;
+    let d =
+        t.data(&tok, "{ companies { nodes { id } pageInfo { hasNextPage } } }", json!({})).await;
     assert_eq!(d["companies"]["nodes"].as_array().map(Vec::len), Some(20));
     let d = t
-        .data(
-            &tok,
-            "{ companies(first: 0) { nodes { id } pageInfo { hasNextPage } } }",
-            json!({}),
-        )
+        .data(&tok, "{ companies(first: 0) { nodes { id } pageInfo { hasNextPage } } }", json!({}))
         .await;
     assert_eq!(d["companies"]["nodes"].as_array().map(Vec::len), Some(0));
     assert_eq!(d["companies"]["pageInfo"]["hasNextPage"], true);
@@ -132,23 +106,11 @@ async fn company_filters_match_sql() {
     let tok = t.token("TEM", &["viewer"]);
     let q = "query($f: CompanyFilterInput) { companies(filter: $f, first: 100) { totalCount nodes { name industryCode municipality companyForm registeredBy businessId } } }";
     let cases = [
-        (
-            json!({"industryCodePrefix": "01"}),
-            "industry_code LIKE '01%'",
-        ),
-        (
-            json!({"industryCodePrefix": "10"}),
-            "industry_code LIKE '10%'",
-        ),
+        (json!({"industryCodePrefix": "01"}), "industry_code LIKE '01%'"),
+        (json!({"industryCodePrefix": "10"}), "industry_code LIKE '10%'"),
         (json!({"municipality": "Oulu"}), "municipality = 'Oulu'"),
-        (
-            json!({"companyForm": "SOLE_TRADER"}),
-            "company_form = 'SOLE_TRADER'",
-        ),
-        (
-            json!({"registeredBy": "FINNVERA"}),
-            "registered_by = 'FINNVERA'",
-        ),
+        (json!({"companyForm": "SOLE_TRADER"}), "company_form = 'SOLE_TRADER'"),
+        (json!({"registeredBy": "FINNVERA"}), "registered_by = 'FINNVERA'"),
         (json!({"nameContains": "MEIJERI"}), "name ILIKE '%meijeri%'"),
         (
             json!({"nameContains": "meijeri", "municipality": "Helsinki"}),
@@ -165,27 +127,14 @@ async fn company_filters_match_sql() {
             ))
             .await;
         assert_eq!(d["companies"]["totalCount"], expected, "{filter}");
-        assert!(
-            expected == 0
-                || !d["companies"]["nodes"]
-                    .as_array()
-                    .expect("nodes")
-                    .is_empty()
-        );
+        assert!(expected == 0 || !d["companies"]["nodes"].as_array().expect("nodes").is_empty());
     }
-    let one = t
-        .data(
-            &tok,
-            "{ companies(first: 1) { nodes { businessId } } }",
-            json!({}),
-        )
-        .await["companies"]["nodes"][0]["businessId"]
+    let one = t.data(&tok, "{ companies(first: 1) { nodes { businessId } } }", json!({})).await
+        ["companies"]["nodes"][0]["businessId"]
         .clone();
     let d = t.data(&tok, q, json!({"f": {"businessId": one}})).await;
     assert_eq!(d["companies"]["totalCount"], 1);
-    let (_, body) = t
-        .gql(&tok, q, json!({"f": {"industryCodePrefix": "0x"}}))
-        .await;
+    let (_, body) = t.gql(&tok, q, json!({"f": {"industryCodePrefix": "0x"}})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
 }
 
@@ -205,9 +154,7 @@ async fn contact_and_service_filters_match_sql() {
         ))
         .await
     );
-    let d = t
-        .data(&tok, q, json!({"f": {"nameContains": "aino kor"}}))
-        .await;
+    let d = t.data(&tok, q, json!({"f": {"nameContains": "aino kor"}})).await;
     assert_eq!(
         d["contacts"]["totalCount"],
         t.sql_count(
@@ -241,10 +188,7 @@ async fn contact_and_service_filters_match_sql() {
             json!({"kind": "FUNDING", "status": "INVOICED"}),
             "kind = 'FUNDING' AND status = 'INVOICED'".to_owned(),
         ),
-        (
-            json!({"provider": "TUKES"}),
-            "provider = 'TUKES'".to_owned(),
-        ),
+        (json!({"provider": "TUKES"}), "provider = 'TUKES'".to_owned()),
         (
             json!({"requestedFrom": "2024-01-01T00:00:00Z", "requestedTo": "2025-01-01T00:00:00Z"}),
             "requested_at >= '2024-01-01' AND requested_at < '2025-01-01'".to_owned(),
@@ -254,8 +198,7 @@ async fn contact_and_service_filters_match_sql() {
         let d = t.data(&tok, q, json!({"f": filter})).await;
         assert_eq!(
             d["services"]["totalCount"],
-            t.sql_count(&format!("SELECT count(*) FROM services WHERE {sql}"))
-                .await,
+            t.sql_count(&format!("SELECT count(*) FROM services WHERE {sql}")).await,
             "{filter}"
         );
     }
@@ -282,15 +225,8 @@ async fn nested_query_costs_one_statement_per_level() {
         .iter()
         .map(|c| c["contacts"].as_array().map_or(0, Vec::len))
         .sum();
-    assert!(
-        contacts > 50,
-        "the page should have many contacts, had {contacts}"
-    );
-    assert_eq!(
-        t.statements() - before,
-        3,
-        "companies → contacts → services"
-    );
+    assert!(contacts > 50, "the page should have many contacts, had {contacts}");
+    assert_eq!(t.statements() - before, 3, "companies → contacts → services");
     // Looking back up to a parent the page already holds costs nothing.
     let before = t.statements();
     t.data(
@@ -299,11 +235,7 @@ async fn nested_query_costs_one_statement_per_level() {
         json!({}),
     )
     .await;
-    assert_eq!(
-        t.statements() - before,
-        2,
-        "companies → contacts; company from the primed cache"
-    );
+    assert_eq!(t.statements() - before, 2, "companies → contacts; company from the primed cache");
 }
 
 #[tokio::test]
@@ -337,10 +269,7 @@ async fn confidential_rows_are_listed_per_registering_org() {
             .iter()
             .find(|c| c["confidential"].as_array().is_some_and(|a| !a.is_empty()))
             .expect("a company with confidential rows");
-        assert!(
-            with["confidential"][0]["turnoverEur"].as_str().is_some(),
-            "decimal as string"
-        );
+        assert!(with["confidential"][0]["turnoverEur"].as_str().is_some(), "decimal as string");
         with["id"].as_str().expect("id").to_owned()
     };
     let d = t
@@ -383,19 +312,20 @@ async fn seeded_register_covers_every_case() {
             companies
         ) >= 10
     );
-    assert!(
-        pct(
-            n("SELECT count(*) FROM contacts WHERE restricted").await,
-            contacts
-        ) >= 2
-    );
+    assert!(pct(n("SELECT count(*) FROM contacts WHERE restricted").await, contacts) >= 2);
     assert!(
         pct(
             n("SELECT count(*) FROM contacts WHERE marketing_objection OR objection_pending").await,
             contacts
         ) >= 5
     );
-    assert!(pct(n("SELECT count(*) FROM contacts WHERE last_processed_at < now() - interval '5 years'").await, contacts) >= 3);
+    assert!(
+        pct(
+            n("SELECT count(*) FROM contacts WHERE last_processed_at < now() - interval '5 years'")
+                .await,
+            contacts
+        ) >= 3
+    );
     assert!(pct(n("SELECT count(*) FROM companies WHERE last_processed_at < now() - interval '5 years'").await, companies) >= 3);
     assert!(n("SELECT count(*) FROM contacts WHERE legal_hold AND last_processed_at < now() - interval '5 years'").await > 0);
     assert!(n("SELECT count(DISTINCT registered_by) FROM company_confidential").await >= 3);
@@ -407,14 +337,8 @@ async fn seeded_register_covers_every_case() {
         8,
         "every controller provides"
     );
-    assert_eq!(
-        n("SELECT count(DISTINCT registered_by) FROM contacts").await,
-        8
-    );
-    assert_eq!(
-        n("SELECT count(DISTINCT (kind, status)) FROM data_subject_requests").await,
-        24
-    );
+    assert_eq!(n("SELECT count(DISTINCT registered_by) FROM contacts").await, 8);
+    assert_eq!(n("SELECT count(DISTINCT (kind, status)) FROM data_subject_requests").await, 24);
     assert_eq!(n("SELECT count(*) FROM services s JOIN contacts c ON c.id = s.contact_id WHERE c.company_id <> s.company_id").await, 0);
 }
 
@@ -448,12 +372,11 @@ async fn the_gateways_connections_do_not_jit_compile() {
     use diesel_async::RunQueryDsl;
     let t = TestApp::new().await;
     let mut conn = t.app.pool.get().await.expect("a pooled connection");
-    let jit: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
-        "current_setting('jit')",
-    ))
-    .get_result(&mut *conn)
-    .await
-    .expect("jit setting");
+    let jit: String =
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_setting('jit')"))
+            .get_result(&mut *conn)
+            .await
+            .expect("jit setting");
     assert_eq!(jit, "off");
 }
 
@@ -463,18 +386,11 @@ async fn the_gateways_connections_do_not_jit_compile() {
 async fn the_recipients_sector_is_a_column_kept_with_the_company() {
     use kasvu_gateway::db::visible::in_sector;
     let t = TestApp::new().await;
-    for code in [
-        "01110", "02", "03999", "10710", "11", "12", "04", "0", "", "21000", "1",
-    ] {
-        let sql = t
-            .sql_text(&format!("SELECT industry_in_sector('{code}')::text"))
-            .await;
+    for code in ["01110", "02", "03999", "10710", "11", "12", "04", "0", "", "21000", "1"] {
+        let sql = t.sql_text(&format!("SELECT industry_in_sector('{code}')::text")).await;
         assert_eq!(sql == "true", in_sector(Some(code)), "{code}");
     }
-    assert_eq!(
-        t.sql_text("SELECT industry_in_sector(NULL)::text").await,
-        "false"
-    );
+    assert_eq!(t.sql_text("SELECT industry_in_sector(NULL)::text").await, "false");
     let drift = "SELECT count(*) FROM contacts c JOIN companies co ON co.id = c.company_id \
                  WHERE c.in_sector <> industry_in_sector(co.industry_code)";
     assert_eq!(t.sql_count(drift).await, 0);
@@ -490,10 +406,8 @@ async fn the_recipients_sector_is_a_column_kept_with_the_company() {
     let q = "query($id: ID!) { contacts(filter: {companyId: $id}) { totalCount } }";
     let before = t.data(&mmm, q, json!({"id": company})).await["contacts"]["totalCount"].clone();
     assert!(before.as_i64().unwrap_or(0) > 0, "{before}");
-    t.sql_exec(&format!(
-        "UPDATE companies SET industry_code = '62010' WHERE id = '{company}'"
-    ))
-    .await;
+    t.sql_exec(&format!("UPDATE companies SET industry_code = '62010' WHERE id = '{company}'"))
+        .await;
     let after = t.data(&mmm, q, json!({"id": company})).await["contacts"]["totalCount"].clone();
     assert_eq!(after, json!(0));
     assert_eq!(t.sql_count(drift).await, 0);

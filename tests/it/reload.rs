@@ -60,10 +60,7 @@ pub async fn start_server_logging(
     cmd.args(["serve", "--no-migrate"])
         .env("DATABASE_URL", &t.db_url)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "POLICY_DIR",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
-        )
+        .env("POLICY_DIR", PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
         .env("JWT_DEV_KEY_FILE", &t.jwt.dev_key_file)
         .env("JWT_ISSUER", &t.jwt.issuer)
         .env("JWT_AUDIENCE", &t.jwt.audience)
@@ -86,10 +83,7 @@ pub async fn start_server_logging(
         if ready {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the gateway did not become ready"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "the gateway did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (server, base)
@@ -114,12 +108,7 @@ async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
     let url = format!("{base}/graphql");
     // The policy version is class `audit`: an auditor reads it.
     let token = t.token("TEM", &["viewer", "auditor"]);
-    let version = |body: Value| {
-        body["data"]["policyVersion"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
+    let version = |body: Value| body["data"]["policyVersion"].as_str().unwrap_or("").to_owned();
     let v1 = version(ask(&client, &url, &token, "{ policyVersion }").await);
     assert!(v1.starts_with("sha256:"));
 
@@ -132,33 +121,20 @@ async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
         if v != v1 {
             break v;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the policy was not reloaded"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "the policy was not reloaded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
     // A broken policy, then SIGHUP: refused, the last good policy stays and requests are served.
-    std::fs::write(
-        dir.join("zz_broken.polar"),
-        "hidden(p: Principal, r: Record if;\n",
-    )
-    .expect("write");
+    std::fs::write(dir.join("zz_broken.polar"), "hidden(p: Principal, r: Record if;\n")
+        .expect("write");
     hup(&server);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let body = ask(
-        &client,
-        &url,
-        &token,
-        "{ policyVersion companies(first: 1) { nodes { name } } }",
-    )
-    .await;
+    let body =
+        ask(&client, &url, &token, "{ policyVersion companies(first: 1) { nodes { name } } }")
+            .await;
     assert_eq!(version(body.clone()), v2, "{body}");
-    assert!(
-        body["data"]["companies"]["nodes"][0]["name"].is_string(),
-        "{body}"
-    );
+    assert!(body["data"]["companies"]["nodes"][0]["name"].is_string(), "{body}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,11 +16,7 @@ const REPORT: &str = "query($id: ID!) { subjectAccessReport(contactId: $id) { co
 
 /// A personal value of a report's contact, by column.
 fn personal<'a>(contact: &'a Value, column: &str) -> Option<&'a str> {
-    contact["personalData"]
-        .as_array()?
-        .iter()
-        .find(|v| v["column"] == column)?["value"]
-        .as_str()
+    contact["personalData"].as_array()?.iter().find(|v| v["column"] == column)?["value"].as_str()
 }
 
 /// An ELY contact of an agriculture company (so a recipient can read it),
@@ -33,9 +29,7 @@ async fn person(t: &TestApp) -> (String, String, String) {
              AND NOT c.objection_pending AND c.erased_at IS NULL ORDER BY c.id LIMIT 1"
         ))
         .await;
-    let email = t
-        .sql_text(&format!("SELECT email FROM contacts WHERE id = '{id}'"))
-        .await;
+    let email = t.sql_text(&format!("SELECT email FROM contacts WHERE id = '{id}'")).await;
     let company = t
         .sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL ORDER BY id LIMIT 1")
         .await;
@@ -76,10 +70,8 @@ async fn the_access_report_holds_every_controllers_records_and_who_read_them() {
             json!({"c": id}),
         )
         .await;
-    let request = filed["data"]["fileDataSubjectRequest"]["id"]
-        .as_str()
-        .expect("request")
-        .to_owned();
+    let request =
+        filed["data"]["fileDataSubjectRequest"]["id"].as_str().expect("request").to_owned();
 
     let (_, body) = t.gql_for(&dpo, DSR, REPORT, json!({"id": id})).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -97,28 +89,18 @@ async fn the_access_report_holds_every_controllers_records_and_who_read_them() {
         ))
         .await;
     assert!(same.contains(&id) && same.contains(&twin));
-    assert_eq!(
-        contacts.join(","),
-        same,
-        "matched by email across controllers"
-    );
+    assert_eq!(contacts.join(","), same, "matched by email across controllers");
     let services = t
         .sql_count(&format!(
             "SELECT count(*) FROM services s JOIN contacts c ON c.id = s.contact_id WHERE lower(c.email) = lower('{email}')"
         ))
         .await;
-    assert_eq!(
-        r["services"].as_array().map(Vec::len),
-        Some(services as usize)
-    );
-    assert!(r["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .any(|c| c["contactId"] == twin.as_str()
-            && c["field"] == "last_name"
-            && c["newValue"] == "Same Person"
-            && c["changedByOrg"] == "TEM"));
+    assert_eq!(r["services"].as_array().map(Vec::len), Some(services as usize));
+    assert!(r["changes"].as_array().expect("changes").iter().any(|c| c["contactId"]
+        == twin.as_str()
+        && c["field"] == "last_name"
+        && c["newValue"] == "Same Person"
+        && c["changedByOrg"] == "TEM"));
     assert!(r["requests"]
         .as_array()
         .expect("requests")
@@ -126,11 +108,7 @@ async fn the_access_report_holds_every_controllers_records_and_who_read_them() {
         .any(|q| q["id"] == request.as_str() && q["kind"] == "ACCESS"));
     let recipients = r["recipients"].as_array().expect("recipients");
     let of = |org: &str| {
-        recipients
-            .iter()
-            .find(|x| x["organization"] == org)
-            .cloned()
-            .unwrap_or(Value::Null)
+        recipients.iter().find(|x| x["organization"] == org).cloned().unwrap_or(Value::Null)
     };
     assert_eq!(of("TEM")["kind"], "CONTROLLER", "{r}");
     assert!(of("TEM")["fieldClasses"]
@@ -156,10 +134,7 @@ async fn only_a_dpo_acting_on_a_request_gets_the_report() {
     let (id, _, _) = person(&t).await;
     for (token, purpose) in [
         (t.token("KEHA", &["dpo"]), "CUSTOMER_RELATIONSHIP"),
-        (
-            t.token("KEHA", &["viewer", "editor", "confidential", "auditor"]),
-            DSR,
-        ),
+        (t.token("KEHA", &["viewer", "editor", "confidential", "auditor"]), DSR),
     ] {
         let (_, body) = t.gql_for(&token, purpose, REPORT, json!({"id": id})).await;
         assert_eq!(code(&body), "FORBIDDEN", "{body}");
@@ -189,11 +164,7 @@ async fn download(
         req = req.header("x-processing-purpose", p);
     }
     let (status, headers, body) = t.send(req.body(Body::empty()).expect("request")).await;
-    (
-        status,
-        headers,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
+    (status, headers, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
 
 #[tokio::test]
@@ -214,23 +185,13 @@ async fn the_report_downloads_as_json_with_the_same_authorization() {
         .iter()
         .filter_map(|c| personal(c, "email"))
         .collect();
-    assert!(
-        emails.iter().any(|e| e.eq_ignore_ascii_case(&email)),
-        "{json}"
-    );
+    assert!(emails.iter().any(|e| e.eq_ignore_ascii_case(&email)), "{json}");
     assert!(json["contacts"]
         .as_array()
         .expect("contacts")
         .iter()
         .any(|c| c["id"] == twin.as_str()));
-    for key in [
-        "services",
-        "changes",
-        "requests",
-        "recipients",
-        "generatedAt",
-        "matchedBy",
-    ] {
+    for key in ["services", "changes", "requests", "recipients", "generatedAt", "matchedBy"] {
         assert!(json.get(key).is_some(), "{key} in {json}");
     }
     let (status, _, json) = download(&t, &dpo, None, &id).await;

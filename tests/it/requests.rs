@@ -45,12 +45,9 @@ async fn a_request_is_due_one_calendar_month_after_receipt() {
         ("2025-12-31", "2026-01-31"),
         ("2026-02-28", "2026-03-28"),
     ] {
-        let body = file(
-            &t,
-            &dpo,
-            json!({"kind": "ACCESS", "contactId": contact, "receivedOn": received}),
-        )
-        .await;
+        let body =
+            file(&t, &dpo, json!({"kind": "ACCESS", "contactId": contact, "receivedOn": received}))
+                .await;
         let r = filed(&body);
         assert_eq!(r["dueAt"], due, "received {received}");
         assert_eq!(r["deadline"], due);
@@ -64,9 +61,7 @@ async fn a_request_is_due_one_calendar_month_after_receipt() {
 async fn filing_refuses_bad_input_and_changes_nothing() {
     let t = TestApp::new().await;
     let dpo = t.token("TEM", &["dpo"]);
-    let before = t
-        .sql_count("SELECT count(*) FROM data_subject_requests")
-        .await;
+    let before = t.sql_count("SELECT count(*) FROM data_subject_requests").await;
     for input in [
         json!({"kind": "ACCESS"}),
         json!({"kind": "ACCESS", "contactId": "00000000-0000-0000-0000-000000000000"}),
@@ -77,11 +72,7 @@ async fn filing_refuses_bad_input_and_changes_nothing() {
         let body = file(&t, &dpo, input.clone()).await;
         assert_eq!(code(&body), "BAD_USER_INPUT", "{input}: {body}");
     }
-    assert_eq!(
-        t.sql_count("SELECT count(*) FROM data_subject_requests")
-            .await,
-        before
-    );
+    assert_eq!(t.sql_count("SELECT count(*) FROM data_subject_requests").await, before);
     // Identifying facts alone are enough.
     let body = file(
         &t,
@@ -96,21 +87,15 @@ async fn filing_refuses_bad_input_and_changes_nothing() {
 async fn every_controllers_dpo_sees_and_handles_every_request_and_no_one_else() {
     let t = TestApp::new().await;
     let tem = t.token("TEM", &["dpo"]);
-    let body = file(
-        &t,
-        &tem,
-        json!({"kind": "RECTIFICATION", "contactId": a_contact(&t, "ELY").await}),
-    )
-    .await;
+    let body =
+        file(&t, &tem, json!({"kind": "RECTIFICATION", "contactId": a_contact(&t, "ELY").await}))
+            .await;
     let id = filed(&body)["id"].as_str().expect("id").to_owned();
     let query = "query($id: ID!) { dataSubjectRequest(id: $id) { id status receivedBy } }";
     // Another controller's DPO reads and moves it on.
     let ely = t.token("ELY", &["dpo"]);
     let (_, body) = t.gql_for(&ely, PURPOSE, query, json!({"id": id})).await;
-    assert_eq!(
-        body["data"]["dataSubjectRequest"]["receivedBy"], "TEM",
-        "{body}"
-    );
+    assert_eq!(body["data"]["dataSubjectRequest"]["receivedBy"], "TEM", "{body}");
     let (_, body) = t
         .gql_for(
             &ely,
@@ -119,37 +104,20 @@ async fn every_controllers_dpo_sees_and_handles_every_request_and_no_one_else() 
             json!({"id": id}),
         )
         .await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["handledByOrg"], "ELY",
-        "{body}"
-    );
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["handledByOrg"], "ELY", "{body}");
     // Not a DPO, or a recipient's: FORBIDDEN, for the list and for a request.
     for token in [
         t.token("TEM", &["viewer", "editor", "confidential"]),
         t.token("MMM", &["dpo"]),
         t.token("TEM", &["auditor"]),
     ] {
-        let (_, body) = t
-            .gql_for(
-                &token,
-                PURPOSE,
-                "{ dataSubjectRequests { totalCount } }",
-                json!({}),
-            )
-            .await;
+        let (_, body) =
+            t.gql_for(&token, PURPOSE, "{ dataSubjectRequests { totalCount } }", json!({})).await;
         assert_eq!(code(&body), "FORBIDDEN", "{body}");
         assert!(body["errors"][0]["extensions"]["auditEventId"].is_string());
         let (_, body) = t.gql_for(&token, PURPOSE, query, json!({"id": id})).await;
-        assert!(
-            body["data"]["dataSubjectRequest"]["status"].is_null(),
-            "{body}"
-        );
-        let body = file(
-            &t,
-            &token,
-            json!({"kind": "ACCESS", "subjectDescription": "x"}),
-        )
-        .await;
+        assert!(body["data"]["dataSubjectRequest"]["status"].is_null(), "{body}");
+        let body = file(&t, &token, json!({"kind": "ACCESS", "subjectDescription": "x"})).await;
         assert!(["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)), "{body}");
     }
 }
@@ -171,60 +139,30 @@ async fn status_goes_received_in_progress_then_completed_or_rejected_with_a_reas
     let t = TestApp::new().await;
     let dpo = t.token("KEHA", &["dpo"]);
     let new = || async {
-        let body = file(
-            &t,
-            &dpo,
-            json!({"kind": "ACCESS", "subjectDescription": "a person"}),
-        )
-        .await;
+        let body =
+            file(&t, &dpo, json!({"kind": "ACCESS", "subjectDescription": "a person"})).await;
         filed(&body)["id"].as_str().expect("id").to_owned()
     };
     let a = new().await;
     let body = resolve(&t, &dpo, &a, json!({"status": "COMPLETED"})).await;
-    assert_eq!(
-        code(&body),
-        "BAD_USER_INPUT",
-        "RECEIVED → COMPLETED: {body}"
-    );
+    assert_eq!(code(&body), "BAD_USER_INPUT", "RECEIVED → COMPLETED: {body}");
     let body = resolve(&t, &dpo, &a, json!({"status": "RECEIVED"})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "RECEIVED → RECEIVED: {body}");
     let body = resolve(&t, &dpo, &a, json!({"status": "IN_PROGRESS"})).await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["status"],
-        "IN_PROGRESS"
-    );
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["status"], "IN_PROGRESS");
     let body = resolve(&t, &dpo, &a, json!({"status": "REJECTED"})).await;
-    assert_eq!(
-        code(&body),
-        "BAD_USER_INPUT",
-        "a rejection needs a reason: {body}"
-    );
-    let body = resolve(
-        &t,
-        &dpo,
-        &a,
-        json!({"status": "REJECTED", "resolution": "manifestly unfounded"}),
-    )
-    .await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["resolution"],
-        "manifestly unfounded"
-    );
+    assert_eq!(code(&body), "BAD_USER_INPUT", "a rejection needs a reason: {body}");
+    let body =
+        resolve(&t, &dpo, &a, json!({"status": "REJECTED", "resolution": "manifestly unfounded"}))
+            .await;
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["resolution"], "manifestly unfounded");
     let body = resolve(&t, &dpo, &a, json!({"status": "IN_PROGRESS"})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "REJECTED is final: {body}");
     let b = new().await;
     resolve(&t, &dpo, &b, json!({"status": "IN_PROGRESS"})).await;
-    let body = resolve(
-        &t,
-        &dpo,
-        &b,
-        json!({"status": "COMPLETED", "resolution": "assessed"}),
-    )
-    .await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED",
-        "{body}"
-    );
+    let body =
+        resolve(&t, &dpo, &b, json!({"status": "COMPLETED", "resolution": "assessed"})).await;
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED", "{body}");
     // Every change is in the change log, with who.
     assert!(
         t.sql_count(&format!(
@@ -289,10 +227,7 @@ async fn a_deadline_is_extended_once_by_at_most_two_months_with_a_reason() {
         "BAD_USER_INPUT"
     );
     let body = extend(&t, &dpo, &id, "2024-04-29", "r").await;
-    assert_eq!(
-        body["data"]["extendDataSubjectRequest"]["extendedDueAt"], "2024-04-29",
-        "{body}"
-    );
+    assert_eq!(body["data"]["extendDataSubjectRequest"]["extendedDueAt"], "2024-04-29", "{body}");
 }
 
 #[tokio::test]
@@ -310,17 +245,12 @@ async fn overdue_lists_open_requests_past_their_deadline() {
         .as_str()
         .expect("id")
         .to_owned();
-    let fresh = filed(
-        &file(
-            &t,
-            &dpo,
-            json!({"kind": "ACCESS", "subjectDescription": "fresh"}),
-        )
-        .await,
-    )["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let fresh =
+        filed(&file(&t, &dpo, json!({"kind": "ACCESS", "subjectDescription": "fresh"})).await)
+            ["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
     let ids = |overdue: bool| {
         let dpo = dpo.clone();
         let t = &t;
@@ -354,17 +284,8 @@ async fn overdue_lists_open_requests_past_their_deadline() {
     let not_overdue = ids(false).await;
     assert!(not_overdue.contains(&fresh) && !not_overdue.contains(&late));
     resolve(&t, &dpo, &late, json!({"status": "IN_PROGRESS"})).await;
-    resolve(
-        &t,
-        &dpo,
-        &late,
-        json!({"status": "COMPLETED", "resolution": "sent"}),
-    )
-    .await;
-    assert!(
-        !ids(true).await.contains(&late),
-        "a completed request is not overdue"
-    );
+    resolve(&t, &dpo, &late, json!({"status": "COMPLETED", "resolution": "sent"})).await;
+    assert!(!ids(true).await.contains(&late), "a completed request is not overdue");
 }
 
 #[tokio::test]
@@ -379,10 +300,7 @@ async fn reading_requests_is_audited() {
             json!({}),
         )
         .await;
-    let nodes = body["data"]["dataSubjectRequests"]["nodes"]
-        .as_array()
-        .expect("nodes")
-        .clone();
+    let nodes = body["data"]["dataSubjectRequests"]["nodes"].as_array().expect("nodes").clone();
     assert_eq!(nodes.len(), 5, "{body}");
     assert_eq!(
         t.sql_count("SELECT count(*) FROM audit_events WHERE resource_type = 'request' AND allowed AND cardinality(resource_ids) = 5 AND field_classes = '{request}'")

@@ -13,11 +13,7 @@ fn gateway(t: &TestApp, args: &[&str]) -> String {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run the gateway");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -30,11 +26,8 @@ async fn retention_erases_what_the_rule_says_must_go_and_keeps_held_records() {
              (SELECT 1 FROM data_subject_requests r WHERE r.contact_id = c.id AND r.status IN ('RECEIVED', 'IN_PROGRESS'))"
         ))
         .await;
-    let held = t
-        .sql_count(&format!(
-            "SELECT count(*) FROM contacts WHERE {EXPIRED} AND legal_hold"
-        ))
-        .await;
+    let held =
+        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED} AND legal_hold")).await;
     let pending = t
         .sql_count(&format!(
             "SELECT count(*) FROM contacts c WHERE {EXPIRED} AND NOT legal_hold AND EXISTS \
@@ -46,10 +39,7 @@ async fn retention_erases_what_the_rule_says_must_go_and_keeps_held_records() {
             "SELECT count(*) FROM companies WHERE company_form = 'SOLE_TRADER' AND {EXPIRED} AND NOT legal_hold"
         ))
         .await;
-    assert!(
-        due_contacts > 0 && held > 0 && due_traders > 0,
-        "the seed has every case"
-    );
+    assert!(due_contacts > 0 && held > 0 && due_traders > 0, "the seed has every case");
 
     // A DPO sees the same list.
     let (_, body) = t
@@ -66,44 +56,30 @@ async fn retention_erases_what_the_rule_says_must_go_and_keeps_held_records() {
     let of = |k: &str| listed.iter().filter(|c| c["kind"] == k).count() as i64;
     assert_eq!((of("contact"), of("company")), (due_contacts, due_traders));
     let (_, body) = t
-        .gql(
-            &t.token("BF", &["viewer", "editor"]),
-            "{ retentionCandidates { cutoff } }",
-            json!({}),
-        )
+        .gql(&t.token("BF", &["viewer", "editor"]), "{ retentionCandidates { cutoff } }", json!({}))
         .await;
     assert_eq!(code(&body), "FORBIDDEN");
 
     // A dry run lists and changes nothing.
     let out = gateway(&t, &["retention", "--dry-run"]);
-    assert!(
-        out.contains(&format!("{} record(s) due", due_contacts + due_traders)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("{} record(s) due", due_contacts + due_traders)), "{out}");
     assert_eq!(
-        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED}"))
-            .await,
+        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED}")).await,
         due_contacts + held + pending
     );
 
     let out = gateway(&t, &["retention"]);
     assert!(
-        out.contains(&format!(
-            "erased {due_contacts} contact(s) and {due_traders} sole trader(s)"
-        )),
+        out.contains(&format!("erased {due_contacts} contact(s) and {due_traders} sole trader(s)")),
         "{out}"
     );
     // What had to go is gone; what a hold or a request keeps stays.
     assert_eq!(
-        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED}"))
-            .await,
+        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED}")).await,
         held + pending
     );
     assert_eq!(
-        t.sql_count(&format!(
-            "SELECT count(*) FROM contacts WHERE {EXPIRED} AND legal_hold"
-        ))
-        .await,
+        t.sql_count(&format!("SELECT count(*) FROM contacts WHERE {EXPIRED} AND legal_hold")).await,
         held
     );
     assert_eq!(
@@ -138,10 +114,7 @@ async fn retention_erases_what_the_rule_says_must_go_and_keeps_held_records() {
     assert!(gateway(&t, &["audit", "verify"]).contains("intact"));
     // Idempotent.
     let out = gateway(&t, &["retention"]);
-    assert!(
-        out.contains("erased 0 contact(s) and 0 sole trader(s)"),
-        "{out}"
-    );
+    assert!(out.contains("erased 0 contact(s) and 0 sole trader(s)"), "{out}");
 }
 
 #[tokio::test]

@@ -18,11 +18,7 @@ async fn contact_of(t: &TestApp, org: &str) -> String {
 }
 
 async fn flag(t: &TestApp, id: &str, column: &str) -> bool {
-    t.sql_count(&format!(
-        "SELECT count(*) FROM contacts WHERE id = '{id}' AND {column}"
-    ))
-    .await
-        == 1
+    t.sql_count(&format!("SELECT count(*) FROM contacts WHERE id = '{id}' AND {column}")).await == 1
 }
 
 async fn dsr(t: &TestApp, token: &str, query: &str, vars: Value) -> Value {
@@ -54,13 +50,8 @@ async fn resolve(t: &TestApp, token: &str, id: &str, input: Value) -> Value {
 }
 
 async fn contact_mutation(t: &TestApp, token: &str, name: &str, id: &str) -> Value {
-    dsr(
-        t,
-        token,
-        &format!("mutation($id: ID!) {{ {name}(id: $id) {{ id }} }}"),
-        json!({"id": id}),
-    )
-    .await
+    dsr(t, token, &format!("mutation($id: ID!) {{ {name}(id: $id) {{ id }} }}"), json!({"id": id}))
+        .await
 }
 
 #[tokio::test]
@@ -68,12 +59,7 @@ async fn a_restriction_request_restricts_the_contact_until_its_dpo_lifts_it() {
     let t = TestApp::new().await;
     let ely = t.token("ELY", &["dpo"]);
     let contact = contact_of(&t, "ELY").await;
-    file(
-        &t,
-        &ely,
-        json!({"kind": "RESTRICTION", "contactId": contact}),
-    )
-    .await;
+    file(&t, &ely, json!({"kind": "RESTRICTION", "contactId": contact})).await;
     assert!(flag(&t, &contact, "restricted").await);
     // Restricted: no one else processes it.
     let (_, body) = t
@@ -116,13 +102,8 @@ async fn an_objection_restricts_while_assessed_then_is_lifted_or_kept() {
         let req = file(&t, &tem, json!({"kind": "OBJECTION", "contactId": contact})).await;
         assert!(flag(&t, &contact, "objection_pending").await);
         resolve(&t, &tem, &req, json!({"status": "IN_PROGRESS"})).await;
-        let body = resolve(
-            &t,
-            &ely,
-            &req,
-            json!({"status": "COMPLETED", "resolution": "assessed"}),
-        )
-        .await;
+        let body =
+            resolve(&t, &ely, &req, json!({"status": "COMPLETED", "resolution": "assessed"})).await;
         assert_eq!(code(&body), "BAD_USER_INPUT", "upheld or not: {body}");
         // The assessment is the registering organisation's.
         let body = resolve(
@@ -134,10 +115,8 @@ async fn an_objection_restricts_while_assessed_then_is_lifted_or_kept() {
         .await;
         assert_eq!(code(&body), "FORBIDDEN", "{body}");
         assert_eq!(
-            t.sql_text(&format!(
-                "SELECT status FROM data_subject_requests WHERE id = '{req}'"
-            ))
-            .await,
+            t.sql_text(&format!("SELECT status FROM data_subject_requests WHERE id = '{req}'"))
+                .await,
             "IN_PROGRESS",
             "a refused resolution changes nothing"
         );
@@ -148,10 +127,7 @@ async fn an_objection_restricts_while_assessed_then_is_lifted_or_kept() {
             json!({"status": "COMPLETED", "resolution": "assessed", "objectionUpheld": upheld}),
         )
         .await;
-        assert_eq!(
-            body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED",
-            "{body}"
-        );
+        assert_eq!(body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED", "{body}");
         assert!(!flag(&t, &contact, "objection_pending").await);
         assert_eq!(flag(&t, &contact, "restricted").await, upheld);
     }
@@ -168,10 +144,7 @@ async fn a_marketing_objection_is_set_at_once_whoever_receives_it() {
     )
     .await;
     assert!(flag(&t, &contact, "marketing_objection").await);
-    assert!(
-        !flag(&t, &contact, "restricted").await,
-        "no assessment, no restriction"
-    );
+    assert!(!flag(&t, &contact, "restricted").await, "no assessment, no restriction");
     let (_, body) = t
         .gql_for(
             &t.token("ELY", &["viewer"]),
@@ -196,12 +169,8 @@ async fn a_rectification_may_restrict_while_pending() {
     file(&t, &dpo, json!({"kind": "RECTIFICATION", "contactId": a})).await;
     assert!(!flag(&t, &a, "restricted").await);
     let b = contact_of(&t, "ELY").await;
-    file(
-        &t,
-        &dpo,
-        json!({"kind": "RECTIFICATION", "contactId": b, "restrictWhilePending": true}),
-    )
-    .await;
+    file(&t, &dpo, json!({"kind": "RECTIFICATION", "contactId": b, "restrictWhilePending": true}))
+        .await;
     assert!(flag(&t, &b, "restricted").await);
     let body = dsr(
         &t,
@@ -218,11 +187,7 @@ async fn a_rectification_may_restrict_while_pending() {
         json!({"i": {"kind": "RESTRICTION", "subjectDescription": "someone"}}),
     )
     .await;
-    assert_eq!(
-        code(&body),
-        "BAD_USER_INPUT",
-        "a restriction needs its contact: {body}"
-    );
+    assert_eq!(code(&body), "BAD_USER_INPUT", "a restriction needs its contact: {body}");
 }
 
 async fn hold(t: &TestApp, token: &str, name: &str, id: &str, reason: &str) -> Value {
@@ -242,49 +207,20 @@ async fn a_legal_hold_is_set_and_lifted_with_a_reason_by_the_registering_dpo_and
     let t = TestApp::new().await;
     let ely = t.token("ELY", &["dpo"]);
     let contact = contact_of(&t, "ELY").await;
-    let body = hold(
-        &t,
-        &t.token("TEM", &["dpo"]),
-        "setContactLegalHold",
-        &contact,
-        "court case",
-    )
-    .await;
+    let body =
+        hold(&t, &t.token("TEM", &["dpo"]), "setContactLegalHold", &contact, "court case").await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     let body = hold(&t, &ely, "setContactLegalHold", &contact, "  ").await;
-    assert_eq!(
-        code(&body),
-        "BAD_USER_INPUT",
-        "a reason is required: {body}"
-    );
-    let body = hold(
-        &t,
-        &ely,
-        "setContactLegalHold",
-        &contact,
-        "court case 123/2026",
-    )
-    .await;
-    assert_eq!(
-        body["data"]["setContactLegalHold"]["legalHold"], true,
-        "{body}"
-    );
+    assert_eq!(code(&body), "BAD_USER_INPUT", "a reason is required: {body}");
+    let body = hold(&t, &ely, "setContactLegalHold", &contact, "court case 123/2026").await;
+    assert_eq!(body["data"]["setContactLegalHold"]["legalHold"], true, "{body}");
     let body = contact_mutation(&t, &ely, "eraseContact", &contact).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    assert!(body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("legal hold"));
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("legal hold"));
     let body = hold(&t, &ely, "liftContactLegalHold", &contact, "case closed").await;
+    assert_eq!(body["data"]["liftContactLegalHold"]["legalHold"], false, "{body}");
     assert_eq!(
-        body["data"]["liftContactLegalHold"]["legalHold"], false,
-        "{body}"
-    );
-    assert_eq!(
-        t.sql_text(&format!(
-            "SELECT legal_hold_reason FROM contacts WHERE id = '{contact}'"
-        ))
-        .await,
+        t.sql_text(&format!("SELECT legal_hold_reason FROM contacts WHERE id = '{contact}'")).await,
         "lifted: case closed"
     );
     let body = contact_mutation(&t, &ely, "eraseContact", &contact).await;
@@ -294,10 +230,7 @@ async fn a_legal_hold_is_set_and_lifted_with_a_reason_by_the_registering_dpo_and
         .sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' AND company_form = 'SOLE_TRADER' AND erased_at IS NULL LIMIT 1")
         .await;
     let body = hold(&t, &ely, "setCompanyLegalHold", &trader, "audit").await;
-    assert_eq!(
-        body["data"]["setCompanyLegalHold"]["legalHold"], true,
-        "{body}"
-    );
+    assert_eq!(body["data"]["setCompanyLegalHold"]["legalHold"], true, "{body}");
 }
 
 #[tokio::test]
@@ -308,18 +241,10 @@ async fn erasure_is_refused_while_another_request_is_open() {
     let access = file(&t, &ely, json!({"kind": "ACCESS", "contactId": contact})).await;
     let erasure = file(&t, &ely, json!({"kind": "ERASURE", "contactId": contact})).await;
     resolve(&t, &ely, &erasure, json!({"status": "IN_PROGRESS"})).await;
-    let body = resolve(
-        &t,
-        &ely,
-        &erasure,
-        json!({"status": "COMPLETED", "resolution": "erased"}),
-    )
-    .await;
+    let body =
+        resolve(&t, &ely, &erasure, json!({"status": "COMPLETED", "resolution": "erased"})).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    assert!(body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains(&access));
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains(&access));
     assert!(
         t.sql_count(&format!(
             "SELECT count(*) FROM contacts WHERE id = '{contact}' AND erased_at IS NULL"
@@ -328,13 +253,7 @@ async fn erasure_is_refused_while_another_request_is_open() {
             == 1
     );
     resolve(&t, &ely, &access, json!({"status": "IN_PROGRESS"})).await;
-    resolve(
-        &t,
-        &ely,
-        &access,
-        json!({"status": "COMPLETED", "resolution": "report sent"}),
-    )
-    .await;
+    resolve(&t, &ely, &access, json!({"status": "COMPLETED", "resolution": "report sent"})).await;
     // Another organisation's DPO may not complete an erasure of ELY's contact.
     let body = resolve(
         &t,
@@ -344,17 +263,9 @@ async fn erasure_is_refused_while_another_request_is_open() {
     )
     .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let body = resolve(
-        &t,
-        &ely,
-        &erasure,
-        json!({"status": "COMPLETED", "resolution": "erased"}),
-    )
-    .await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED",
-        "{body}"
-    );
+    let body =
+        resolve(&t, &ely, &erasure, json!({"status": "COMPLETED", "resolution": "erased"})).await;
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED", "{body}");
     assert!(t.sql_count(&format!("SELECT count(*) FROM contacts WHERE id = '{contact}' AND erased_at IS NOT NULL AND erased_by_org = 'ELY'")).await == 1);
 }
 
@@ -423,16 +334,10 @@ async fn erasure_leaves_none_of_the_persons_values_in_any_text_column() {
         })
         .collect();
     assert!(assignments.len() >= 10, "{assignments:?}");
-    t.sql_exec(&format!(
-        "UPDATE contacts SET {} WHERE id = '{contact}'",
-        assignments.join(", ")
-    ))
-    .await;
-    let services = t
-        .sql_count(&format!(
-            "SELECT count(*) FROM services WHERE contact_id = '{contact}'"
-        ))
+    t.sql_exec(&format!("UPDATE contacts SET {} WHERE id = '{contact}'", assignments.join(", ")))
         .await;
+    let services =
+        t.sql_count(&format!("SELECT count(*) FROM services WHERE contact_id = '{contact}'")).await;
     let req = file(
         &t,
         &ely,
@@ -440,17 +345,9 @@ async fn erasure_leaves_none_of_the_persons_values_in_any_text_column() {
     )
     .await;
     resolve(&t, &ely, &req, json!({"status": "IN_PROGRESS"})).await;
-    let body = resolve(
-        &t,
-        &ely,
-        &req,
-        json!({"status": "COMPLETED", "resolution": "erased"}),
-    )
-    .await;
-    assert_eq!(
-        body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED",
-        "{body}"
-    );
+    let body =
+        resolve(&t, &ely, &req, json!({"status": "COMPLETED", "resolution": "erased"})).await;
+    assert_eq!(body["data"]["resolveDataSubjectRequest"]["status"], "COMPLETED", "{body}");
 
     let mut found = Vec::new();
     for (table, column) in text_columns(&t).await {
@@ -510,12 +407,8 @@ async fn a_sole_traders_name_and_business_id_are_erased_and_other_companies_are_
         .sql_text("SELECT id::text FROM companies WHERE registered_by = 'ELY' AND company_form = 'SOLE_TRADER' AND erased_at IS NULL AND NOT legal_hold LIMIT 1")
         .await;
     let (name, business_id) = (
-        t.sql_text(&format!("SELECT name FROM companies WHERE id = '{trader}'"))
-            .await,
-        t.sql_text(&format!(
-            "SELECT business_id FROM companies WHERE id = '{trader}'"
-        ))
-        .await,
+        t.sql_text(&format!("SELECT name FROM companies WHERE id = '{trader}'")).await,
+        t.sql_text(&format!("SELECT business_id FROM companies WHERE id = '{trader}'")).await,
     );
     let body = contact_mutation(&t, &ely, "eraseCompany", &trader).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -553,10 +446,7 @@ async fn only_the_registering_organisations_dpo_restricts_holds_or_erases_direct
     ] {
         for name in ["restrictContact", "liftRestriction", "eraseContact"] {
             let body = contact_mutation(&t, &token, name, &contact).await;
-            assert!(
-                ["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)),
-                "{name}: {body}"
-            );
+            assert!(["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)), "{name}: {body}");
         }
         let body = hold(&t, &token, "setContactLegalHold", &contact, "x").await;
         assert!(["FORBIDDEN", "NOT_FOUND"].contains(&code(&body)), "{body}");

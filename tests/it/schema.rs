@@ -46,9 +46,7 @@ async fn field_access_snapshot_is_current_and_every_field_is_declared() {
     let schema =
         kasvu_gateway::graphql::schema_builder(&kasvu_gateway::config::Limits::default(), true)
             .finish();
-    let res = schema
-        .execute("{ __schema { types { name fields { name type { kind } } } } }")
-        .await;
+    let res = schema.execute("{ __schema { types { name fields { name type { kind } } } } }").await;
     assert!(res.errors.is_empty(), "{:?}", res.errors);
     let data = res.data.into_json().expect("json");
     let types = data["__schema"]["types"].as_array().expect("types");
@@ -72,9 +70,7 @@ async fn field_access_snapshot_is_current_and_every_field_is_declared() {
             let nullable = f["type"]["kind"] != "NON_NULL";
             let access = match kind.field(name) {
                 None => {
-                    problems.push(format!(
-                        "{type_name}.{name} has no declaration (it is denied)"
-                    ));
+                    problems.push(format!("{type_name}.{name} has no declaration (it is denied)"));
                     "UNDECLARED: denied".to_owned()
                 }
                 Some(d) => {

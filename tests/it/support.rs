@@ -83,15 +83,9 @@ async fn template() -> &'static str {
                     .await
                     .expect("create template");
                 let url = format!("{}/{building}", server_url());
-                kasvu_gateway::db::run_migrations(&url)
-                    .await
-                    .expect("migrate template");
-                let mut c = AsyncPgConnection::establish(&url)
-                    .await
-                    .expect("connect template");
-                kasvu_gateway::db::seed::seed(&mut c, 1, false)
-                    .await
-                    .expect("seed template");
+                kasvu_gateway::db::run_migrations(&url).await.expect("migrate template");
+                let mut c = AsyncPgConnection::establish(&url).await.expect("connect template");
+                kasvu_gateway::db::seed::seed(&mut c, 1, false).await.expect("seed template");
                 drop(c);
                 diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
                     .execute(&mut conn)
@@ -209,23 +203,14 @@ impl TestApp {
         let jwt = config.jwt.clone();
         // The signing key exists before the verifier loads it.
         kasvu_gateway::auth::dev_key(&jwt.dev_key_file, true).expect("dev key");
-        let db = TestDb {
-            name: db_name,
-            key_dir,
-        };
+        let db = TestDb { name: db_name, key_dir };
         let app = if own_policy {
             App::build(config).await?
         } else {
             App::build_with(config, authorizer()).await?
         };
         let router = kasvu_gateway::http::router(app.clone());
-        Ok(TestApp {
-            app,
-            router,
-            db_url,
-            jwt,
-            _db: db,
-        })
+        Ok(TestApp { app, router, db_url, jwt, _db: db })
     }
 
     pub fn token(&self, org: &str, roles: &[&str]) -> String {
@@ -251,14 +236,8 @@ impl TestApp {
         let res = self.router.clone().oneshot(req).await.expect("router");
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        (
-            status,
-            headers,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     pub async fn post_raw(
@@ -274,13 +253,8 @@ impl TestApp {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let (status, _, body) = self
-            .send(req.body(Body::from(body)).expect("request"))
-            .await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        let (status, _, body) = self.send(req.body(Body::from(body)).expect("request")).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
 
     /// POSTs a query as `token`; returns the status and the JSON body.
@@ -302,24 +276,14 @@ impl TestApp {
     }
 
     pub async fn sql_count(&self, sql: &str) -> i64 {
-        let mut c = AsyncPgConnection::establish(&self.db_url)
-            .await
-            .expect("connect");
-        diesel::dsl::sql::<diesel::sql_types::BigInt>(sql)
-            .get_result(&mut c)
-            .await
-            .expect("count")
+        let mut c = AsyncPgConnection::establish(&self.db_url).await.expect("connect");
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(sql).get_result(&mut c).await.expect("count")
     }
 
     /// The first column of the first row, as text (`SELECT id::text …`).
     pub async fn sql_text(&self, sql: &str) -> String {
-        let mut c = AsyncPgConnection::establish(&self.db_url)
-            .await
-            .expect("connect");
-        diesel::dsl::sql::<diesel::sql_types::Text>(sql)
-            .get_result(&mut c)
-            .await
-            .expect("a row")
+        let mut c = AsyncPgConnection::establish(&self.db_url).await.expect("connect");
+        diesel::dsl::sql::<diesel::sql_types::Text>(sql).get_result(&mut c).await.expect("a row")
     }
 
     pub fn token_at(&self, org: &str, roles: &[&str], country: &str) -> String {
@@ -345,30 +309,21 @@ impl TestApp {
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .header("x-processing-purpose", purpose)
-            .body(Body::from(
-                json!({ "query": query, "variables": variables }).to_string(),
-            ))
+            .body(Body::from(json!({ "query": query, "variables": variables }).to_string()))
             .expect("request");
         let (status, _, body) = self.send(req).await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
 
     pub async fn sql_exec(&self, sql: &str) {
-        let mut c = AsyncPgConnection::establish(&self.db_url)
-            .await
-            .expect("connect");
+        let mut c = AsyncPgConnection::establish(&self.db_url).await.expect("connect");
         diesel::sql_query(sql).execute(&mut c).await.expect("exec");
     }
 
     /// Several statements in one go (simple protocol), e.g. a transaction.
     pub async fn sql_batch(&self, sql: &str) {
         use diesel_async::SimpleAsyncConnection;
-        let mut c = AsyncPgConnection::establish(&self.db_url)
-            .await
-            .expect("connect");
+        let mut c = AsyncPgConnection::establish(&self.db_url).await.expect("connect");
         c.batch_execute(sql).await.expect("batch");
     }
 
@@ -392,33 +347,23 @@ impl TestApp {
                  WHERE datname = '{db}' AND application_name = 'kasvu-gateway-audit'"
             ),
         ] {
-            diesel::sql_query(sql)
-                .execute(&mut admin)
-                .await
-                .expect("cut the audit writer");
+            diesel::sql_query(sql).execute(&mut admin).await.expect("cut the audit writer");
         }
     }
 
     pub async fn allow_connections(&self) {
-        diesel::sql_query(format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-            self.db_name()
-        ))
-        .execute(&mut admin().await)
-        .await
-        .expect("allow connections");
+        diesel::sql_query(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.db_name()))
+            .execute(&mut admin().await)
+            .await
+            .expect("allow connections");
     }
 
     pub async fn lock_table(&self, table: &str) -> AsyncPgConnection {
         use diesel_async::SimpleAsyncConnection;
-        let mut c = AsyncPgConnection::establish(&self.db_url)
+        let mut c = AsyncPgConnection::establish(&self.db_url).await.expect("connect");
+        c.batch_execute(&format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
             .await
-            .expect("connect");
-        c.batch_execute(&format!(
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .expect("lock");
+            .expect("lock");
         c
     }
 
@@ -450,9 +395,7 @@ impl Drop for TestDb {
 
 /// The first error's `extensions.code`.
 pub fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
 
 /// The personas of the authorization issue.
@@ -469,79 +412,24 @@ pub fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
     use Purpose::*;
     use Role::*;
     vec![
-        (
-            "TEM viewer",
-            a(OrgCode::Tem, &[Viewer], "FI", CustomerRelationship),
-        ),
-        (
-            "ELY editor",
-            a(OrgCode::Ely, &[Viewer, Editor], "FI", CustomerRelationship),
-        ),
-        (
-            "BF confidential",
-            a(
-                OrgCode::Bf,
-                &[Viewer, Confidential],
-                "FI",
-                CustomerRelationship,
-            ),
-        ),
+        ("TEM viewer", a(OrgCode::Tem, &[Viewer], "FI", CustomerRelationship)),
+        ("ELY editor", a(OrgCode::Ely, &[Viewer, Editor], "FI", CustomerRelationship)),
+        ("BF confidential", a(OrgCode::Bf, &[Viewer, Confidential], "FI", CustomerRelationship)),
         (
             "FINNVERA confidential",
-            a(
-                OrgCode::Finnvera,
-                &[Confidential],
-                "FI",
-                CustomerRelationship,
-            ),
+            a(OrgCode::Finnvera, &[Confidential], "FI", CustomerRelationship),
         ),
-        (
-            "TEM dpo",
-            a(OrgCode::Tem, &[Dpo], "FI", CustomerRelationship),
-        ),
-        (
-            "TEM dpo handling a request",
-            a(OrgCode::Tem, &[Dpo], "FI", DataSubjectRequest),
-        ),
-        (
-            "auditor only",
-            a(OrgCode::Keha, &[Auditor], "FI", SecurityAudit),
-        ),
-        (
-            "viewer for marketing",
-            a(OrgCode::Bf, &[Viewer], "FI", Marketing),
-        ),
-        (
-            "MMM reader",
-            a(OrgCode::Mmm, &[Viewer], "FI", CustomerRelationship),
-        ),
-        (
-            "MMM dpo handling a request",
-            a(OrgCode::Mmm, &[Dpo], "FI", DataSubjectRequest),
-        ),
-        (
-            "MMM without a reading role",
-            a(OrgCode::Mmm, &[Auditor], "FI", CustomerRelationship),
-        ),
-        (
-            "RUOKAVIRASTO without roles",
-            a(OrgCode::Ruokavirasto, &[], "FI", CustomerRelationship),
-        ),
-        (
-            "BFOY auditor in the US",
-            a(OrgCode::Bfoy, &[Auditor], "US", SecurityAudit),
-        ),
-        (
-            "RUOKAVIRASTO reader",
-            a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship),
-        ),
-        (
-            "BFOY in the US",
-            a(OrgCode::Bfoy, &[Viewer], "US", CustomerRelationship),
-        ),
-        (
-            "TEM in the US",
-            a(OrgCode::Tem, &[Viewer], "US", CustomerRelationship),
-        ),
+        ("TEM dpo", a(OrgCode::Tem, &[Dpo], "FI", CustomerRelationship)),
+        ("TEM dpo handling a request", a(OrgCode::Tem, &[Dpo], "FI", DataSubjectRequest)),
+        ("auditor only", a(OrgCode::Keha, &[Auditor], "FI", SecurityAudit)),
+        ("viewer for marketing", a(OrgCode::Bf, &[Viewer], "FI", Marketing)),
+        ("MMM reader", a(OrgCode::Mmm, &[Viewer], "FI", CustomerRelationship)),
+        ("MMM dpo handling a request", a(OrgCode::Mmm, &[Dpo], "FI", DataSubjectRequest)),
+        ("MMM without a reading role", a(OrgCode::Mmm, &[Auditor], "FI", CustomerRelationship)),
+        ("RUOKAVIRASTO without roles", a(OrgCode::Ruokavirasto, &[], "FI", CustomerRelationship)),
+        ("BFOY auditor in the US", a(OrgCode::Bfoy, &[Auditor], "US", SecurityAudit)),
+        ("RUOKAVIRASTO reader", a(OrgCode::Ruokavirasto, &[Viewer], "FI", CustomerRelationship)),
+        ("BFOY in the US", a(OrgCode::Bfoy, &[Viewer], "US", CustomerRelationship)),
+        ("TEM in the US", a(OrgCode::Tem, &[Viewer], "US", CustomerRelationship)),
     ]
 }

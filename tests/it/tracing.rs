@@ -24,16 +24,11 @@ async fn receiver() -> (String, Received) {
             let kept = kept.clone();
             async move {
                 kept.lock().expect("lock").push(body.to_vec());
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
+                ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], Vec::<u8>::new())
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), bodies)
@@ -54,18 +49,13 @@ async fn grpc_receiver() -> (String, Received) {
             &self,
             request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            self.0
-                .lock()
-                .expect("lock")
-                .push(request.into_inner().encode_to_vec());
+            self.0.lock().expect("lock").push(request.into_inner().encode_to_vec());
             Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
         }
     }
 
     let bodies: Received = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(Collector(bodies.clone())))
@@ -134,21 +124,14 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
         .await
         .expect("post");
     assert_eq!(res.status(), 200);
-    let echoed = res
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let echoed =
+        res.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(echoed.starts_with(&format!("00-{trace_id}-")), "{echoed}");
     let body: Value = res.json().await.expect("json");
     assert!(body.get("errors").is_none(), "{body}");
     let mut served = Vec::new();
     strings(&body["data"], &mut served);
-    assert!(
-        served.iter().any(|s| s.contains('@')),
-        "the page serves emails"
-    );
+    assert!(served.iter().any(|s| s.contains('@')), "the page serves emails");
     // A denial's error names the trace.
     let denied = crate::reload::ask(
         &client,
@@ -157,9 +140,7 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
         "{ contacts(first: 1) { nodes { homeCountry } } }",
     )
     .await;
-    let error_trace = denied["errors"][0]["extensions"]["traceId"]
-        .as_str()
-        .unwrap_or("");
+    let error_trace = denied["errors"][0]["extensions"]["traceId"].as_str().unwrap_or("");
     assert_eq!(error_trace.len(), 32, "{denied}");
 
     // Wait for the batch to arrive.
@@ -182,26 +163,16 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
     let by_name = |n: &str| ours.iter().filter(|s| s.name == n).collect::<Vec<_>>();
     let http = by_name("POST /graphql");
     let http = http.first().expect("the HTTP span");
-    assert_eq!(
-        http.parent_span_id,
-        hex_bytes(parent),
-        "child of the caller's span"
-    );
+    assert_eq!(http.parent_span_id, hex_bytes(parent), "child of the caller's span");
     assert!(
-        matches!(
-            attr(http, "http.response.status_code"),
-            Some(AnyValue::IntValue(200))
-        ),
+        matches!(attr(http, "http.response.status_code"), Some(AnyValue::IntValue(200))),
         "{:?}",
         http.attributes
     );
     let admit = by_name("authz.admit");
     let admit = admit.first().expect("the admission span");
     assert_eq!(admit.parent_span_id, http.span_id);
-    assert!(matches!(
-        attr(admit, "authz.in_eu_eea"),
-        Some(AnyValue::BoolValue(true))
-    ));
+    assert!(matches!(attr(admit, "authz.in_eu_eea"), Some(AnyValue::BoolValue(true))));
     let graphql = by_name("query Dash");
     let graphql = graphql.first().expect("the GraphQL span");
     assert_eq!(graphql.parent_span_id, http.span_id);
@@ -209,10 +180,7 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
         matches!(attr(graphql, "graphql.document"), Some(AnyValue::StringValue(h)) if h.len() == 32)
     );
     assert!(matches!(attr(graphql, "authz.org"), Some(AnyValue::StringValue(o)) if o == "TEM"));
-    let db: Vec<&Span> = ours
-        .iter()
-        .filter(|s| s.name.starts_with("SELECT"))
-        .collect();
+    let db: Vec<&Span> = ours.iter().filter(|s| s.name.starts_with("SELECT")).collect();
     assert!(
         db.len() >= 3,
         "one statement per level: {:?}",
@@ -235,10 +203,7 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
     let raw = String::from_utf8_lossy(&raw);
     assert!(served.len() > 20, "{served:?}");
     for value in &served {
-        assert!(
-            !raw.contains(value.as_str()),
-            "{value} reached the trace export"
-        );
+        assert!(!raw.contains(value.as_str()), "{value} reached the trace export");
     }
     // For the record: the trace as the receiver saw it.
     for s in &ours {
@@ -249,10 +214,7 @@ async fn the_dashboard_request_is_one_trace_with_named_spans_and_no_personal_val
 }
 
 fn hex_bytes(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
-        .collect()
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect()
 }
 
 #[tokio::test]
@@ -278,17 +240,12 @@ async fn traces_also_go_out_over_grpc() {
     assert_eq!(res.status(), 200);
     let started = Instant::now();
     loop {
-        let names: Vec<String> = spans(&received.lock().expect("lock"))
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
+        let names: Vec<String> =
+            spans(&received.lock().expect("lock")).into_iter().map(|s| s.name).collect();
         if names.iter().any(|n| n == "query Small") && names.iter().any(|n| n == "POST /graphql") {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "nothing over gRPC: {names:?}"
-        );
+        assert!(started.elapsed() < Duration::from_secs(15), "nothing over gRPC: {names:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(server);
