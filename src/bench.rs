@@ -249,6 +249,7 @@ fn in_process(
         jwt: jwt.clone(),
         limits: Limits::default(),
         audit,
+        policy_watch_secs: 0,
         retention_interval_secs: 0,
         metrics_addr: None,
         metrics_token: None,

@@ -56,6 +56,13 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) the gateway serves.
     Schema,
+    /// GET a URL and succeed only on a 2xx answer: the chart's `helm test`
+    /// pod asks /readyz with it (the image has no shell or curl).
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Benchmarks (run against a seeded database).
     Bench {
         #[command(subcommand)]
@@ -301,6 +308,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     outcome.skipped
                 );
             }
+            Ok(())
+        }
+        Command::Probe { url, timeout_secs } => {
+            let client =
+                reqwest::Client::builder().timeout(Duration::from_secs(timeout_secs)).build()?;
+            let status = client.get(&url).send().await?.status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}");
+            println!("{url}: {status}");
             Ok(())
         }
         Command::Schema => {

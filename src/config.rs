@@ -149,6 +149,10 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     #[arg(long, env = "POLICY_DIR", default_value = "policies")]
     pub policy_dir: PathBuf,
+    /// Check POLICY_DIR for changes this often and reload when it changed
+    /// (Kubernetes updates a mounted ConfigMap in place); 0: only on SIGHUP.
+    #[arg(long, env = "POLICY_WATCH_SECS", default_value_t = 10)]
+    pub policy_watch_secs: u64,
     #[command(flatten)]
     pub jwt: JwtConfig,
     #[command(flatten)]

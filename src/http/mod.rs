@@ -228,29 +228,79 @@ fn spawn_retention(app: AppState) {
     });
 }
 
-/// SIGHUP reloads the policy. Requests in flight finish under the policy
-/// they started with; an invalid new policy is logged and the old one stays.
+/// SIGHUP reloads the policy, and so does a change of the policy files seen
+/// by polling every POLICY_WATCH_SECS. Requests in flight finish under the
+/// policy they started with; an invalid new policy is logged and the old one
+/// stays. Polling, not inotify: a mounted ConfigMap changes by swapping a
+/// symlink to a new directory, which file watches on the old files miss.
 fn spawn_policy_reloader(app: AppState) {
     #[cfg(unix)]
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::warn!("cannot listen for SIGHUP; policy reload on signal is off");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reload_policy(&app, "SIGHUP").await;
+            }
+        });
+    }
+    let secs = app.config.policy_watch_secs;
+    if secs == 0 {
+        return;
+    }
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; policy reload is off");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let app = app.clone();
-            match tokio::task::spawn_blocking(move || app.reload_policy()).await {
-                Ok(Ok(version)) => tracing::info!(policy_version = %version, "policy reloaded"),
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A version refused once is not tried again until the files change.
+        let mut refused: Option<String> = None;
+        loop {
+            every.tick().await;
+            let dir = app.config.policy_dir.clone();
+            let on_disk = match tokio::task::spawn_blocking(move || {
+                crate::authz::policy_version(&dir)
+            })
+            .await
+            {
+                Ok(Ok(v)) => v,
                 Ok(Err(e)) => {
-                    tracing::error!(error = %format!("{e:#}"), "policy reload refused; the policy in force stays")
+                    tracing::warn!(error = %format!("{e:#}"), "policy directory unreadable; the policy in force stays");
+                    continue;
                 }
-                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+                Err(_) => continue,
+            };
+            if on_disk == app.authorizer().version() || refused.as_deref() == Some(&on_disk) {
+                continue;
+            }
+            if !reload_policy(&app, "files changed").await {
+                refused = Some(on_disk);
             }
         }
     });
-    #[cfg(not(unix))]
-    let _ = app;
+}
+
+/// Reloads off the async workers (loading compiles the policy); whether the
+/// new policy is in force.
+async fn reload_policy(app: &AppState, why: &'static str) -> bool {
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || app.reload_policy()).await {
+        Ok(Ok(version)) => {
+            tracing::info!(policy_version = %version, trigger = why, "policy reloaded");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), trigger = why, "policy reload refused; the policy in force stays");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "policy reload task failed");
+            false
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -193,6 +193,7 @@ impl TestApp {
             jwt,
             limits: Limits::default(),
             audit: AuditConfig::default(),
+            policy_watch_secs: 0,
             retention_interval_secs: 0,
             metrics_addr: None,
             metrics_token: None,
