@@ -204,17 +204,24 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A background job's clock: a tick every `secs` seconds (`None`: the job
+/// is off), a late tick delayed rather than bunched up.
+fn ticker(secs: u64) -> Option<tokio::time::Interval> {
+    (secs > 0).then(|| {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every
+    })
+}
+
 /// The retention rule on a schedule, when RETENTION_INTERVAL_SECS is set
 /// (off by default: most deployments run `kasvu-gateway retention` from cron,
 /// where a dry run can be reviewed first).
 fn spawn_retention(app: AppState) {
-    let secs = app.config.retention_interval_secs;
-    if secs == 0 {
+    let Some(mut every) = ticker(app.config.retention_interval_secs) else {
         return;
-    }
+    };
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
             let result = match app.pool.get().await {
@@ -249,13 +256,10 @@ fn spawn_policy_reloader(app: AppState) {
             }
         });
     }
-    let secs = app.config.policy_watch_secs;
-    if secs == 0 {
+    let Some(mut every) = ticker(app.config.policy_watch_secs) else {
         return;
-    }
+    };
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A version refused once is not tried again until the files change.
         let mut refused: Option<String> = None;
         loop {

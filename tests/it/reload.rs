@@ -95,13 +95,8 @@ async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
     let t = TestApp::new().await;
     let dir = std::env::temp_dir().join(format!("kasvu-reload-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
-    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
-        .expect("policies")
-        .flatten()
-    {
-        if entry.path().extension().is_some_and(|x| x == "polar") {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-        }
+    for (name, text) in policy_files() {
+        std::fs::write(dir.join(name), text).expect("copy");
     }
     let dir_text = dir.to_string_lossy().into_owned();
     let (server, base) =
@@ -117,27 +112,14 @@ async fn sighup_reloads_the_policy_and_an_invalid_policy_keeps_the_old_one() {
     // An operator's change, then SIGHUP: the new version is served.
     std::fs::write(dir.join("zz_note.polar"), "# reviewed by the DPO network\n").expect("write");
     hup(&server);
-    let started = Instant::now();
-    let v2 = loop {
-        let v = version(ask(&client, &url, &token, "{ policyVersion }").await);
-        if v != v1 {
-            break v;
-        }
-        // Generous: a reload compiles the policy, seconds in a debug build on a loaded machine.
-        assert!(started.elapsed() < Duration::from_secs(60), "the policy was not reloaded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let v2 = next_version(&client, &url, &token, &v1).await;
 
     // A broken policy, then SIGHUP: refused, the last good policy stays and requests are served.
     std::fs::write(dir.join("zz_broken.polar"), "hidden(p: Principal, r: Record if;\n")
         .expect("write");
     hup(&server);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let body =
-        ask(&client, &url, &token, "{ policyVersion companies(first: 1) { nodes { name } } }")
-            .await;
-    assert_eq!(version(body.clone()), v2, "{body}");
-    assert!(body["data"]["companies"]["nodes"][0]["name"].is_string(), "{body}");
+    still_serving(&client, &url, &token, &v2).await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -167,16 +149,7 @@ fn configmap_update(root: &std::path::Path, generation: &str, files: &[(String, 
 async fn a_configmap_updated_in_place_is_reloaded_without_a_signal_and_a_broken_one_is_not() {
     let t = TestApp::new().await;
     let root = std::env::temp_dir().join(format!("kasvu-watch-{}", uuid::Uuid::new_v4()));
-    let mut files: Vec<(String, String)> =
-        std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
-            .expect("policies")
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "polar"))
-            .map(|e| {
-                let text = std::fs::read_to_string(e.path()).expect("read");
-                (e.file_name().to_string_lossy().into_owned(), text)
-            })
-            .collect();
+    let mut files = policy_files();
     configmap_update(&root, "2026_12_01_1", &files);
     let root_text = root.to_string_lossy().into_owned();
     let log = root.with_extension("log");
@@ -195,15 +168,7 @@ async fn a_configmap_updated_in_place_is_reloaded_without_a_signal_and_a_broken_
     // The ConfigMap gains a file: served within a few polls, no signal sent.
     files.push(("zz_note.polar".into(), "# reviewed by the DPO network\n".into()));
     configmap_update(&root, "2026_12_01_2", &files);
-    let started = Instant::now();
-    let v2 = loop {
-        let v = version(ask(&client, &url, &token, "{ policyVersion }").await);
-        if v != v1 {
-            break v;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the changed policy was not loaded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let v2 = next_version(&client, &url, &token, &v1).await;
     assert!(v2.starts_with("sha256:"), "{v2}");
 
     // A broken update: refused (once, not on every poll), the last good policy stays.
@@ -219,11 +184,7 @@ async fn a_configmap_updated_in_place_is_reloaded_without_a_signal_and_a_broken_
     }
     // Several more polls: the same broken files are not tried again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let body =
-        ask(&client, &url, &token, "{ policyVersion companies(first: 1) { nodes { name } } }")
-            .await;
-    assert_eq!(version(body.clone()), v2, "{body}");
-    assert!(body["data"]["companies"]["nodes"][0]["name"].is_string(), "{body}");
+    still_serving(&client, &url, &token, &v2).await;
     drop(server);
     assert_eq!(refusals(), 1, "{}", std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_dir_all(&root);
@@ -248,4 +209,40 @@ async fn the_probe_command_succeeds_only_on_a_2xx_answer() {
     drop(server);
     let (ok, _) = probe(format!("{base}/readyz"));
     assert!(!ok, "a stopped gateway is not ready");
+}
+
+/// The repository's policy files: name and text.
+fn policy_files() -> Vec<(String, String)> {
+    std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .expect("policies")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "polar"))
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).expect("read");
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect()
+}
+
+/// Waits until the gateway serves a policy version other than `old`; the new one.
+async fn next_version(client: &reqwest::Client, url: &str, token: &str, old: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let body = ask(client, url, token, "{ policyVersion }").await;
+        let v = body["data"]["policyVersion"].as_str().unwrap_or("").to_owned();
+        if v != old {
+            return v;
+        }
+        // Generous: a reload compiles the policy, seconds in a debug build on a loaded machine.
+        assert!(started.elapsed() < Duration::from_secs(60), "the policy was not reloaded: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The gateway still serves policy `version` and answers queries.
+async fn still_serving(client: &reqwest::Client, url: &str, token: &str, version: &str) {
+    let body =
+        ask(client, url, token, "{ policyVersion companies(first: 1) { nodes { name } } }").await;
+    assert_eq!(body["data"]["policyVersion"], version, "{body}");
+    assert!(body["data"]["companies"]["nodes"][0]["name"].is_string(), "{body}");
 }
