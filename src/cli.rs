@@ -92,10 +92,44 @@ pub enum Command {
 pub enum AuditCommand {
     /// Walk the audit hash chain from the genesis and say where it breaks
     /// (exit code 1 when it does).
-    Verify(DbConfig),
+    Verify(VerifyArgs),
+    /// Move whole months before --before out of the database into files
+    /// (one JSON event a line), record where each sat in the chain, and
+    /// detach and drop their partitions. Needs the tables' owner.
+    Archive(ArchiveArgs),
+    /// Events, distinct id lists and bytes on disk per month in the database.
+    Size(DbConfig),
     /// The newest events, one readable line each, newest last; --follow
     /// keeps printing new ones as they are stored.
     Tail(TailArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Also re-hash the archive files of archived months in this directory
+    /// against the ledger.
+    #[arg(long)]
+    pub archives: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Archive the months before this one (YYYY-MM); the current month
+    /// never is.
+    #[arg(long, value_parser = parse_month)]
+    pub before: chrono::NaiveDate,
+    /// Where the archive files are written.
+    #[arg(long)]
+    pub dir: std::path::PathBuf,
+}
+
+fn parse_month(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a month as YYYY-MM"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,13 +296,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Audit { command: AuditCommand::Verify(db) } => {
-            let mut conn = owner_connection(&db).await?;
-            match crate::audit::chain::verify(&mut conn).await? {
-                Verdict::Intact { events, head } => {
+        Command::Audit { command: AuditCommand::Verify(args) } => {
+            let mut conn = owner_connection(&args.db).await?;
+            let mut verdict = crate::audit::chain::verify(&mut conn).await?;
+            if let (Verdict::Intact { .. }, Some(dir)) = (&verdict, &args.archives) {
+                let files = crate::audit::archive::verify_files(&mut conn, dir).await?;
+                if matches!(files, Verdict::Broken { .. }) {
+                    verdict = files;
+                }
+            }
+            match verdict {
+                Verdict::Intact { events, archived, head } => {
+                    let archived = match (archived, &args.archives) {
+                        (0, _) => String::new(),
+                        (n, Some(_)) => format!(" and {n} in archive files, checked"),
+                        (n, None) => format!(
+                            " and {n} in archived months (their files not read: --archives DIR)"
+                        ),
+                    };
                     match head {
                         Some((seq, hash)) => println!(
-                            "audit chain intact: {events} events; head {seq} sha256:{hash}"
+                            "audit chain intact: {events} events{archived}; head {seq} sha256:{hash}"
                         ),
                         None => println!("audit chain intact: no events yet"),
                     }
@@ -281,6 +329,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     anyhow::bail!("the audit chain is broken at event {seq}")
                 }
             }
+        }
+        Command::Audit { command: AuditCommand::Size(db) } => {
+            let mut conn = owner_connection(&db).await?;
+            let months = audit::sizes(&mut conn).await?;
+            let per = |bytes: i64, n: i64| if n > 0 { bytes as f64 / n as f64 } else { 0.0 };
+            println!("month      events   id lists  event bytes  of which indexes  id list bytes  bytes/event");
+            let (mut n, mut bytes) = (0, 0);
+            for m in &months {
+                let total = m.event_bytes + m.set_bytes;
+                println!(
+                    "{}  {:>8}  {:>8}  {:>11}  {:>16}  {:>13}  {:>11.0}",
+                    m.month.format("%Y-%m"),
+                    m.events,
+                    m.sets,
+                    m.event_bytes,
+                    m.event_index_bytes,
+                    m.set_bytes,
+                    per(total, m.events)
+                );
+                (n, bytes) = (n + m.events, bytes + total);
+            }
+            println!("total    {n:>8} events, {bytes} bytes, {:.0} bytes/event", per(bytes, n));
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Archive(args) } => {
+            let mut conn = owner_connection(&args.db).await?;
+            let done = crate::audit::archive::archive(&mut conn, args.before, &args.dir).await?;
+            for a in &done {
+                println!(
+                    "archived {}: {} events, seq {}..={}, {} sha256:{}",
+                    a.month.format("%Y-%m"),
+                    a.events,
+                    a.first_seq,
+                    a.last_seq,
+                    args.dir.join(&a.file_name).display(),
+                    hex::encode(&a.file_sha256)
+                );
+            }
+            println!("{} month(s) archived", done.len());
+            Ok(())
         }
         Command::Retention { db, dry_run } => {
             let mut conn = owner_connection(&db).await?;

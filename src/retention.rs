@@ -126,7 +126,7 @@ async fn erase_one(conn: &mut AsyncPgConnection, d: &Due, run: &str) -> diesel::
                 rules: vec![format!("retention-{YEARS}-years")],
             },
         );
-        chain::append(conn, &[event]).await?;
+        chain::append(conn, &[event], crate::audit::now_micros()).await?;
         Ok(erased)
     })
     .await

@@ -5,7 +5,13 @@
 //! different events encode alike) and covers every column but the hashes,
 //! `seq` included, so an edited, deleted, inserted or reordered row breaks the
 //! chain at that row. The first event's `prev_hash` is [`genesis`].
+//!
+//! Months that were archived (`audit archive`) left the database; the
+//! ledger `audit_archives` keeps where each one began and ended in the
+//! chain, so verification continues from the newest one, and
+//! [`super::archive::verify_files`] checks the files against it.
 
+use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 use sha2::{Digest, Sha256};
@@ -96,13 +102,15 @@ fn texts(v: &[String]) -> Vec<Option<String>> {
     v.iter().cloned().map(Some).collect()
 }
 
-/// The row an event becomes at position `seq` after `prev`.
-fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>) -> AuditRow {
+/// The row an event becomes at position `seq` after `prev`, placed in the
+/// chain at `recorded_at`.
+fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>, recorded_at: DateTime<Utc>) -> AuditRow {
     let (who, what) = (&event.subject, &event.decided);
     let mut row = AuditRow {
         seq,
         id: event.id,
         occurred_at: event.occurred_at,
+        recorded_at,
         request_id: who.request_id.clone(),
         trace_id: who.trace_id.clone(),
         actor_sub: who.sub.clone(),
@@ -130,19 +138,28 @@ fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>) -> AuditRow {
 /// chain's lock (held to commit), reads the tail, links and inserts. Events
 /// of a transaction that rolls back leave no gap, since the next writer
 /// reads the tail only after this one's lock is released.
-pub async fn append(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> QueryResult<()> {
+///
+/// The events are placed at `now`, or at the tail's place if a replica with
+/// a clock ahead put it later, so `recorded_at` never falls along the chain
+/// and each month's partition holds one unbroken run of it.
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    events: &[AuditEvent],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     store::lock_chain(conn).await?;
-    let (mut seq, mut prev) = match store::tail(conn).await? {
-        Some((seq, hash)) => (seq, hash),
-        None => (0, genesis().to_vec()),
+    let (mut seq, mut prev, recorded_at) = match store::tail(conn).await? {
+        Some((seq, hash, placed)) => (seq, hash, now.max(placed)),
+        None => (0, genesis().to_vec(), now),
     };
+    store::ensure_partition(conn, store::month_of(recorded_at)).await?;
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
-        let row = chained(event, seq, prev);
+        let row = chained(event, seq, prev, recorded_at);
         prev = row.hash.clone();
         rows.push(row);
     }
@@ -158,7 +175,14 @@ pub async fn append(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> Quer
 pub enum Verdict {
     /// Every link holds; the head is the newest event (record it elsewhere:
     /// a chain alone cannot show that its newest events were cut off).
-    Intact { events: u64, head: Option<(i64, String)> },
+    Intact {
+        /// Events in the database, all checked.
+        events: u64,
+        /// Events in archived months (their files are checked by
+        /// `verify_files`; here only that the months continue each other).
+        archived: u64,
+        head: Option<(i64, String)>,
+    },
     Broken {
         /// The `seq` of the first event whose link does not hold.
         seq: i64,
@@ -169,54 +193,112 @@ pub enum Verdict {
     },
 }
 
-/// Walks the chain from the genesis in `seq` order and names the first
-/// broken link: a missing position (a deleted row), a `prev_hash` that is not
-/// the previous row's hash (deleted, inserted or reordered rows), or a hash
-/// that does not match the row's content (an edited row).
+/// Follows the chain one event at a time from an anchor (the genesis or an
+/// archived month's end), wherever the events come from: the database or
+/// an archive file.
+pub struct Walker {
+    pub expected_seq: i64,
+    pub prev: Vec<u8>,
+    last_recorded: Option<DateTime<Utc>>,
+    pub checked: u64,
+}
+
+impl Walker {
+    /// After the event at `seq` whose hash is `hash`.
+    pub fn after(seq: i64, hash: Vec<u8>) -> Walker {
+        Walker { expected_seq: seq + 1, prev: hash, last_recorded: None, checked: 0 }
+    }
+
+    pub fn from_genesis() -> Walker {
+        Walker::after(0, genesis().to_vec())
+    }
+
+    /// Checks the next event: a missing position (a deleted row), a
+    /// `prev_hash` that is not the previous row's hash (deleted, inserted or
+    /// reordered rows), a hash that does not match the row's content (an
+    /// edited row), or a place in time before the previous one's (a row
+    /// moved to another month).
+    pub fn step(&mut self, r: &AuditRow) -> Result<(), Verdict> {
+        let broken = |reason: String| Verdict::Broken {
+            seq: r.seq,
+            id: Some(r.id),
+            reason,
+            checked: self.checked,
+        };
+        if r.seq != self.expected_seq {
+            return Err(broken(format!(
+                "event {} is missing (the next one is {})",
+                self.expected_seq, r.seq
+            )));
+        }
+        if r.prev_hash != self.prev {
+            return Err(broken(
+                "its previous hash is not the hash of the event before it".to_owned(),
+            ));
+        }
+        if link_hash(&self.prev, r) != r.hash {
+            return Err(broken(
+                "its content does not match its hash (the event was changed)".to_owned(),
+            ));
+        }
+        if self.last_recorded.is_some_and(|t| r.recorded_at < t) {
+            return Err(broken(
+                "it is recorded before the event ahead of it (it was moved)".to_owned(),
+            ));
+        }
+        self.prev = r.hash.clone();
+        self.last_recorded = Some(r.recorded_at);
+        self.expected_seq += 1;
+        self.checked += 1;
+        Ok(())
+    }
+}
+
+/// Checks that the archived months continue one another from the genesis,
+/// then walks the events in the database from the newest archive's end.
 pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Verdict> {
     const PAGE: i64 = 5_000;
-    let mut expected_seq = 1i64;
-    let mut prev = genesis().to_vec();
-    let mut checked = 0u64;
-    loop {
-        let rows = store::in_order(conn, expected_seq - 1, PAGE).await?;
-        let full_page = rows.len() as i64 == PAGE;
-        for r in &rows {
-            let broken =
-                |reason: String| Verdict::Broken { seq: r.seq, id: Some(r.id), reason, checked };
-            if r.seq != expected_seq {
-                return Ok(broken(format!(
-                    "event {expected_seq} is missing (the next one is {})",
-                    r.seq
-                )));
-            }
-            if r.prev_hash != prev {
-                return Ok(broken(
-                    "its previous hash is not the hash of the event before it".to_owned(),
-                ));
-            }
-            if link_hash(&prev, r) != r.hash {
-                return Ok(broken(
-                    "its content does not match its hash (the event was changed)".to_owned(),
-                ));
-            }
-            prev = r.hash.clone();
-            expected_seq += 1;
-            checked += 1;
+    let mut walker = Walker::from_genesis();
+    let mut archived = 0u64;
+    for a in store::archives(conn).await? {
+        if a.first_seq != walker.expected_seq || a.prev_hash != walker.prev {
+            return Ok(Verdict::Broken {
+                seq: a.first_seq,
+                id: None,
+                reason: format!(
+                    "the archived month {} does not continue the chain where the one before it ended",
+                    a.month.format("%Y-%m")
+                ),
+                checked: archived,
+            });
         }
-        if !full_page {
+        walker = Walker::after(a.last_seq, a.last_hash);
+        archived += u64::try_from(a.events).unwrap_or(0);
+    }
+    loop {
+        let rows = store::in_order(conn, walker.expected_seq - 1, None, PAGE).await?;
+        for r in &rows {
+            if let Err(broken) = walker.step(r) {
+                return Ok(broken);
+            }
+        }
+        if (rows.len() as i64) < PAGE {
             break;
         }
     }
-    let head = (checked > 0).then(|| (expected_seq - 1, hex::encode(&prev)));
-    Ok(Verdict::Intact { events: checked, head })
+    let head =
+        (walker.expected_seq > 1).then(|| (walker.expected_seq - 1, hex::encode(&walker.prev)));
+    Ok(Verdict::Intact { events: walker.checked, archived, head })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::{Decided, Subject};
-    use chrono::DateTime;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(1_800_000_000_000_000).unwrap_or_default()
+    }
 
     fn event(n: u128) -> AuditEvent {
         AuditEvent {
@@ -237,23 +319,23 @@ mod tests {
 
     #[test]
     fn every_column_is_covered_by_the_hash() {
-        let base = chained(&event(1), 1, genesis().to_vec());
+        let base = chained(&event(1), 1, genesis().to_vec(), at());
         let mut variants = Vec::new();
         let mut e = event(1);
         e.decided.allowed = false;
-        variants.push(chained(&e, 1, genesis().to_vec()));
+        variants.push(chained(&e, 1, genesis().to_vec(), at()));
         let mut e = event(1);
         e.decided.fields = vec!["em".into(), "ail".into()];
-        variants.push(chained(&e, 1, genesis().to_vec()));
+        variants.push(chained(&e, 1, genesis().to_vec(), at()));
         let mut e = event(1);
         e.subject.trace_id = Some(String::new());
-        variants.push(chained(&e, 1, genesis().to_vec()));
-        variants.push(chained(&event(1), 2, genesis().to_vec()));
-        variants.push(chained(&event(1), 1, vec![0; 32]));
+        variants.push(chained(&e, 1, genesis().to_vec(), at()));
+        variants.push(chained(&event(1), 2, genesis().to_vec(), at()));
+        variants.push(chained(&event(1), 1, vec![0; 32], at()));
         for v in variants {
             assert_ne!(v.hash, base.hash);
         }
         // Same content, same hash.
-        assert_eq!(chained(&event(1), 1, genesis().to_vec()).hash, base.hash);
+        assert_eq!(chained(&event(1), 1, genesis().to_vec(), at()).hash, base.hash);
     }
 }

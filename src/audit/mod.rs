@@ -6,6 +6,7 @@
 //! [`chain::append`], the only code that inserts them; `audit verify` walks the
 //! chain with [`chain::verify`].
 
+pub mod archive;
 pub mod chain;
 pub mod recorder;
 pub mod writer;

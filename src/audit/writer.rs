@@ -174,7 +174,7 @@ async fn store(
     let timeout_ms = settings.commit_timeout.as_millis();
     conn.transaction::<_, diesel::result::Error, _>(async move |c| {
         db::audit::set_local_timeouts(c, timeout_ms).await?;
-        chain::append(c, events).await
+        chain::append(c, events, super::now_micros()).await
     })
     .await
     .map_err(|e| fail(e.to_string()))?;

@@ -1,10 +1,25 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_archives (month) {
+        month -> Date,
+        events -> Int8,
+        first_seq -> Int8,
+        last_seq -> Int8,
+        prev_hash -> Bytea,
+        last_hash -> Bytea,
+        file_name -> Text,
+        file_sha256 -> Bytea,
+        archived_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_events (seq) {
         seq -> Int8,
         id -> Uuid,
         occurred_at -> Timestamptz,
+        recorded_at -> Timestamptz,
         request_id -> Text,
         trace_id -> Nullable<Text>,
         actor_sub -> Text,
@@ -14,7 +29,7 @@ diesel::table! {
         purpose -> Text,
         action -> Text,
         resource_type -> Text,
-        resource_ids -> Array<Nullable<Uuid>>,
+        resource_set -> Bytea,
         fields -> Array<Nullable<Text>>,
         field_classes -> Array<Nullable<Text>>,
         allowed -> Bool,
@@ -22,6 +37,14 @@ diesel::table! {
         policy_version -> Text,
         prev_hash -> Bytea,
         hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_resource_sets (month, digest) {
+        month -> Date,
+        digest -> Bytea,
+        ids -> Array<Nullable<Uuid>>,
     }
 }
 
@@ -198,7 +221,9 @@ diesel::joinable!(services -> contacts (contact_id));
 diesel::joinable!(services -> organizations (provider));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_archives,
     audit_events,
+    audit_resource_sets,
     change_log,
     companies,
     company_confidential,

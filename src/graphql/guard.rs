@@ -241,7 +241,7 @@ impl WriteGrant {
     pub async fn commit(mut self, conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<()> {
         self.event.decided.resource_ids = vec![id];
         let event = self.event.id;
-        chain::append(conn, &[self.event]).await.map_err(|e| {
+        chain::append(conn, &[self.event], crate::audit::now_micros()).await.map_err(|e| {
             tracing::error!(error = %e, "a change's audit event was not stored; the change is rolled back");
             AppError::Unavailable("the audit trail")
         })?;

@@ -41,7 +41,7 @@ async fn events(t: &TestApp, filter: &str) -> Vec<Value> {
                SELECT seq, id, request_id, trace_id, actor_sub, actor_org, actor_roles, purpose, action, \
                       resource_type, (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(resource_ids) x) AS resource_ids, \
                       fields, field_classes, allowed, rules, policy_version \
-               FROM audit_events WHERE {filter}) e"
+               FROM audit_trail WHERE {filter}) e"
         ))
         .await;
     serde_json::from_str::<Vec<Value>>(&text).expect("events as JSON")
@@ -711,4 +711,190 @@ async fn audit_tail_prints_the_newest_events_and_follows_new_ones() {
     let _ = follow.wait();
     let line = reader.join().expect("reader").expect("a followed line");
     assert!(line.contains("fields=nickname"), "{line}");
+}
+
+/// Runs `kasvu-gateway audit ARGS` against the test's database.
+fn audit_cli(t: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasvu-gateway"))
+        .arg("audit")
+        .args(args)
+        .env("DATABASE_URL", &t.db_url)
+        .output()
+        .expect("run audit");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Appends `n` events about the same two contacts, placed in the chain at
+/// `at` (as the writer would, had the request come then).
+async fn append_at(t: &TestApp, at: &str, n: usize) {
+    use kasvu_gateway::audit::{chain, AuditEvent, Decided, Subject};
+    let at = chrono::DateTime::parse_from_rfc3339(at).expect("time").to_utc();
+    let subject = Subject {
+        request_id: format!("req-{at}"),
+        trace_id: None,
+        sub: "archivist".into(),
+        org: "TEM".into(),
+        roles: vec!["viewer".into()],
+        country: Some("FI".into()),
+        purpose: "CUSTOMER_RELATIONSHIP".into(),
+        policy_version: "test".into(),
+    };
+    let ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+    let events: Vec<AuditEvent> = (0..n)
+        .map(|i| AuditEvent {
+            id: uuid::Uuid::new_v4(),
+            occurred_at: at,
+            subject: subject.clone(),
+            decided: Decided {
+                action: "read".into(),
+                resource_type: "contact".into(),
+                resource_ids: ids.clone(),
+                fields: vec!["email".into()],
+                field_classes: vec!["contact.identification".into()],
+                allowed: i % 2 == 0,
+                rules: vec!["R1".into()],
+            },
+        })
+        .collect();
+    let mut conn = t.app.pool.get().await.expect("pooled connection");
+    diesel_async::AsyncConnection::transaction::<_, diesel::result::Error, _>(
+        &mut *conn,
+        async move |c| chain::append(c, &events, at).await,
+    )
+    .await
+    .expect("append");
+}
+
+async fn partition_rows(t: &TestApp, month: &str) -> i64 {
+    t.sql_count(&format!("SELECT count(*) FROM audit_events_{month}")).await
+}
+
+#[tokio::test]
+async fn months_are_partitions_that_archive_to_files_and_the_chain_still_verifies() {
+    let t = TestApp::new().await;
+    append_at(&t, "2026-08-20T10:00:00Z", 3).await;
+    append_at(&t, "2026-09-03T10:00:00Z", 4).await;
+    append_at(&t, "2026-10-11T10:00:00Z", 2).await;
+    // A replica whose clock is behind places its events after the tail,
+    // never in an earlier month.
+    append_at(&t, "2026-09-30T23:59:00Z", 1).await;
+    // And a request now, through the gateway's own writer.
+    t.data(&t.token("TEM", &["viewer"]), EMAILS, json!({"n": 2})).await;
+    assert_eq!(partition_rows(&t, "y2026m08").await, 3);
+    assert_eq!(partition_rows(&t, "y2026m09").await, 4);
+    assert_eq!(partition_rows(&t, "y2026m10").await, 3);
+    // One id list per month however many events name it.
+    assert_eq!(t.sql_count("SELECT count(*) FROM audit_resource_sets_y2026m09").await, 1);
+    let (ok, out) = audit_cli(&t, &["verify"]);
+    assert!(ok && out.contains("intact: 11 events;"), "{out}");
+    let (ok, out) = audit_cli(&t, &["size"]);
+    let september: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("2026-09"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert!(ok && september[1..3] == ["4", "1"], "{out}");
+    assert!(out.contains("total          11 events"), "{out}");
+
+    // No one may empty a month by going to its partition, and the gateway
+    // may not detach one.
+    let mut owner: diesel_async::AsyncPgConnection =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&t.db_url)
+            .await
+            .expect("connect");
+    for sql in ["DELETE FROM audit_events_y2026m08", "TRUNCATE audit_events_y2026m08"] {
+        let err = diesel::sql_query(sql).execute(&mut owner).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let mut gateway = t.app.pool.get().await.expect("pooled connection");
+    for sql in [
+        "ALTER TABLE audit_events DETACH PARTITION audit_events_y2026m08",
+        "DELETE FROM audit_events_y2026m08",
+        "SELECT audit_ensure_partition('2026-01-01')",
+    ] {
+        if sql.starts_with("SELECT") {
+            // Creating a missing month is what the writer does; allowed.
+            diesel::sql_query(sql).execute(&mut gateway).await.expect(sql);
+            continue;
+        }
+        let err = diesel::sql_query(sql).execute(&mut gateway).await.expect_err(sql);
+        let err = err.to_string();
+        assert!(err.contains("must be owner") || err.contains("permission denied"), "{sql}: {err}");
+    }
+    drop(gateway);
+
+    // Archive August and September (and the empty January made above).
+    let dir = std::env::temp_dir().join(format!("kasvu-archive-{}", uuid::Uuid::new_v4()));
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    let (ok, out) = audit_cli(&t, &["archive", "--before", "2026-10", "--dir", dir_arg]);
+    assert!(ok, "{out}");
+    assert!(out.contains("archived 2026-01: 0 events"), "{out}");
+    assert!(out.contains("archived 2026-08: 3 events, seq 1..=3"), "{out}");
+    assert!(out.contains("archived 2026-09: 4 events, seq 4..=7"), "{out}");
+    assert!(out.contains("3 month(s) archived"), "{out}");
+    for gone in ["audit_events_y2026m08", "audit_resource_sets_y2026m09"] {
+        assert_eq!(
+            t.sql_text(&format!("SELECT coalesce(to_regclass('{gone}')::text, 'gone')")).await,
+            "gone"
+        );
+    }
+    assert_eq!(t.sql_count("SELECT count(*) FROM audit_events").await, 4);
+    let lines = std::fs::read_to_string(dir.join("audit-events-2026-09.jsonl")).expect("archive");
+    assert_eq!(lines.lines().count(), 4);
+    let first: Value =
+        serde_json::from_str(lines.lines().next().unwrap_or_default()).expect("json");
+    assert_eq!(first["seq"], 4);
+    assert_eq!(first["resource_ids"], json!([uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)]));
+
+    let (ok, out) = audit_cli(&t, &["verify"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("intact: 4 events and 7 in archived months"), "{out}");
+    let (ok, out) = audit_cli(&t, &["verify", "--archives", dir_arg]);
+    assert!(ok, "{out}");
+    assert!(out.contains("intact: 4 events and 7 in archive files, checked"), "{out}");
+    // Archiving again finds nothing more before October.
+    let (ok, out) = audit_cli(&t, &["archive", "--before", "2026-10", "--dir", dir_arg]);
+    assert!(ok && out.contains("0 month(s) archived"), "{out}");
+
+    // An archive file changed after the fact is found.
+    let path = dir.join("audit-events-2026-08.jsonl");
+    let text = std::fs::read_to_string(&path).expect("archive");
+    std::fs::write(&path, text.replacen("archivist", "someone", 1)).expect("write");
+    let (ok, out) = audit_cli(&t, &["verify", "--archives", dir_arg]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("BROKEN at event 1") && out.contains("SHA-256 is not the ledger's"),
+        "{out}"
+    );
+    // A month removed from the database without the ledger is found too.
+    tamper(&t, "ALTER TABLE audit_events DETACH PARTITION audit_events_y2026m10").await;
+    let (ok, out) = audit_cli(&t, &["verify"]);
+    assert!(!ok && out.contains("event 8 is missing"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_partitioning_migration_keeps_an_existing_chain_whole() {
+    let t = TestApp::new().await;
+    append_at(&t, "2026-07-05T08:00:00Z", 2).await;
+    let token = t.token("TEM", &["viewer"]);
+    for n in 1..=5 {
+        t.data(&token, EMAILS, json!({"n": n})).await;
+    }
+    let head = audit_cli(&t, &["verify"]).1;
+    let migration =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/2026-12-02-000006_audit_partitions");
+    let read = |f: &str| std::fs::read_to_string(format!("{migration}/{f}")).expect("migration");
+    // Back to the single table of before, with the ids inline, and forward again.
+    t.sql_batch(&read("down.sql")).await;
+    assert_eq!(t.sql_count("SELECT count(*) FROM audit_events WHERE actor_sub = 'archivist' AND cardinality(resource_ids) = 2").await, 2);
+    t.sql_batch(&read("up.sql")).await;
+    assert_eq!(partition_rows(&t, "y2026m07").await, 2);
+    let (ok, out) = audit_cli(&t, &["verify"]);
+    assert!(ok, "{out}");
+    assert_eq!(out, head);
+    assert!(out.contains("intact: 7 events;"), "{out}");
 }

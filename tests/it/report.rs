@@ -120,7 +120,7 @@ async fn the_access_report_holds_every_controllers_records_and_who_read_them() {
     // The report is itself on the audit record, for every record it disclosed.
     assert_eq!(
         t.sql_count(&format!(
-            "SELECT count(*) FROM audit_events WHERE 'subjectAccessReport' = ANY(fields) AND field_classes = '{{report}}' \
+            "SELECT count(*) FROM audit_trail WHERE 'subjectAccessReport' = ANY(fields) AND field_classes = '{{report}}' \
              AND resource_ids @> ARRAY['{id}', '{twin}']::uuid[] AND actor_org = 'KEHA'"
         ))
         .await,

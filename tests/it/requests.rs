@@ -303,7 +303,7 @@ async fn reading_requests_is_audited() {
     let nodes = body["data"]["dataSubjectRequests"]["nodes"].as_array().expect("nodes").clone();
     assert_eq!(nodes.len(), 5, "{body}");
     assert_eq!(
-        t.sql_count("SELECT count(*) FROM audit_events WHERE resource_type = 'request' AND allowed AND cardinality(resource_ids) = 5 AND field_classes = '{request}'")
+        t.sql_count("SELECT count(*) FROM audit_trail WHERE resource_type = 'request' AND allowed AND cardinality(resource_ids) = 5 AND field_classes = '{request}'")
             .await,
         1
     );

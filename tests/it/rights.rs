@@ -83,7 +83,7 @@ async fn a_restriction_request_restricts_the_contact_until_its_dpo_lifts_it() {
     assert!(flag(&t, &contact, "restricted").await);
     assert!(
         t.sql_count(&format!(
-            "SELECT count(*) FROM audit_events WHERE action IN ('restrict_on_request', 'restrict', 'lift_restriction') AND '{contact}' = ANY(resource_ids)"
+            "SELECT count(*) FROM audit_trail WHERE action IN ('restrict_on_request', 'restrict', 'lift_restriction') AND '{contact}' = ANY(resource_ids)"
         ))
         .await
             >= 4,
@@ -394,7 +394,7 @@ async fn erasure_leaves_none_of_the_persons_values_in_any_text_column() {
     );
     // The erasure is on the audit record.
     assert_eq!(
-        t.sql_count(&format!("SELECT count(*) FROM audit_events WHERE action = 'erase' AND allowed AND '{contact}' = ANY(resource_ids)")).await,
+        t.sql_count(&format!("SELECT count(*) FROM audit_trail WHERE action = 'erase' AND allowed AND '{contact}' = ANY(resource_ids)")).await,
         1
     );
 }
