@@ -98,7 +98,7 @@ fn filtered(f: &CompanyFilter, vis: &Visible) -> companies::BoxedQuery<'static, 
 row_statements!(companies, CompanyRow, CompanyId, NewCompany, Entity::Company);
 delete_statement!(companies, CompanyRow);
 erase_statement!(companies, CompanyRow, ResourceKind::Company);
-visible_reads!(companies, CompanyRow, companies; by_ids(id: CompanyId));
+visible_reads!(companies, CompanyRow; by_ids(id: CompanyId));
 page_reads!(companies, CompanyRow, CompanyFilter);
 
 pub async fn id_by_business_id(

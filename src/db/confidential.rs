@@ -50,7 +50,7 @@ pub struct ConfidentialChanges {
 
 row_statements!(cc, ConfidentialRow, ConfidentialId, NewConfidential, Entity::CompanyConfidential);
 delete_statement!(cc, ConfidentialRow);
-visible_reads!(cc, ConfidentialRow, confidential; by_company_ids(company_id: CompanyId));
+visible_reads!(cc, ConfidentialRow; by_company_ids(company_id: CompanyId));
 
 pub async fn exists_for(
     conn: &mut AsyncPgConnection,

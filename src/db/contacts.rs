@@ -121,7 +121,7 @@ fn filtered(f: &ContactFilter, vis: &Visible) -> contacts::BoxedQuery<'static, P
 row_statements!(contacts, ContactRow, ContactId, NewContact, Entity::Contact);
 delete_statement!(contacts, ContactRow);
 erase_statement!(contacts, ContactRow, ResourceKind::Contact);
-visible_reads!(contacts, ContactRow, contacts;
+visible_reads!(contacts, ContactRow;
     by_ids(id: ContactId), by_company_ids(company_id: CompanyId));
 page_reads!(contacts, ContactRow, ContactFilter);
 

@@ -119,13 +119,11 @@ pub(crate) use erase_statement;
 /// their own or a parent's ids, in the register's `(created_at, id)` order,
 /// one statement for any number of keys (the loader's batches).
 macro_rules! visible_reads {
-    ($table:ident, $Row:ident, $facts:ident; $($name:ident($column:ident: $Key:ty)),+) => {
+    ($table:ident, $Row:ident; $($name:ident($column:ident: $Key:ty)),+) => {
         fn visible_sql(
             vis: &$crate::db::visible::Visible,
-        ) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-            diesel::dsl::sql::<diesel::sql_types::Bool>(
-                &vis.sql(&$crate::db::visible::FactColumns::$facts()),
-            )
+        ) -> $crate::db::visible::Condition<$table::table> {
+            vis.condition::<$table::table>()
         }
 
         $(

@@ -100,7 +100,7 @@ fn filtered(f: &ServiceFilter, vis: &Visible) -> services::BoxedQuery<'static, P
 row_statements!(services, ServiceRow, ServiceId, NewService, Entity::Service,
     after_insert: touch_clients);
 delete_statement!(services, ServiceRow);
-visible_reads!(services, ServiceRow, services;
+visible_reads!(services, ServiceRow;
     by_ids(id: ServiceId), by_company_ids(company_id: CompanyId),
     by_contact_ids(contact_id: ContactId));
 page_reads!(services, ServiceRow, ServiceFilter);

@@ -2,7 +2,13 @@
 //! from the policy, and this module turns it into SQL for each table, so
 //! lists, counts and nested lists leave invisible rows out in the database.
 
-use crate::db::OrgCode;
+use diesel::expression::BoxableExpression;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
+
+use crate::db::schema::{companies, company_confidential, contacts, services};
+use crate::db::{CompanyForm, OrgCode};
 
 /// One combination of visibility facts whose rows are visible, for the
 /// listed owners (`None`: any owner). A fact that is `None` does not matter.
@@ -86,107 +92,130 @@ pub fn in_sector(industry_code: Option<&str>) -> bool {
     industry_code.is_some_and(|c| SECTOR_DIVISIONS.iter().any(|d| c.starts_with(d)))
 }
 
-fn sector_sql(column: &str) -> String {
-    format!("coalesce({column} ~ '^({})', false)", SECTOR_DIVISIONS.join("|"))
+/// A table's visibility condition as a typed expression: values are bound
+/// parameters, so the statement text depends only on the shape of the
+/// condition and diesel keeps it prepared on each connection (an `sql()`
+/// literal would make every read parsed and planned again).
+pub type Condition<T> = Box<dyn BoxableExpression<T, Pg, SqlType = Bool>>;
+
+/// The facts of a record, in the order of [`VisibleCombo`]'s fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fact {
+    Restricted,
+    MarketingObjection,
+    InSector,
+    Erased,
+    SoleTrader,
 }
 
-/// How each fact reads in one table's SQL.
-pub(crate) struct FactColumns {
-    pub restricted: &'static str,
-    pub marketing_objection: &'static str,
-    pub in_sector: String,
-    pub erased: &'static str,
-    pub sole_trader: &'static str,
-    pub owner: &'static str,
+/// How each fact reads in one table; `None`: never true there (the fact
+/// does not vary in that table, so no combination names it).
+pub trait FactColumns: Table + Sized + 'static {
+    fn fact(fact: Fact) -> Option<Condition<Self>>;
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self>;
 }
 
-impl FactColumns {
-    pub fn companies() -> Self {
-        FactColumns {
-            restricted: "false",
-            marketing_objection: "false",
-            in_sector: sector_sql("companies.industry_code"),
-            erased: "(companies.erased_at IS NOT NULL)",
-            sole_trader: "(companies.company_form = 'SOLE_TRADER')",
-            owner: "companies.registered_by",
+diesel::define_sql_function! {
+    /// The recipients' sector of an industry code (migration 000005, the
+    /// same divisions as [`SECTOR_DIVISIONS`]); an immutable SQL function,
+    /// inlined by the planner.
+    fn industry_in_sector(code: Nullable<Text>) -> Bool;
+}
+
+impl FactColumns for companies::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::InSector => Some(Box::new(industry_in_sector(companies::industry_code))),
+            Fact::Erased => Some(Box::new(companies::erased_at.is_not_null())),
+            Fact::SoleTrader => Some(Box::new(companies::company_form.eq(CompanyForm::SoleTrader))),
+            Fact::Restricted | Fact::MarketingObjection => None,
         }
     }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(companies::registered_by.eq_any(owners))
+    }
+}
 
-    pub fn contacts() -> Self {
-        FactColumns {
-            restricted: "(contacts.restricted OR contacts.objection_pending)",
-            marketing_objection: "contacts.marketing_objection",
+impl FactColumns for contacts::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::Restricted => {
+                Some(Box::new(contacts::restricted.or(contacts::objection_pending)))
+            }
+            Fact::MarketingObjection => Some(Box::new(contacts::marketing_objection)),
             // Kept equal to the company's by the database (migration 000005).
-            in_sector: "contacts.in_sector".to_owned(),
-            erased: "(contacts.erased_at IS NOT NULL)",
-            sole_trader: "false",
-            owner: "contacts.registered_by",
+            Fact::InSector => Some(Box::new(contacts::in_sector)),
+            Fact::Erased => Some(Box::new(contacts::erased_at.is_not_null())),
+            Fact::SoleTrader => None,
         }
     }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(contacts::registered_by.eq_any(owners))
+    }
+}
 
-    pub fn services() -> Self {
-        FactColumns {
-            restricted: "false",
-            marketing_objection: "false",
-            in_sector: "services.in_sector".to_owned(),
-            erased: "false",
-            sole_trader: "false",
-            owner: "services.provider",
+impl FactColumns for services::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::InSector => Some(Box::new(services::in_sector)),
+            _ => None,
         }
     }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(services::provider.eq_any(owners))
+    }
+}
 
-    pub fn confidential() -> Self {
-        FactColumns {
-            restricted: "false",
-            marketing_objection: "false",
-            in_sector: "company_confidential.in_sector".to_owned(),
-            erased: "false",
-            sole_trader: "false",
-            owner: "company_confidential.registered_by",
+impl FactColumns for company_confidential::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::InSector => Some(Box::new(company_confidential::in_sector)),
+            _ => None,
         }
     }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(company_confidential::registered_by.eq_any(owners))
+    }
+}
+
+fn constant<T: FactColumns>(value: bool) -> Condition<T> {
+    Box::new(value.into_sql::<Bool>())
 }
 
 impl Visible {
-    /// The SQL condition. Built only from booleans and organisation codes
+    /// The condition on table `T`: any of the combinations, each the AND of
+    /// its facts and owners. Built only from booleans and organisation codes
     /// (an enum), never from user input.
-    pub(crate) fn sql(&self, cols: &FactColumns) -> String {
+    pub fn condition<T: FactColumns>(&self) -> Condition<T> {
         let combos = match self {
-            Visible::All => return "true".to_owned(),
-            Visible::Any(c) if c.is_empty() => return "false".to_owned(),
+            Visible::All => return constant(true),
             Visible::Any(c) => c,
         };
-        let is = |expr: &str, value: Option<bool>| match value {
-            Some(true) => Some(expr.to_owned()),
-            Some(false) => Some(format!("NOT {expr}")),
-            None => None,
+        let term = |c: &VisibleCombo| -> Condition<T> {
+            let facts = [
+                (Fact::Restricted, c.restricted),
+                (Fact::MarketingObjection, c.marketing_objection),
+                (Fact::InSector, c.in_sector),
+                (Fact::Erased, c.erased),
+                (Fact::SoleTrader, c.sole_trader),
+            ];
+            let mut parts: Vec<Condition<T>> = Vec::new();
+            for (fact, wanted) in facts {
+                let Some(wanted) = wanted else { continue };
+                match (T::fact(fact), wanted) {
+                    (Some(e), true) => parts.push(e),
+                    (Some(e), false) => parts.push(Box::new(diesel::dsl::not(e))),
+                    // A fact never true here: wanting it true matches nothing.
+                    (None, true) => return constant(false),
+                    (None, false) => {}
+                }
+            }
+            if let Some(owners) = &c.owners {
+                parts.push(T::owner_in(owners.clone()));
+            }
+            parts.into_iter().reduce(|a, b| Box::new(a.and(b))).unwrap_or_else(|| constant(true))
         };
-        let terms: Vec<String> = combos
-            .iter()
-            .map(|c| {
-                let mut parts: Vec<String> = [
-                    is(cols.restricted, c.restricted),
-                    is(cols.marketing_objection, c.marketing_objection),
-                    is(&cols.in_sector, c.in_sector),
-                    is(cols.erased, c.erased),
-                    is(cols.sole_trader, c.sole_trader),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                if let Some(owners) = &c.owners {
-                    let list: Vec<String> =
-                        owners.iter().map(|o| format!("'{}'", o.as_str())).collect();
-                    parts.push(format!("{} IN ({})", cols.owner, list.join(", ")));
-                }
-                if parts.is_empty() {
-                    "true".to_owned()
-                } else {
-                    format!("({})", parts.join(" AND "))
-                }
-            })
-            .collect();
-        format!("({})", terms.join(" OR "))
+        combos.iter().map(term).reduce(|a, b| Box::new(a.or(b))).unwrap_or_else(|| constant(false))
     }
 }
 
@@ -194,12 +223,14 @@ impl Visible {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rows_of_a_company_read_their_sector_from_a_column_not_a_sub_query() {
-        for cols in [FactColumns::contacts(), FactColumns::services(), FactColumns::confidential()]
-        {
-            assert!(!cols.in_sector.contains("SELECT"), "{}", cols.in_sector);
-        }
+    fn sql_of<T: FactColumns + Default>(vis: &Visible) -> String
+    where
+        T: diesel::query_builder::AsQuery,
+        diesel::dsl::Filter<T, Condition<T>>: diesel::query_builder::QueryFragment<Pg>,
+        T: diesel::query_dsl::methods::FilterDsl<Condition<T>>,
+    {
+        let q = <T as Default>::default().filter(vis.condition::<T>());
+        diesel::debug_query::<Pg, _>(&q).to_string()
     }
 
     #[test]
@@ -209,10 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn sql_of_nothing_all_and_combos() {
-        let cols = FactColumns::contacts();
-        assert_eq!(Visible::All.sql(&cols), "true");
-        assert_eq!(Visible::Any(vec![]).sql(&cols), "false");
+    fn conditions_bind_their_values_and_read_columns_not_sub_queries() {
         let one = Visible::Any(vec![VisibleCombo {
             restricted: Some(false),
             marketing_objection: Some(true),
@@ -221,12 +249,38 @@ mod tests {
             sole_trader: None,
             owners: Some(vec![OrgCode::Bf]),
         }]);
-        let sql = one.sql(&cols);
+        let sql = sql_of::<contacts::table>(&one);
         assert!(
-            sql.contains("NOT (contacts.restricted OR contacts.objection_pending)")
-                && sql.contains("contacts.registered_by IN ('BF')"),
+            sql.contains(r#"NOT (("contacts"."restricted" OR "contacts"."objection_pending"))"#)
+                && sql.contains(r#""contacts"."registered_by" = ANY($1)"#)
+                && sql.contains(r#"NOT ("contacts"."in_sector")"#)
+                && !sql.contains("SELECT \"companies\""),
             "{sql}"
         );
+        assert!(sql.contains("binds: [[Bf]]"), "{sql}");
+        let company = Visible::Any(vec![VisibleCombo {
+            restricted: None,
+            marketing_objection: None,
+            in_sector: Some(false),
+            erased: Some(false),
+            sole_trader: Some(true),
+            owners: None,
+        }]);
+        let sql = sql_of::<companies::table>(&company);
+        assert!(
+            sql.contains(r#"NOT (industry_in_sector("companies"."industry_code"))"#)
+                && sql.contains(r#""companies"."company_form" = $1"#),
+            "{sql}"
+        );
+        // A fact that never holds in a table, wanted true, matches nothing.
+        let sql = sql_of::<services::table>(&one);
+        assert!(sql.contains("binds: [false]"), "{sql}");
+    }
+
+    #[test]
+    fn nothing_and_everything() {
+        assert!(sql_of::<contacts::table>(&Visible::All).contains("binds: [true]"));
+        assert!(sql_of::<contacts::table>(&Visible::Any(vec![])).contains("binds: [false]"));
     }
 
     #[test]
@@ -247,7 +301,7 @@ mod tests {
         // Every combination: no condition at all.
         let all = simplify(vec![c(false, false), c(true, false), c(false, true), c(true, true)]);
         assert_eq!(all.len(), 1);
-        assert_eq!(Visible::Any(all).sql(&FactColumns::contacts()), "(true)");
+        assert!(sql_of::<contacts::table>(&Visible::Any(all)).contains("binds: [true]"));
         // Different owners never merge.
         let mut a = c(false, false);
         a.owners = Some(vec![OrgCode::Tem]);
