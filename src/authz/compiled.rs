@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::engine::{Principal, Record, RecordDecision};
+use super::ResourceKind;
 
 // ---------------------------------------------------------------- the language
 
@@ -634,8 +635,8 @@ impl Program {
         let mut entries = HashMap::new();
         if refused.is_none() {
             let mut owners = vec![(OwnerClass::Own, actor.org.clone())];
-            for n in named.iter().filter(|n| **n != actor.org) {
-                owners.push((OwnerClass::Named(n.clone()), n.clone()));
+            for (i, n) in named.iter().enumerate().filter(|(_, n)| **n != actor.org) {
+                owners.push((OwnerClass::Named(i), n.clone()));
             }
             owners.push((OwnerClass::Other, OTHER.to_owned()));
             // Equal entries are shared: there are few distinct ones.
@@ -646,11 +647,10 @@ impl Program {
                     let entry = self.entry_refused(actor, &record, None)?;
                     let entry =
                         shared.entry(entry.clone()).or_insert_with(|| Arc::new(entry)).clone();
-                    let key = RecordKey {
-                        kind: shape.kind.clone(),
-                        owner: class.clone(),
-                        flags: flags(shape),
-                    };
+                    let kind = shape
+                        .resource()
+                        .ok_or_else(|| anyhow::anyhow!("unknown resource kind {}", shape.kind))?;
+                    let key = RecordKey { kind, owner: *class, flags: flags(shape) };
                     entries.insert(key, entry);
                 }
             }
@@ -665,22 +665,25 @@ impl Program {
                 writes: BTreeMap::new(),
             })
         });
-        Ok(ActorTable { refused, entries, refused_entry })
+        Ok(ActorTable { refused, entries, refused_entry, named: named.into() })
     }
 }
 
-/// Which owner an entry stands for, relative to the actor.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which owner an entry stands for, relative to the actor: its own
+/// organisation, one the policy names (by its index in the named list), or
+/// any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum OwnerClass {
     Own,
-    Named(String),
+    Named(usize),
     Other,
 }
 
 /// The record facts a table entry is keyed on (the owner as its class).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Copy, so a lookup on the request path allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RecordKey {
-    kind: String,
+    kind: ResourceKind,
     owner: OwnerClass,
     flags: u8,
 }
@@ -700,13 +703,48 @@ pub struct ActorTable {
     /// For a refused actor, the one answer to everything: refused, and every
     /// record hidden (fail closed), whatever else the policy would say.
     refused_entry: Option<Arc<Entry>>,
+    /// The organisations the policy names, as when the table was compiled.
+    named: Arc<[String]>,
+}
+
+impl ActorTable {
+    /// The entry for a record of the actor of organisation `org`; `None`
+    /// outside the compiled space.
+    pub fn lookup(&self, org: &str, record: &Record) -> Option<&Arc<Entry>> {
+        if let Some(refused) = &self.refused_entry {
+            return Some(refused);
+        }
+        let owner = if record.owner == org {
+            OwnerClass::Own
+        } else if let Some(i) = self.named.iter().position(|n| *n == record.owner) {
+            OwnerClass::Named(i)
+        } else {
+            OwnerClass::Other
+        };
+        let key = RecordKey { kind: record.resource()?, owner, flags: flags(record) };
+        self.entries.get(&key)
+    }
+}
+
+impl Entry {
+    /// The rules that let the actor read `class` of the record, or `None`
+    /// when it may not: the same composition as `Authorizer::read_field`
+    /// (a refused actor or a hidden record reads nothing; a class no rule
+    /// allows is denied), borrowed from the table.
+    pub fn readable(&self, class: &str) -> Option<&[String]> {
+        let d = &self.decision;
+        if d.refused.is_some() || !d.hidden.is_empty() {
+            return None;
+        }
+        d.readable.get(class).filter(|rules| !rules.is_empty()).map(Vec::as_slice)
+    }
 }
 
 pub struct CompiledPolicy {
     program: Program,
+    /// Each table knows the organisations the policy names (an owner among
+    /// them is its own class).
     actors: HashMap<Principal, Arc<ActorTable>>,
-    /// Organisations the policy names (an owner among them is its own class).
-    named: Vec<String>,
 }
 
 impl CompiledPolicy {
@@ -779,7 +817,7 @@ impl CompiledPolicy {
                 .clone();
             tables.insert(actor, table);
         }
-        Ok(CompiledPolicy { program, actors: tables, named })
+        Ok(CompiledPolicy { program, actors: tables })
     }
 
     pub fn actor(&self, actor: &Principal) -> Option<&Arc<ActorTable>> {
@@ -793,18 +831,7 @@ impl CompiledPolicy {
     /// The compiled entry for the actor and the record; `None` for a
     /// combination outside the compiled space (the caller falls back).
     pub fn lookup(&self, actor: &Principal, record: &Record) -> Option<&Arc<Entry>> {
-        let table = self.actors.get(actor)?;
-        if let Some(refused) = &table.refused_entry {
-            return Some(refused);
-        }
-        let owner = if record.owner == actor.org {
-            OwnerClass::Own
-        } else if self.named.contains(&record.owner) {
-            OwnerClass::Named(record.owner.clone())
-        } else {
-            OwnerClass::Other
-        };
-        table.entries.get(&RecordKey { kind: record.kind.clone(), owner, flags: flags(record) })
+        self.actors.get(actor)?.lookup(&actor.org, record)
     }
 
     pub fn program(&self) -> &Program {

@@ -328,6 +328,13 @@ impl Authorizer {
         &self.engine
     }
 
+    /// The actor's compiled decisions, to resolve once per request (`None`:
+    /// a profile outside the compiled space, decided through
+    /// [`Authorizer::read_field`] and counted as a miss).
+    pub fn actor_table(&self, actor: &Principal) -> Option<Arc<compiled::ActorTable>> {
+        self.compiled.actor(actor).cloned()
+    }
+
     /// The rule that refuses this actor's whole request, if any (R6, R8: 403).
     pub fn refused(&self, actor: &Principal) -> anyhow::Result<Option<String>> {
         match self.compiled.actor(actor) {
@@ -538,4 +545,42 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> anyhow::Result<Vec<std::pa
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field guard's fast path (the request's table, rules borrowed from
+    /// it) decides every read exactly as `read_field` does: a sample of the
+    /// profiles, every record shape, every owner, every class.
+    #[test]
+    fn the_guards_table_lookup_decides_reads_as_read_field_does() {
+        let authorizer = Authorizer::load(Path::new("policies")).expect("load");
+        let mut checked = 0;
+        for actor in actor_profiles().into_iter().step_by(13) {
+            let table = authorizer.actor_table(&actor).expect("every profile is compiled");
+            for shape in record_shapes() {
+                for owner in OrgCode::ALL {
+                    let record = Record { owner: owner.as_str().to_owned(), ..shape.clone() };
+                    for class in FieldClass::ALL {
+                        let slow = authorizer.read_field(&actor, &record, class).expect("decide");
+                        let fast = table
+                            .lookup(&actor.org, &record)
+                            .expect("in the table")
+                            .readable(class.as_str());
+                        match fast {
+                            Some(rules) => {
+                                assert!(slow.allowed, "{actor:?} {record:?} {class:?}");
+                                assert_eq!(rules, slow.rules.as_slice());
+                            }
+                            None => assert!(!slow.allowed, "{actor:?} {record:?} {class:?}"),
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
+    }
 }

@@ -43,11 +43,37 @@ impl<R: Resource> async_graphql::Guard for FieldGuard<'_, R> {
             Some(field) => match field.access.class(record.sole_trader) {
                 // An id, a tombstone's time, or a list whose rows judge themselves.
                 None => Ok(()),
-                Some(class) => ctx.read_class(record, class, Some(id), name).map(drop),
+                Some(class) => match allowed_rules(ctx, record, class) {
+                    // The common case, without allocating: allowed, and
+                    // recorded when the class is audited.
+                    Some((r, kind, rules)) => {
+                        if class.is_audited() {
+                            r.audit.read(kind.as_str(), id, name, class.as_str(), rules);
+                        }
+                        Ok(())
+                    }
+                    // Denied (recorded, with its error) or outside the table.
+                    None => ctx.read_class(record, class, Some(id), name).map(drop),
+                },
             },
         };
         decided.map_err(Into::into)
     }
+}
+
+/// The rules that let the request's actor read `class` of `record`, from the
+/// table resolved for the request; `None` when denied or not in the table
+/// (the caller then takes [`Enforce::read_class`], which decides the same
+/// through the authorizer and builds the denial).
+fn allowed_rules<'c>(
+    ctx: &'c Context<'_>,
+    record: &Record,
+    class: FieldClass,
+) -> Option<(&'c super::RequestContext, ResourceKind, &'c [String])> {
+    let r = ctx.request().ok()?;
+    let kind = record.resource()?;
+    let entry = r.actor_table.as_deref()?.lookup(&r.principal.org, record)?;
+    Some((r, kind, entry.readable(class.as_str())?))
 }
 
 /// A field served without a declaration: denied and recorded, and the bug
@@ -387,6 +413,7 @@ mod tests {
         )
         .expect("pool");
         RequestContext {
+            actor_table: authorizer.actor_table(&principal),
             actor,
             principal,
             authorizer,

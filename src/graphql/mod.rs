@@ -213,6 +213,9 @@ pub struct RequestContext {
     pub principal: Principal,
     /// The policy this request is decided by (a reload does not change it mid-request).
     pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
+    /// The actor's table of that policy, resolved once: a field's decision
+    /// is then a lookup by the record's facts (see `guard::FieldGuard`).
+    pub actor_table: Option<std::sync::Arc<crate::authz::compiled::ActorTable>>,
     /// The rows of each table this actor may see.
     pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,

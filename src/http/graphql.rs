@@ -480,6 +480,7 @@ async fn execute(
         actor: who.actor.clone(),
         principal: who.principal.clone(),
         authorizer: who.authorizer.clone(),
+        actor_table: who.authorizer.actor_table(&who.principal),
         visibility: who.visibility.clone(),
         request_id: request_id.to_owned(),
         loader: DataLoader::with_cache(
