@@ -223,13 +223,12 @@ impl Visible {
 mod tests {
     use super::*;
 
-    fn sql_of<T: FactColumns + Default>(vis: &Visible) -> String
+    fn sql_of<T>(vis: &Visible) -> String
     where
-        T: diesel::query_builder::AsQuery,
+        T: FactColumns + Default + diesel::query_dsl::methods::FilterDsl<Condition<T>>,
         diesel::dsl::Filter<T, Condition<T>>: diesel::query_builder::QueryFragment<Pg>,
-        T: diesel::query_dsl::methods::FilterDsl<Condition<T>>,
     {
-        let q = <T as Default>::default().filter(vis.condition::<T>());
+        let q = T::default().filter(vis.condition::<T>());
         diesel::debug_query::<Pg, _>(&q).to_string()
     }
 
