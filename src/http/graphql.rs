@@ -490,6 +490,7 @@ async fn execute(
         ),
         audit: recorder.clone(),
         receipts: receipts.clone(),
+        hints: Default::default(),
     });
     let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
     let run = REQUEST_ID.scope(
@@ -671,20 +672,29 @@ fn request_error(r: &GqlResponse) -> bool {
     r.data == Value::Null && !r.errors.is_empty() && r.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// One response as JSON; a request error answered as
-/// `application/graphql-response+json` has no `data` entry at all.
-fn response_json(
+/// One response's JSON body, written straight from the executor's values
+/// (no intermediate `serde_json::Value`, which cost a copy of every string
+/// and a sorted map per object), keys in the order of the query.
+#[derive(serde::Serialize)]
+struct Body {
+    /// Absent for a request error answered as `application/graphql-response+json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ServerError>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: std::collections::BTreeMap<String, Value>,
+}
+
+fn response_body(
     r: GqlResponse,
     graphql_response: bool,
     request_id: &str,
     trace_id: Option<&str>,
-) -> serde_json::Result<serde_json::Value> {
+) -> Body {
     let omit_data = graphql_response && request_error(&r);
-    let mut json = serde_json::to_value(with_codes(r, request_id, trace_id))?;
-    if let (true, Some(o)) = (omit_data, json.as_object_mut()) {
-        o.remove("data");
-    }
-    Ok(json)
+    let r = with_codes(r, request_id, trace_id);
+    Body { data: (!omit_data).then_some(r.data), errors: r.errors, extensions: r.extensions }
 }
 
 /// A parser's report (` --> 1:3`, the source line, `= expected name`) as
@@ -718,17 +728,15 @@ fn respond(
             } else {
                 StatusCode::OK
             };
-            (
-                status,
-                response_json(r, graphql_response, request_id, trace_id).map(|j| j.to_string()),
-            )
+            (status, serde_json::to_vec(&response_body(r, graphql_response, request_id, trace_id)))
         }
         BatchResponse::Batch(rs) => (
             StatusCode::OK,
-            rs.into_iter()
-                .map(|r| response_json(r, graphql_response, request_id, trace_id))
-                .collect::<serde_json::Result<Vec<_>>>()
-                .map(|v| serde_json::Value::Array(v).to_string()),
+            serde_json::to_vec(
+                &rs.into_iter()
+                    .map(|r| response_body(r, graphql_response, request_id, trace_id))
+                    .collect::<Vec<_>>(),
+            ),
         ),
     };
     let content_type = if graphql_response { GRAPHQL_RESPONSE_JSON } else { "application/json" };
