@@ -180,8 +180,12 @@ impl Enforce for Context<'_> {
         let decision =
             r.authorizer.read_field(&r.principal, record, class).map_err(policy_error)?;
         if !decision.allowed {
-            let hint = purpose_hint(r, |p| {
-                r.authorizer.read_field(p, record, class).is_ok_and(|d| d.allowed)
+            // A page denies the same class of rows alike many times over:
+            // the hint is worked out once per record shape and class.
+            let hint = r.hints.get_or_insert(record, class, || {
+                purpose_hint(r, |p| {
+                    r.authorizer.read_field(p, record, class).is_ok_and(|d| d.allowed)
+                })
             });
             return Err(
                 denied_read(r, kind, id, field, Some(class), &decision.rules).with_hint(hint)
@@ -425,6 +429,7 @@ mod tests {
             visibility,
             request_id: "probe-request".into(),
             audit: recorder,
+            hints: Default::default(),
             receipts: Default::default(),
         }
     }

@@ -224,6 +224,33 @@ pub struct RequestContext {
     pub audit: std::sync::Arc<Recorder>,
     /// The changes this request made, by mutation field.
     pub receipts: std::sync::Arc<Receipts>,
+    /// The purpose hints of this request's denied reads.
+    pub hints: HintMemo,
+}
+
+/// A request's purpose hints by record shape and field class: what another
+/// purpose would allow depends on nothing else, and a page denies the same
+/// class of many alike rows. A few shapes per request, so a short list.
+#[derive(Default)]
+pub struct HintMemo(
+    std::sync::Mutex<Vec<(crate::authz::Record, crate::authz::FieldClass, Option<String>)>>,
+);
+
+impl HintMemo {
+    pub fn get_or_insert(
+        &self,
+        record: &crate::authz::Record,
+        class: crate::authz::FieldClass,
+        hint: impl FnOnce() -> Option<String>,
+    ) -> Option<String> {
+        let mut memo = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, _, h)) = memo.iter().find(|(r, c, _)| *c == class && r == record) {
+            return h.clone();
+        }
+        let h = hint();
+        memo.push((record.clone(), class, h.clone()));
+        h
+    }
 }
 
 /// Each change's audit event, appended in the change's transaction, is its
