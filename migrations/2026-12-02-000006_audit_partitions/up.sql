@@ -90,6 +90,29 @@ CREATE TRIGGER audit_resource_sets_no_truncate
     BEFORE TRUNCATE ON audit_resource_sets
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 
+-- The ledger of archived months: where each left the chain, so that
+-- `audit verify` starts after the newest one and can check the archive
+-- files against it (`audit verify --archives DIR`).
+CREATE TABLE audit_archives (
+    month          date PRIMARY KEY,
+    events         bigint NOT NULL CHECK (events >= 0),
+    first_seq      bigint NOT NULL,
+    last_seq       bigint NOT NULL,
+    -- The hash the month's first event links to, and its last event's hash
+    -- (the next month's first event links to it).
+    prev_hash      bytea NOT NULL CHECK (octet_length(prev_hash) = 32),
+    last_hash      bytea NOT NULL CHECK (octet_length(last_hash) = 32),
+    file_name      text NOT NULL,
+    file_sha256    bytea NOT NULL CHECK (octet_length(file_sha256) = 32),
+    archived_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER audit_archives_no_change
+    BEFORE UPDATE OR DELETE ON audit_archives
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+CREATE TRIGGER audit_archives_no_truncate
+    BEFORE TRUNCATE ON audit_archives
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
 -- Creates the month's partitions of both tables if they are missing. The
 -- writer calls it in its transaction, so the first event of a month never
 -- fails for want of a partition; it runs as the tables' owner because the
@@ -103,6 +126,11 @@ DECLARE
     events text := 'audit_events_' || suffix;
     sets text := 'audit_resource_sets_' || suffix;
 BEGIN
+    -- A month already archived stays gone (a replica whose clock is far
+    -- behind asks for its own month; its events go after the tail anyway).
+    IF EXISTS (SELECT FROM audit_archives WHERE month >= first_day) THEN
+        RETURN;
+    END IF;
     IF to_regclass(events) IS NULL THEN
         EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)',
             events, first_day::timestamp AT TIME ZONE 'UTC', after_last::timestamp AT TIME ZONE 'UTC');
@@ -166,29 +194,6 @@ FROM audit_events e
 JOIN audit_resource_sets s
   ON s.digest = e.resource_set
  AND s.month = date_trunc('month', e.recorded_at AT TIME ZONE 'UTC')::date;
-
--- The ledger of archived months: where each left the chain, so that
--- `audit verify` starts after the newest one and can check the archive
--- files against it (`audit verify --archives DIR`).
-CREATE TABLE audit_archives (
-    month          date PRIMARY KEY,
-    events         bigint NOT NULL CHECK (events >= 0),
-    first_seq      bigint NOT NULL,
-    last_seq       bigint NOT NULL,
-    -- The hash the month's first event links to, and its last event's hash
-    -- (the next month's first event links to it).
-    prev_hash      bytea NOT NULL CHECK (octet_length(prev_hash) = 32),
-    last_hash      bytea NOT NULL CHECK (octet_length(last_hash) = 32),
-    file_name      text NOT NULL,
-    file_sha256    bytea NOT NULL CHECK (octet_length(file_sha256) = 32),
-    archived_at    timestamptz NOT NULL DEFAULT now()
-);
-CREATE TRIGGER audit_archives_no_change
-    BEFORE UPDATE OR DELETE ON audit_archives
-    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
-CREATE TRIGGER audit_archives_no_truncate
-    BEFORE TRUNCATE ON audit_archives
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 
 REVOKE ALL ON audit_events, audit_resource_sets, audit_trail, audit_archives FROM kasvu_gateway;
 GRANT SELECT, INSERT ON audit_events, audit_resource_sets TO kasvu_gateway;

@@ -150,12 +150,15 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    store::lock_chain(conn).await?;
+    // The month of `now` is almost always the month the events go to.
+    store::lock_chain_ensuring(conn, store::month_of(now)).await?;
     let (mut seq, mut prev, recorded_at) = match store::tail(conn).await? {
         Some((seq, hash, placed)) => (seq, hash, now.max(placed)),
         None => (0, genesis().to_vec(), now),
     };
-    store::ensure_partition(conn, store::month_of(recorded_at)).await?;
+    if store::month_of(recorded_at) != store::month_of(now) {
+        store::ensure_partition(conn, store::month_of(recorded_at)).await?;
+    }
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;

@@ -156,6 +156,17 @@ pub async fn lock_chain(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     diesel::select(pg_advisory_xact_lock(CHAIN_LOCK)).execute(conn).await.map(|_| ())
 }
 
+/// [`lock_chain`] and [`ensure_partition`] for `day`'s month in one round
+/// trip (the lock first: the select list is evaluated in order).
+pub async fn lock_chain_ensuring(conn: &mut AsyncPgConnection, day: NaiveDate) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1), audit_ensure_partition($2)")
+        .bind::<BigInt, _>(CHAIN_LOCK)
+        .bind::<Date, _>(day)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Creates the partitions of `day`'s month if they are missing (as the
 /// tables' owner, through a function the gateway's role may call).
 pub async fn ensure_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> QueryResult<()> {
@@ -440,10 +451,16 @@ pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilter) -> QueryR
 
 /// Bounds how long the audit writer's transaction waits for a lock (a table
 /// locked by someone else) or runs, so it fails instead of hanging.
+/// One statement for both: a commit's round trips are its latency when
+/// requests come one at a time.
 pub async fn set_local_timeouts(conn: &mut AsyncPgConnection, millis: u128) -> QueryResult<()> {
-    diesel::sql_query(format!("SET LOCAL lock_timeout = {millis}")).execute(conn).await?;
-    diesel::sql_query(format!("SET LOCAL statement_timeout = {millis}")).execute(conn).await?;
-    Ok(())
+    diesel::sql_query(
+        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
+    )
+    .bind::<diesel::sql_types::Text, _>(millis.to_string())
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Which organisation read any of these resources, when, and which field
