@@ -15,96 +15,12 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::chain::{genesis, Verdict, Walker};
 use crate::db::audit::{self as store, Archived, AuditRow};
-
-/// One archived event: every column of the chain, hashes in hex.
-#[derive(Serialize, Deserialize)]
-struct Line {
-    seq: i64,
-    id: Uuid,
-    occurred_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    request_id: String,
-    trace_id: Option<String>,
-    actor_sub: String,
-    actor_org: String,
-    actor_roles: Vec<Option<String>>,
-    actor_country: Option<String>,
-    purpose: String,
-    action: String,
-    resource_type: String,
-    resource_ids: Vec<Option<Uuid>>,
-    fields: Vec<Option<String>>,
-    field_classes: Vec<Option<String>>,
-    allowed: bool,
-    rules: Vec<Option<String>>,
-    policy_version: String,
-    prev_hash: String,
-    hash: String,
-}
-
-impl From<AuditRow> for Line {
-    fn from(r: AuditRow) -> Line {
-        Line {
-            seq: r.seq,
-            id: r.id,
-            occurred_at: r.occurred_at,
-            recorded_at: r.recorded_at,
-            request_id: r.request_id,
-            trace_id: r.trace_id,
-            actor_sub: r.actor_sub,
-            actor_org: r.actor_org,
-            actor_roles: r.actor_roles,
-            actor_country: r.actor_country,
-            purpose: r.purpose,
-            action: r.action,
-            resource_type: r.resource_type,
-            resource_ids: r.resource_ids,
-            fields: r.fields,
-            field_classes: r.field_classes,
-            allowed: r.allowed,
-            rules: r.rules,
-            policy_version: r.policy_version,
-            prev_hash: hex::encode(r.prev_hash),
-            hash: hex::encode(r.hash),
-        }
-    }
-}
-
-impl Line {
-    fn into_row(self) -> anyhow::Result<AuditRow> {
-        Ok(AuditRow {
-            seq: self.seq,
-            id: self.id,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            request_id: self.request_id,
-            trace_id: self.trace_id,
-            actor_sub: self.actor_sub,
-            actor_org: self.actor_org,
-            actor_roles: self.actor_roles,
-            actor_country: self.actor_country,
-            purpose: self.purpose,
-            action: self.action,
-            resource_type: self.resource_type,
-            resource_ids: self.resource_ids,
-            fields: self.fields,
-            field_classes: self.field_classes,
-            allowed: self.allowed,
-            rules: self.rules,
-            policy_version: self.policy_version,
-            prev_hash: hex::decode(&self.prev_hash).context("prev_hash is not hex")?,
-            hash: hex::decode(&self.hash).context("hash is not hex")?,
-        })
-    }
-}
 
 fn file_name(month: NaiveDate) -> String {
     format!("audit-events-{}.jsonl", month.format("%Y-%m"))
@@ -146,7 +62,8 @@ pub async fn archive(
                         month.format("%Y-%m")
                     );
                 }
-                let mut line = serde_json::to_vec(&Line::from(row))?;
+                // Every column of the chain, with its ids; hashes in hex.
+                let mut line = serde_json::to_vec(&row)?;
                 line.push(b'\n');
                 sha.update(&line);
                 file.write_all(&line)?;
@@ -203,9 +120,7 @@ pub async fn verify_files(conn: &mut AsyncPgConnection, dir: &Path) -> anyhow::R
         }
         let mut walker = Walker::after(a.first_seq - 1, a.prev_hash.clone());
         for line in bytes.lines() {
-            let row = serde_json::from_str::<Line>(&line?)
-                .map_err(anyhow::Error::from)
-                .and_then(Line::into_row)
+            let row = serde_json::from_str::<AuditRow>(&line?)
                 .with_context(|| format!("reading {}", path.display()))?;
             if let Err(Verdict::Broken { seq, id, reason, .. }) = walker.step(&row) {
                 return Ok(Verdict::Broken {

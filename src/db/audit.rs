@@ -49,7 +49,8 @@ diesel::table! {
 /// One event as the chain hashes it and auditors read it. Array columns are
 /// `Array<Nullable<_>>` in diesel's schema (Postgres arrays may hold NULLs);
 /// the gateway never writes one, and `audit verify` hashes what is there.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// As JSON (an archive file's line), the hashes are hex.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = audit_trail, check_for_backend(diesel::pg::Pg))]
 pub struct AuditRow {
     pub seq: i64,
@@ -75,7 +76,9 @@ pub struct AuditRow {
     pub allowed: bool,
     pub rules: Vec<Option<String>>,
     pub policy_version: String,
+    #[serde(with = "hex::serde")]
     pub prev_hash: Vec<u8>,
+    #[serde(with = "hex::serde")]
     pub hash: Vec<u8>,
 }
 
@@ -301,15 +304,19 @@ struct Partition {
     month: NaiveDate,
 }
 
+/// The partitions of `audit_events` (`audit_events_y2026m12`, …): each
+/// one's month, relation and name suffix, as SQL to select from.
+const PARTITIONS: &str = "SELECT to_date(right(c.relname, 8), '\"y\"YYYY\"m\"MM') AS month, \
+       c.oid AS events_rel, right(c.relname, 8) AS suffix \
+     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'audit_events'::regclass";
+
 /// The months with a partition of events, oldest first.
 pub async fn partition_months(conn: &mut AsyncPgConnection) -> QueryResult<Vec<NaiveDate>> {
-    let rows: Vec<Partition> = diesel::sql_query(
-        "SELECT to_date(right(c.relname, 8), '\"y\"YYYY\"m\"MM') AS month \
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         WHERE i.inhparent = 'audit_events'::regclass ORDER BY month",
-    )
-    .load(conn)
-    .await?;
+    let rows: Vec<Partition> =
+        diesel::sql_query(format!("SELECT month FROM ({PARTITIONS}) p ORDER BY month"))
+            .load(conn)
+            .await?;
     Ok(rows.into_iter().map(|p| p.month).collect())
 }
 
@@ -336,12 +343,10 @@ pub struct MonthSize {
 /// Every month in the database with its events and bytes (counts read every
 /// row: an operator's command, not the request path).
 pub async fn sizes(conn: &mut AsyncPgConnection) -> QueryResult<Vec<MonthSize>> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "WITH parts AS ( \
-           SELECT to_date(right(c.relname, 8), '\"y\"YYYY\"m\"MM') AS month, c.oid AS events_rel, \
-                  to_regclass('audit_resource_sets_' || right(c.relname, 8)) AS sets_rel \
-           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-           WHERE i.inhparent = 'audit_events'::regclass), \
+           SELECT month, events_rel, to_regclass('audit_resource_sets_' || suffix) AS sets_rel \
+           FROM ({PARTITIONS}) p), \
          e AS (SELECT date_trunc('month', recorded_at AT TIME ZONE 'UTC')::date AS month, count(*) AS n \
                FROM audit_events GROUP BY 1), \
          s AS (SELECT month, count(*) AS n FROM audit_resource_sets GROUP BY 1) \
@@ -349,8 +354,8 @@ pub async fn sizes(conn: &mut AsyncPgConnection) -> QueryResult<Vec<MonthSize>> 
                 pg_total_relation_size(p.events_rel) AS event_bytes, \
                 pg_indexes_size(p.events_rel) AS event_index_bytes, \
                 coalesce(pg_total_relation_size(p.sets_rel), 0) AS set_bytes \
-         FROM parts p LEFT JOIN e USING (month) LEFT JOIN s USING (month) ORDER BY p.month",
-    )
+         FROM parts p LEFT JOIN e USING (month) LEFT JOIN s USING (month) ORDER BY p.month"
+    ))
     .load(conn)
     .await
 }

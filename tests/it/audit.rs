@@ -48,15 +48,7 @@ async fn events(t: &TestApp, filter: &str) -> Vec<Value> {
 }
 
 async fn verify(t: &TestApp) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasvu-gateway"))
-        .args(["audit", "verify"])
-        .env("DATABASE_URL", &t.db_url)
-        .output()
-        .expect("run audit verify");
-    (
-        out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-    )
+    audit_cli(t, &["verify"])
 }
 
 async fn request_with_headers(
