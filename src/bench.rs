@@ -42,16 +42,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// One dashboard request through the router; an answer without data fails.
 async fn dashboard(router: axum::Router, token: &str) -> anyhow::Result<()> {
+    query(router, token, DASHBOARD, "{\"data\":{\"companies\"").await
+}
+
+/// One query through the router; an answer that does not start with
+/// `expect` (its data) fails.
+async fn query(router: axum::Router, token: &str, query: &str, expect: &str) -> anyhow::Result<()> {
     let req = Request::post("/graphql")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(Body::from(
-            serde_json::json!({ "query": DASHBOARD, "operationName": "Dashboard" }).to_string(),
-        ))?;
+        .body(Body::from(serde_json::json!({ "query": query }).to_string()))?;
     let res = router.oneshot(req).await?;
     let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
     anyhow::ensure!(
-        body.starts_with(b"{\"data\":{\"companies\""),
+        body.starts_with(expect.as_bytes()),
         "unexpected answer: {}",
         String::from_utf8_lossy(&body[..body.len().min(300)])
     );
@@ -226,6 +230,135 @@ pub async fn audit(args: AuditBenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&key_dir);
     Ok(())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CpuBenchArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[arg(long, env = "POLICY_DIR", default_value = "policies")]
+    pub policy_dir: std::path::PathBuf,
+    /// Measured requests per shape (after 20 to warm up).
+    #[arg(long, default_value_t = 300)]
+    pub requests: usize,
+    /// Fail (exit status 1) if the dashboard costs the gateway more CPU than
+    /// this many milliseconds per request: a regression check for CI or a
+    /// release (compare like with like: a release build on a quiet machine).
+    #[arg(long)]
+    pub budget_ms: Option<f64>,
+}
+
+/// The query shapes of the performance issue (docs/performance.md).
+pub const SHAPES: [(&str, &str, &str); 4] = [
+    ("dashboard", DASHBOARD, "{\"data\":{\"companies\""),
+    (
+        "dashboard-noamt",
+        "{ companies(first: 50) { nodes { name municipality industryCode contacts { firstName \
+         lastName email homeCountry services { kind status requestedAt } } } } }",
+        "{\"data\":{\"companies\"",
+    ),
+    ("small", "{ companies(first: 10) { nodes { name } } }", "{\"data\":{\"companies\""),
+    (
+        "contacts",
+        "{ contacts(first: 50) { totalCount nodes { firstName email company { name } } } }",
+        "{\"data\":{\"contacts\"",
+    ),
+];
+
+/// CPU seconds a process has used (user + system), from `/proc/<pid>/stat`
+/// in clock ticks (USER_HZ, 100 on Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// `kasvu-gateway bench cpu`: CPU per request of each query shape, in this
+/// process (the gateway's work: parsing, authorization, execution, audit,
+/// serialization; no HTTP server) and in the PostgreSQL backends serving it
+/// (when the server runs on this machine), requests one at a time.
+pub async fn cpu(args: CpuBenchArgs) -> anyhow::Result<()> {
+    let (key_dir, jwt) = bench_jwt()?;
+    let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
+    let config =
+        in_process(args.db.clone(), &args.policy_dir, &jwt, crate::config::AuditConfig::default())?;
+    let app = App::build_with(config, authorizer).await?;
+    let router = crate::http::router(app.clone());
+    let token = sign_dev_token(
+        &jwt,
+        &Claims::new(&jwt, "bench", "TEM", &["viewer"], None, Duration::from_secs(3600)),
+    )?;
+    println!(
+        "shape              requests  gateway cpu ms/req  postgres cpu ms/req  statements/req  p50 ms  p99 ms"
+    );
+    let mut dashboard_cpu = None;
+    for (name, text, expect) in SHAPES {
+        for _ in 0..20 {
+            query(router.clone(), &token, text, expect).await?;
+        }
+        // The backends that served the warm-up serve the run (same pool).
+        let backends = backend_pids(&app).await?;
+        let pg_cpu = || backends.iter().filter_map(|p| cpu_seconds(p)).sum::<f64>();
+        let (cpu0, pg0, st0) = (cpu_seconds("self"), pg_cpu(), app.statements.get());
+        let mut latencies = Vec::with_capacity(args.requests);
+        for _ in 0..args.requests {
+            let started = Instant::now();
+            query(router.clone(), &token, text, expect).await?;
+            latencies.push(started.elapsed());
+        }
+        let n = args.requests.max(1) as f64;
+        let gateway = cpu_seconds("self").zip(cpu0).map(|(b, a)| (b - a) / n * 1e3);
+        let postgres = (pg_cpu() - pg0) / n * 1e3;
+        let statements = (app.statements.get() - st0) as f64 / n;
+        latencies.sort();
+        println!(
+            "{name:<17}  {:>8}  {:>18}  {:>19}  {statements:>14.1}  {:>6.2}  {:>6.2}",
+            args.requests,
+            gateway.map_or("n/a".to_owned(), |g| format!("{g:.2}")),
+            if backends.is_empty() { "n/a".to_owned() } else { format!("{postgres:.2}") },
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+        if name == "dashboard" {
+            dashboard_cpu = gateway;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&key_dir);
+    if let (Some(budget), Some(used)) = (args.budget_ms, dashboard_cpu) {
+        anyhow::ensure!(
+            used <= budget,
+            "the dashboard cost {used:.2} ms of gateway CPU per request; the budget is {budget} ms"
+        );
+    }
+    Ok(())
+}
+
+/// The process ids of this database's gateway backends, if the server is on
+/// this machine (its `/proc` shows them).
+async fn backend_pids(app: &crate::app::AppState) -> anyhow::Result<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let mut conn = app.pool.get().await?;
+    let pids: Vec<Pid> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name LIKE 'kasvu-gateway%'",
+        ),
+        &mut conn,
+    )
+    .await?;
+    Ok(pids
+        .into_iter()
+        .map(|p| p.pid.to_string())
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}/stat")).exists())
+        .collect())
 }
 
 async fn audit_events(app: &crate::app::AppState) -> anyhow::Result<i64> {

@@ -166,6 +166,9 @@ pub enum BenchCommand {
     /// The dashboard query under concurrent load with auditing on: group
     /// commit against one audit transaction per request.
     Audit(crate::bench::AuditBenchArgs),
+    /// CPU per request (gateway and PostgreSQL) of each query shape, one
+    /// request at a time; `--budget-ms` fails when the dashboard costs more.
+    Cpu(crate::bench::CpuBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench { command: BenchCommand::Policy(args) } => crate::bench::policy(args).await,
         Command::Bench { command: BenchCommand::Audit(args) } => crate::bench::audit(args).await,
+        Command::Bench { command: BenchCommand::Cpu(args) } => crate::bench::cpu(args).await,
         Command::Audit { command: AuditCommand::Tail(args) } => {
             let mut conn = owner_connection(&args.db).await?;
             let filter = audit::AuditFilter {

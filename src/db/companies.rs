@@ -71,7 +71,7 @@ pub struct CompanyChanges {
     pub source: Option<DataSource>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompanyFilter {
     pub name_contains: Option<String>,
     pub business_id: Option<String>,
@@ -99,7 +99,7 @@ row_statements!(companies, CompanyRow, CompanyId, NewCompany, Entity::Company);
 delete_statement!(companies, CompanyRow);
 erase_statement!(companies, CompanyRow, ResourceKind::Company);
 visible_reads!(companies, CompanyRow; by_ids(id: CompanyId));
-page_reads!(companies, CompanyRow, CompanyFilter);
+page_reads!(companies, CompanyRow, CompanyFilter, counts: company_counts);
 
 pub async fn id_by_business_id(
     conn: &mut AsyncPgConnection,

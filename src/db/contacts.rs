@@ -92,7 +92,7 @@ pub struct NewContact {
     pub fields: ContactFields,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContactFilter {
     pub company_id: Option<CompanyId>,
     pub name_contains: Option<String>,
@@ -123,7 +123,7 @@ delete_statement!(contacts, ContactRow);
 erase_statement!(contacts, ContactRow, ResourceKind::Contact);
 visible_reads!(contacts, ContactRow;
     by_ids(id: ContactId), by_company_ids(company_id: CompanyId));
-page_reads!(contacts, ContactRow, ContactFilter);
+page_reads!(contacts, ContactRow, ContactFilter, counts: contact_counts);
 
 /// A change to the person's data is processing: `last_processed_at` moves (docs/register.md, retention).
 pub async fn update(

@@ -204,6 +204,11 @@ pub fn build_pool(
     Ok(pool)
 }
 
+/// Folds the visible-count deltas into one row per key (migration 000007).
+pub async fn fold_visible_counts(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT fold_visible_counts()").execute(conn).await.map(drop)
+}
+
 /// Applies pending migrations. Runs on a blocking thread because diesel's
 /// migration harness is synchronous; an advisory lock keeps two gateways
 /// starting at once from racing.

@@ -89,6 +89,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    company_counts (id) {
+        id -> Int8,
+        in_sector -> Bool,
+        erased -> Bool,
+        sole_trader -> Bool,
+        registered_by -> Text,
+        n -> Int4,
+    }
+}
+
+diesel::table! {
     company_confidential (id) {
         id -> Uuid,
         company_id -> Uuid,
@@ -101,6 +112,19 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         in_sector -> Bool,
+    }
+}
+
+diesel::table! {
+    contact_counts (id) {
+        id -> Int8,
+        restricted -> Bool,
+        objection_pending -> Bool,
+        marketing_objection -> Bool,
+        in_sector -> Bool,
+        erased -> Bool,
+        registered_by -> Text,
+        n -> Int4,
     }
 }
 
@@ -189,6 +213,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    service_counts (id) {
+        id -> Int8,
+        in_sector -> Bool,
+        provider -> Text,
+        n -> Int4,
+    }
+}
+
+diesel::table! {
     services (id) {
         id -> Uuid,
         kind -> Text,
@@ -227,9 +260,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     change_log,
     companies,
     company_confidential,
+    company_counts,
+    contact_counts,
     contacts,
     data_subject_requests,
     idempotency_keys,
     organizations,
+    service_counts,
     services,
 );

@@ -72,7 +72,7 @@ pub struct ServiceChanges {
     pub notes: Option<Option<String>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceFilter {
     pub company_id: Option<CompanyId>,
     pub contact_id: Option<ContactId>,
@@ -103,7 +103,7 @@ delete_statement!(services, ServiceRow);
 visible_reads!(services, ServiceRow;
     by_ids(id: ServiceId), by_company_ids(company_id: CompanyId),
     by_contact_ids(contact_id: ContactId));
-page_reads!(services, ServiceRow, ServiceFilter);
+page_reads!(services, ServiceRow, ServiceFilter, counts: service_counts);
 
 /// Recording a service for a person (or company) is processing: their
 /// `last_processed_at` moves (docs/register.md, retention).

@@ -7,7 +7,10 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 
-use crate::db::schema::{companies, company_confidential, contacts, services};
+use crate::db::schema::{
+    companies, company_confidential, company_counts, contact_counts, contacts, service_counts,
+    services,
+};
 use crate::db::{CompanyForm, OrgCode};
 
 /// One combination of visibility facts whose rows are visible, for the
@@ -175,6 +178,52 @@ impl FactColumns for company_confidential::table {
     }
     fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
         Box::new(company_confidential::registered_by.eq_any(owners))
+    }
+}
+
+// The visible-count tables (migration 000007) hold the same facts, computed
+// by their triggers with the same expressions: the condition that selects an
+// actor's rows selects the counts of those rows.
+impl FactColumns for contact_counts::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::Restricted => {
+                Some(Box::new(contact_counts::restricted.or(contact_counts::objection_pending)))
+            }
+            Fact::MarketingObjection => Some(Box::new(contact_counts::marketing_objection)),
+            Fact::InSector => Some(Box::new(contact_counts::in_sector)),
+            Fact::Erased => Some(Box::new(contact_counts::erased)),
+            Fact::SoleTrader => None,
+        }
+    }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(contact_counts::registered_by.eq_any(owners))
+    }
+}
+
+impl FactColumns for company_counts::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::InSector => Some(Box::new(company_counts::in_sector)),
+            Fact::Erased => Some(Box::new(company_counts::erased)),
+            Fact::SoleTrader => Some(Box::new(company_counts::sole_trader)),
+            Fact::Restricted | Fact::MarketingObjection => None,
+        }
+    }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(company_counts::registered_by.eq_any(owners))
+    }
+}
+
+impl FactColumns for service_counts::table {
+    fn fact(fact: Fact) -> Option<Condition<Self>> {
+        match fact {
+            Fact::InSector => Some(Box::new(service_counts::in_sector)),
+            _ => None,
+        }
+    }
+    fn owner_in(owners: Vec<OrgCode>) -> Condition<Self> {
+        Box::new(service_counts::provider.eq_any(owners))
     }
 }
 

@@ -190,6 +190,7 @@ pub async fn serve(app: AppState) -> anyhow::Result<()> {
     tracing::info!(%addr, graphiql = app.config.enable_graphiql, "serving");
     spawn_policy_reloader(app.clone());
     spawn_retention(app.clone());
+    spawn_count_folding(app.clone());
     if let Some(metrics_addr) = app.config.metrics_addr {
         let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
         tracing::info!(addr = %metrics_addr, "serving /metrics");
@@ -230,6 +231,29 @@ fn spawn_retention(app: AppState) {
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "scheduled retention run failed; retried next time");
+            }
+        }
+    });
+}
+
+/// Folds the visible-count deltas (migration 000007) every 30 s, so a
+/// total sums a few hundred rows however many writes came before. Every
+/// replica folds; folds are safe together and with writers.
+fn spawn_count_folding(app: AppState) {
+    let Some(mut every) = ticker(30) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            every.tick().await;
+            let result = match app.pool.get().await {
+                Ok(mut conn) => {
+                    crate::db::fold_visible_counts(&mut conn).await.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "folding the visible counts failed; retried next time");
             }
         }
     });

@@ -412,3 +412,114 @@ async fn the_recipients_sector_is_a_column_kept_with_the_company() {
     assert_eq!(after, json!(0));
     assert_eq!(t.sql_count(drift).await, 0);
 }
+
+/// Every persona's visible totals, from the counts (an unfiltered listing)
+/// and by counting the rows under the same condition.
+async fn totals_agree(t: &TestApp, stage: &str) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use kasvu_gateway::authz::Principal;
+    use kasvu_gateway::db::schema::{companies, contacts, services};
+    let authorizer = t.app.authorizer();
+    let mut conn = t.app.pool.get().await.expect("a pooled connection");
+    for (name, actor) in crate::support::personas() {
+        let principal = Principal::of(&actor);
+        if authorizer.refused(&principal).expect("policy").is_some() {
+            continue;
+        }
+        let vis = authorizer.visibility(&principal).expect("visibility");
+        let counted = (
+            kasvu_gateway::db::companies::count(&mut conn, &Default::default(), &vis.companies)
+                .await
+                .expect("company total"),
+            kasvu_gateway::db::contacts::count(&mut conn, &Default::default(), &vis.contacts)
+                .await
+                .expect("contact total"),
+            kasvu_gateway::db::services::count(&mut conn, &Default::default(), &vis.services)
+                .await
+                .expect("service total"),
+        );
+        let rows: (i64, i64, i64) = (
+            companies::table
+                .filter(vis.companies.condition::<companies::table>())
+                .count()
+                .get_result(&mut conn)
+                .await
+                .expect("companies"),
+            contacts::table
+                .filter(vis.contacts.condition::<contacts::table>())
+                .count()
+                .get_result(&mut conn)
+                .await
+                .expect("contacts"),
+            services::table
+                .filter(vis.services.condition::<services::table>())
+                .count()
+                .get_result(&mut conn)
+                .await
+                .expect("services"),
+        );
+        assert_eq!(counted, rows, "{name}, {stage}");
+    }
+}
+
+#[tokio::test]
+async fn visible_totals_follow_every_write_and_survive_folding() {
+    let t = TestApp::new().await;
+    totals_agree(&t, "as seeded").await;
+    // Writes through the gateway: a restriction and an erasure move contacts
+    // out of most actors' sight.
+    let ids = t
+        .sql_text(
+            "SELECT string_agg(id::text, ',') FROM (SELECT id FROM contacts \
+             WHERE registered_by = 'TEM' AND erased_at IS NULL AND NOT restricted AND NOT legal_hold \
+             ORDER BY id LIMIT 2) c",
+        )
+        .await;
+    let ids: Vec<&str> = ids.split(',').collect();
+    let dpo = t.token("TEM", &["dpo"]);
+    let (_, body) = t
+        .gql_for(
+            &dpo,
+            "DATA_SUBJECT_REQUEST",
+            "mutation($id: ID!) { restrictContact(id: $id) { id } }",
+            json!({ "id": ids[0] }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let (_, body) = t
+        .gql_for(
+            &dpo,
+            "DATA_SUBJECT_REQUEST",
+            "mutation($id: ID!) { eraseContact(id: $id) { id } }",
+            json!({ "id": ids[1] }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    // Writes from outside the gateway, many rows in one statement each.
+    t.sql_batch(
+        "UPDATE companies SET industry_code = '01110' WHERE id IN \
+             (SELECT id FROM companies WHERE industry_code NOT LIKE '01%' ORDER BY id LIMIT 7);
+         UPDATE contacts SET marketing_objection = NOT marketing_objection WHERE id IN \
+             (SELECT id FROM contacts ORDER BY id LIMIT 40);
+         DELETE FROM services WHERE id IN (SELECT id FROM services ORDER BY id LIMIT 25);
+         INSERT INTO services (company_id, kind, title, provider, status, legal_basis, source) \
+             SELECT company_id, kind, title, 'MMM', status, legal_basis, source \
+             FROM services ORDER BY id LIMIT 30;",
+    )
+    .await;
+    totals_agree(&t, "after writes").await;
+    let mut conn = t.app.pool.get().await.expect("a pooled connection");
+    kasvu_gateway::db::fold_visible_counts(&mut conn).await.expect("fold");
+    drop(conn);
+    totals_agree(&t, "after folding").await;
+    let keys = t.sql_count("SELECT count(*) FROM contact_counts").await;
+    assert!(keys <= 2 * 2 * 2 * 2 * 2 * 12, "one row per key after folding: {keys}");
+    // The gateway's role reads the counts and cannot change them.
+    let refused = {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut c = diesel_async::AsyncPgConnection::establish(&t.db_url).await.expect("connect");
+        c.batch_execute("SET ROLE kasvu_gateway; UPDATE contact_counts SET n = n + 1").await
+    };
+    assert!(refused.is_err(), "the gateway's role must not write the counts");
+}
