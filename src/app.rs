@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use crate::audit::AuditWriter;
 use crate::auth::Verifier;
 use crate::authz::Authorizer;
+use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::db::{self, PgPool, StatementCounter};
 use crate::graphql::{self, AppSchema};
@@ -20,6 +21,8 @@ pub struct App {
     authorizer: RwLock<Arc<Authorizer>>,
     /// The single writer of the audit trail.
     pub audit: AuditWriter,
+    /// Answers by what they depend on, and the data versions that keep them valid.
+    pub cache: ResponseCache,
     pub metrics: Metrics,
 }
 
@@ -73,6 +76,23 @@ impl App {
         let metrics = Metrics::new()?;
         let audit =
             AuditWriter::start(audit_pool, config.audit.writer_settings(), metrics.audit.clone());
+        let cache = ResponseCache::new(
+            config.cache.clone(),
+            config.redis_url.as_deref(),
+            metrics.cache.clone(),
+        );
+        if cache.enabled() {
+            crate::cache::listen::Listener {
+                database_url: config.db.database_url.clone(),
+                role: (!config.db.db_role.is_empty()).then(|| config.db.db_role.clone()),
+                heartbeat: std::time::Duration::from_millis(
+                    config.cache.cache_heartbeat_ms.max(10),
+                ),
+                versions: cache.versions.clone(),
+                metrics: metrics.cache.clone(),
+            }
+            .spawn();
+        }
         let verifier = Verifier::from_config(&config.jwt).await?;
         tracing::info!(
             policy_version = authorizer.version(),
@@ -86,8 +106,28 @@ impl App {
             verifier,
             authorizer: RwLock::new(authorizer),
             audit,
+            cache,
             metrics,
         }))
+    }
+
+    /// After a change made here: the versions read now, so the next request
+    /// on this replica cannot be answered from before the change (others
+    /// learn of it from the database's announcement).
+    pub async fn refresh_versions(&self) {
+        if !self.cache.enabled() || self.cache.versions.current().is_none() {
+            return;
+        }
+        let read = async {
+            let mut conn = self.pool.get().await.ok()?;
+            crate::db::versions::read(&mut conn).await.ok()
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), read).await {
+            Ok(Some(v)) => self.cache.versions.refresh(v),
+            // The listener's announcement comes instead; until then, stop
+            // caching rather than risk an answer from before the change.
+            _ => self.cache.versions.forget(),
+        }
     }
 
     /// The policy in force. A request takes it once and keeps it, so a

@@ -377,6 +377,8 @@ fn in_process(
     Ok(Config {
         db,
         redis_url: None,
+        // The benchmarks measure execution: nothing answered from a cache.
+        cache: crate::cache::CacheConfig { cache_enabled: false, ..Default::default() },
         listen_addr: "127.0.0.1:0".parse()?,
         policy_dir: policy_dir.to_path_buf(),
         jwt: jwt.clone(),

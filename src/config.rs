@@ -145,6 +145,8 @@ pub struct Config {
     /// Redis URL; without it the cache is in-process only.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub cache: crate::cache::CacheConfig,
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
     #[arg(long, env = "POLICY_DIR", default_value = "policies")]

@@ -18,6 +18,7 @@ pub struct Metrics {
     policy_queries: Histogram,
     denials: IntCounterVec,
     pub audit: AuditMetrics,
+    pub cache: CacheMetrics,
     seen_operations: Mutex<HashSet<String>>,
 }
 
@@ -85,6 +86,142 @@ impl AuditMetrics {
     }
 }
 
+/// The response cache's figures (docs/cache.md): lookups by tier and
+/// outcome, why requests bypassed it, stores, invalidations, Redis's latency
+/// and errors, the breaker and the data-version listener.
+#[derive(Clone)]
+pub struct CacheMetrics {
+    lookups: IntCounterVec,
+    bypasses: IntCounterVec,
+    stores: prometheus::IntCounter,
+    invalidations: prometheus::IntCounter,
+    redis_seconds: HistogramVec,
+    redis_errors: IntCounterVec,
+    breaker_open: prometheus::IntGauge,
+    listening: prometheus::IntGauge,
+}
+
+/// Why a request did not use the cache: a closed set, each a series from the start.
+pub const BYPASS_REASONS: [&str; 7] = [
+    "disabled",
+    "versions_unknown",
+    "not_a_query",
+    "unversioned_read",
+    "error",
+    "too_large",
+    "redis_skipped",
+];
+
+impl CacheMetrics {
+    fn new(registry: &Registry) -> anyhow::Result<Self> {
+        let lookups = IntCounterVec::new(
+            Opts::new("kasvu_cache_lookups_total", "Response cache lookups by tier and result"),
+            &["tier", "result"],
+        )?;
+        for tier in ["local", "redis"] {
+            for result in ["hit", "miss"] {
+                lookups.with_label_values(&[tier, result]);
+            }
+        }
+        let bypasses = IntCounterVec::new(
+            Opts::new(
+                "kasvu_cache_bypass_total",
+                "Requests answered without the cache (or not stored in it), by reason",
+            ),
+            &["reason"],
+        )?;
+        for r in BYPASS_REASONS {
+            bypasses.with_label_values(&[r]);
+        }
+        let stores =
+            prometheus::IntCounter::new("kasvu_cache_stores_total", "Answers stored in the cache")?;
+        let invalidations = prometheus::IntCounter::new(
+            "kasvu_cache_invalidations_total",
+            "Change announcements received from the database (each moves a table's version)",
+        )?;
+        let redis_seconds = HistogramVec::new(
+            HistogramOpts::new("kasvu_cache_redis_seconds", "Redis call latency by operation")
+                .buckets(vec![0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]),
+            &["op"],
+        )?;
+        let redis_errors = IntCounterVec::new(
+            Opts::new("kasvu_cache_redis_errors_total", "Failed Redis calls by kind"),
+            &["kind"],
+        )?;
+        for k in ["error", "timeout"] {
+            redis_errors.with_label_values(&[k]);
+        }
+        let breaker_open = prometheus::IntGauge::new(
+            "kasvu_cache_redis_breaker_open",
+            "1 while the Redis circuit breaker is open (requests skip Redis)",
+        )?;
+        let listening = prometheus::IntGauge::new(
+            "kasvu_cache_listening",
+            "1 while the data-version listener is connected (else the cache is bypassed)",
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        registry.register(Box::new(bypasses.clone()))?;
+        registry.register(Box::new(stores.clone()))?;
+        registry.register(Box::new(invalidations.clone()))?;
+        registry.register(Box::new(redis_seconds.clone()))?;
+        registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(breaker_open.clone()))?;
+        registry.register(Box::new(listening.clone()))?;
+        Ok(CacheMetrics {
+            lookups,
+            bypasses,
+            stores,
+            invalidations,
+            redis_seconds,
+            redis_errors,
+            breaker_open,
+            listening,
+        })
+    }
+
+    pub fn lookup(&self, tier: crate::cache::Tier, hit: bool) {
+        self.lookups.with_label_values(&[tier.as_str(), if hit { "hit" } else { "miss" }]).inc();
+    }
+
+    /// `reason` is one of [`BYPASS_REASONS`].
+    pub fn bypass(&self, reason: &'static str) {
+        self.bypasses.with_label_values(&[reason]).inc();
+    }
+
+    pub fn stored(&self) {
+        self.stores.inc();
+    }
+
+    pub fn invalidations(&self, n: u64) {
+        self.invalidations.inc_by(n);
+    }
+
+    pub fn redis_latency(&self, op: &'static str, seconds: f64) {
+        self.redis_seconds.with_label_values(&[op]).observe(seconds);
+    }
+
+    pub fn redis_error(&self, kind: &'static str) {
+        self.redis_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn redis_skipped(&self) {
+        self.bypass("redis_skipped");
+    }
+
+    pub fn breaker(&self, open: bool) {
+        self.breaker_open.set(i64::from(open));
+    }
+
+    pub fn listening(&self, on: bool) {
+        self.listening.set(i64::from(on));
+    }
+
+    /// Hits so far, both tiers (tests and benchmarks).
+    pub fn hits(&self) -> u64 {
+        ["local", "redis"].iter().map(|t| self.lookups.with_label_values(&[t, "hit"]).get()).sum()
+    }
+}
+
 impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
@@ -117,9 +254,11 @@ impl Metrics {
         )?;
         registry.register(Box::new(denials.clone()))?;
         let audit = AuditMetrics::new(&registry)?;
+        let cache = CacheMetrics::new(&registry)?;
         Ok(Metrics {
             denials,
             audit,
+            cache,
             registry,
             requests,
             latency,

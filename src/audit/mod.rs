@@ -65,7 +65,7 @@ impl Subject {
 }
 
 /// What an event says, apart from who and when.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decided {
     /// `read`, `create`, `update`, `delete`, `restrict`, …, `explain`, or
     /// `request` for a whole request refused.

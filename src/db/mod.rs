@@ -10,11 +10,13 @@ pub mod enums;
 pub mod idempotency;
 pub mod ids;
 pub mod page;
+pub mod reads;
 pub mod requests;
 mod rows;
 pub mod schema;
 pub mod seed;
 pub mod services;
+pub mod versions;
 pub mod visible;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +101,10 @@ impl Instrumentation for CountStatements {
         match event {
             InstrumentationEvent::StartQuery { query, .. } => {
                 (self.0).0.fetch_add(1, Ordering::Relaxed);
+                if reads::tracking() {
+                    let text = query.to_string();
+                    reads::observe(text.split("-- binds:").next().unwrap_or(""));
+                }
                 if std::sync::atomic::AtomicBool::load(&TRACE_STATEMENTS, Ordering::Relaxed) {
                     let text = query.to_string();
                     let sql = text.split("-- binds:").next().unwrap_or("").trim();

@@ -321,7 +321,7 @@ fn written_fields(ctx: &Context<'_>) -> Vec<String> {
 /// list of ids with every field denied. Decided before any id is looked at,
 /// so the answer tells nothing about what exists.
 pub fn guard_register(ctx: &Context<'_>, kind: ResourceKind) -> AppResult<Decision> {
-    let org = ctx.actor()?.org;
+    let org = ctx.org()?;
     let record = Record { in_sector: true, ..Record::new_row(kind, org) };
     ctx.read_class(&record, kind.listing_class(), None, ctx.field().name())
 }
@@ -331,7 +331,7 @@ pub fn guard_register(ctx: &Context<'_>, kind: ResourceKind) -> AppResult<Decisi
 /// FORBIDDEN (recorded) before validation could tell it anything. The
 /// record's own decision follows once it is locked.
 pub fn authorize_kind(ctx: &Context<'_>, action: Action, kind: ResourceKind) -> AppResult<()> {
-    let org = ctx.actor()?.org;
+    let org = ctx.org()?;
     // The most permissive facts a record of `kind` can have: in the
     // recipients' sector, and a sole trader (whose rights R9 covers).
     let record = Record {

@@ -84,7 +84,7 @@ impl Idempotent {
             operation: self.operation.clone(),
             request_hash: self.hash.clone(),
             resource_id: resource,
-            created_at: chrono::Utc::now(),
+            created_at: ctx.now(),
         };
         idempotency::insert(conn, &row).await.map_err(|e| match e {
             diesel::result::Error::DatabaseError(

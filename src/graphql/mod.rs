@@ -1,6 +1,9 @@
 //! The GraphQL schema: types wrap rows (no GraphQL derive on a diesel row),
 //! one file per domain, merged roots, typed context accessors.
 
+// Resolvers read the clock through `ContextExt::now` (clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 /// A register object type: its row, what the policy sees of it, and the
 /// kind its fields are declared under (`register`), for the field guard.
 /// `$facts` builds the policy's record from the row; with `company_scoped`
@@ -273,8 +276,25 @@ impl Receipts {
 pub trait ContextExt {
     fn state(&self) -> AppResult<&AppState>;
     fn request(&self) -> AppResult<&RequestContext>;
+    /// The actor as a person (their `sub`, country): an answer that reads
+    /// this depends on who asks, so it is not shared through the cache.
     fn actor(&self) -> AppResult<&Actor> {
+        crate::db::reads::depends_on("the actor's identity");
         Ok(&self.request()?.actor)
+    }
+    /// The actor's organisation: one of the facts the policy (and the
+    /// cache's key) already holds.
+    fn org(&self) -> AppResult<db::OrgCode> {
+        Ok(self.request()?.actor.org)
+    }
+    /// The time, for answers that depend on it (a deadline passed): such an
+    /// answer is not cached. Resolvers take the time only from here
+    /// (`clippy::disallowed_methods` refuses `Utc::now` in this module).
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::db::reads::depends_on("the clock");
+        #[allow(clippy::disallowed_methods)]
+        let now = chrono::Utc::now();
+        now
     }
     fn visibility(&self) -> AppResult<&Visibility> {
         Ok(&self.request()?.visibility)

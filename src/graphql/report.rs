@@ -221,7 +221,7 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
         .collect::<AppResult<Vec<_>>>()?;
     Ok(SubjectAccessReport {
         contact_id: ID(contact.to_string()),
-        generated_at: Utc::now(),
+        generated_at: ctx.now(),
         matched_by: matched_by.to_owned(),
         services: services
             .into_iter()

@@ -44,8 +44,8 @@ impl DataSubjectRequest for self {
         Some(self.row.deadline())
     }
     /// Open and past its deadline.
-    async fn overdue(&self) -> Option<bool> {
-        Some(self.row.is_overdue(Utc::now().date_naive()))
+    async fn overdue(&self, ctx: &Context<'_>) -> Option<bool> {
+        Some(self.row.is_overdue(ctx.now().date_naive()))
     }
     status: some RequestStatus,
     /// What was done, or why the request was rejected.
@@ -88,7 +88,7 @@ impl RequestQuery {
         let id: RequestId = parse_id("id", &id)?;
         // Requests are invisible to whoever may not read the class
         // `request`: NOT_FOUND for every id, existing or not.
-        let kind = Record::new_row(ResourceKind::Request, ctx.actor()?.org);
+        let kind = Record::new_row(ResourceKind::Request, ctx.org()?);
         if !ctx.may_read(&kind, crate::authz::FieldClass::Request)? {
             return Err(AppError::NotFound("data subject request"));
         }
@@ -316,7 +316,7 @@ impl RequestMutation {
                 format!("a {} request needs the contact it concerns", kind.as_str()),
             ));
         }
-        let now = Utc::now();
+        let now = ctx.now();
         let received_on = input.received_on.unwrap_or_else(|| now.date_naive());
         if received_on > now.date_naive() {
             return Err(AppError::bad_input("input.receivedOn", "is in the future"));
@@ -452,7 +452,7 @@ impl RequestMutation {
                 let changes = RequestChanges {
                     status: Some(to),
                     resolution: resolution.map(Some),
-                    resolved_at: done.then(|| Some(Utc::now())),
+                    resolved_at: done.then(|| Some(ctx.now())),
                     handled_by: Some(Some(author.sub.clone())),
                     handled_by_org: Some(Some(author.org)),
                     ..Default::default()

@@ -262,7 +262,7 @@ impl RightsQuery {
             }
         }
         Ok(RetentionCandidates {
-            cutoff: retention::cutoff(Utc::now()),
+            cutoff: retention::cutoff(ctx.now()),
             candidates: due
                 .into_iter()
                 .map(|d| RetentionCandidate {

@@ -476,28 +476,6 @@ async fn execute(
     }
     let recorder = Arc::new(Recorder::new(who.subject.clone()));
     let receipts = Arc::new(Receipts::default());
-    let request = request.data(RequestContext {
-        actor: who.actor.clone(),
-        principal: who.principal.clone(),
-        authorizer: who.authorizer.clone(),
-        actor_table: who.authorizer.actor_table(&who.principal),
-        visibility: who.visibility.clone(),
-        request_id: request_id.to_owned(),
-        loader: DataLoader::with_cache(
-            DbReader::new(s.app.pool.clone(), who.visibility.clone()),
-            tokio::spawn,
-            async_graphql::dataloader::HashMapCache::default(),
-        ),
-        audit: recorder.clone(),
-        receipts: receipts.clone(),
-        hints: Default::default(),
-    });
-    let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
-    let run = REQUEST_ID.scope(
-        request_id.to_owned(),
-        REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
-    );
-    let run = catching_panics(run, request_id);
     let span = tracing::info_span!(
         "graphql.execute",
         otel.name = %format!("{} {}", operation_kind.unwrap_or("query"), operation.as_deref().unwrap_or("anonymous")),
@@ -510,13 +488,76 @@ async fn execute(
         authz.decisions_denied = tracing::field::Empty,
         authz.denied_rules = tracing::field::Empty,
         audit.events = tracing::field::Empty,
+        cache = tracing::field::Empty,
     );
-    let run = tracing::Instrument::instrument(run, span.clone());
-    let mut response = match tokio::time::timeout(timeout, run).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!(request_id, "request timed out");
-            gql_error(AppError::Unavailable("the gateway (request timed out)"))
+    // The cache (src/http/cached.rs): a query may be answered from it; its
+    // recorded events are then recorded again for this request.
+    let plan =
+        s.plan(&who.principal, who.authorizer.version(), &request, operation_kind == Some("query"));
+    let hit = match &plan {
+        Ok(p) => s.cached(p, &recorder).await,
+        Err(reason) => {
+            s.app.metrics.cache.bypass(reason);
+            None
+        }
+    };
+    // What the execution reads is observed only when its answer may be stored.
+    let reads = plan.is_ok().then(crate::db::reads::ReadSet::default);
+    let cache_state = match (&plan, &hit) {
+        (_, Some(_)) => "hit",
+        (Ok(_), None) => "miss",
+        (Err(_), _) => "bypass",
+    };
+    span.record("cache", cache_state);
+    let mut response = match hit {
+        Some(answer) => answer,
+        None => {
+            let tracked = reads.clone();
+            let request = request.data(RequestContext {
+                actor: who.actor.clone(),
+                principal: who.principal.clone(),
+                authorizer: who.authorizer.clone(),
+                actor_table: who.authorizer.actor_table(&who.principal),
+                visibility: who.visibility.clone(),
+                request_id: request_id.to_owned(),
+                // The loader's batches run in tasks of their own: they carry
+                // the execution's read set and span (their statements'
+                // parent) along.
+                loader: DataLoader::with_cache(
+                    DbReader::new(s.app.pool.clone(), who.visibility.clone()),
+                    move |fut| {
+                        let fut = tracing::Instrument::in_current_span(fut);
+                        match &tracked {
+                            Some(r) => tokio::spawn(crate::db::reads::READS.scope(r.clone(), fut)),
+                            None => tokio::spawn(fut),
+                        }
+                    },
+                    async_graphql::dataloader::HashMapCache::default(),
+                ),
+                audit: recorder.clone(),
+                receipts: receipts.clone(),
+                hints: Default::default(),
+            });
+            let timeout = Duration::from_secs(s.app.config.limits.request_timeout_secs);
+            let run = REQUEST_ID.scope(
+                request_id.to_owned(),
+                REQUEST_QUERIES.scope(who.queries.clone(), s.schema.execute(request)),
+            );
+            let run = async {
+                match &reads {
+                    Some(r) => crate::db::reads::READS.scope(r.clone(), run).await,
+                    None => run.await,
+                }
+            };
+            let run = catching_panics(run, request_id);
+            let run = tracing::Instrument::instrument(run, span.clone());
+            match tokio::time::timeout(timeout, run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(request_id, "request timed out");
+                    gql_error(AppError::Unavailable("the gateway (request timed out)"))
+                }
+            }
         }
     };
     // Fail closed: nothing the events record is sent unless they are stored.
@@ -542,11 +583,28 @@ async fn execute(
     }
     let commit =
         tracing::info_span!(parent: &span, "audit.commit", audit.events = count(events.len()));
+    // Prepared before the events go to the writer; stored once they are committed.
+    let entry = match (plan, cache_state) {
+        (Ok(plan), "miss") => match s.prepare(plan, &response, &events, &reads.unwrap_or_default())
+        {
+            Ok(entry) => Some(entry),
+            Err(reason) => {
+                s.app.metrics.cache.bypass(reason);
+                None
+            }
+        },
+        _ => None,
+    };
     let stored = tracing::Instrument::instrument(s.app.audit.record(events), commit).await;
     if stored.is_err() {
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))
         });
+    } else if let Some((key, entry)) = entry {
+        s.app.cache.put(key, entry);
+    }
+    if operation_kind == Some("mutation") {
+        s.app.refresh_versions().await;
     }
     mark_outcomes(s, &mut response, &receipts.all()).await;
     let outcome = outcome(&response);

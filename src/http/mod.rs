@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint with its guards, health, readiness and metrics.
 
+mod cached;
 mod graphql;
 mod log;
 
@@ -16,10 +17,22 @@ use crate::graphql::AppSchema;
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    /// SHA-256 of the schema's SDL: part of every cache key, so a build
+    /// with another schema never reads this one's entries from Redis.
+    pub schema_hash: std::sync::Arc<str>,
+}
+
+impl HttpState {
+    fn new(app: AppState) -> Self {
+        use sha2::Digest;
+        let schema = app.schema();
+        let schema_hash = hex::encode(sha2::Sha256::digest(schema.sdl().as_bytes())).into();
+        HttpState { schema, app, schema_hash }
+    }
 }
 
 pub fn router(app: AppState) -> Router {
-    let state = HttpState { schema: app.schema(), app: app.clone() };
+    let state = HttpState::new(app.clone());
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/reports/subject-access/{contact_id}", get(graphql::subject_access_report))
@@ -84,7 +97,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 
 /// `/metrics` alone, for `METRICS_ADDR`.
 pub fn metrics_router(app: AppState) -> Router {
-    let state = HttpState { schema: app.schema(), app };
+    let state = HttpState::new(app);
     Router::new()
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(log::log_requests))

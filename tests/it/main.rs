@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod auth;
+mod cache;
 mod disclosure;
 mod hostile;
 mod http;

@@ -188,6 +188,9 @@ impl TestApp {
                 db_role: "kasvu_gateway".into(),
             },
             redis_url: None,
+            // Off unless a test turns it on (tests/it/cache.rs): a write from
+            // psql reaches the cache by announcement, a moment after its commit.
+            cache: kasvu_gateway::cache::CacheConfig { cache_enabled: false, ..Default::default() },
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
             policy_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
             jwt,
@@ -212,6 +215,20 @@ impl TestApp {
         };
         let router = kasvu_gateway::http::router(app.clone());
         Ok(TestApp { app, router, db_url, jwt, _db: db })
+    }
+
+    /// A second gateway on this test's database, as another process would be:
+    /// its own pools, cache and data-version listener.
+    pub async fn another_gateway(
+        &self,
+        configure: impl FnOnce(&mut Config),
+    ) -> (AppState, axum::Router) {
+        let mut config = self.app.config.clone();
+        config.no_migrate = true;
+        configure(&mut config);
+        let app = App::build_with(config, authorizer()).await.expect("second gateway");
+        let router = kasvu_gateway::http::router(app.clone());
+        (app, router)
     }
 
     pub fn token(&self, org: &str, roles: &[&str]) -> String {
