@@ -246,6 +246,10 @@ pub struct CpuBenchArgs {
     /// release (compare like with like: a release build on a quiet machine).
     #[arg(long)]
     pub budget_ms: Option<f64>,
+    /// With the response cache on (in process): every measured request is
+    /// then a hit, audited as usual.
+    #[arg(long)]
+    pub cache: bool,
 }
 
 /// The query shapes of the performance issue (docs/performance.md).
@@ -284,14 +288,23 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 pub async fn cpu(args: CpuBenchArgs) -> anyhow::Result<()> {
     let (key_dir, jwt) = bench_jwt()?;
     let authorizer = Arc::new(Authorizer::load(&args.policy_dir)?);
-    let config =
+    let mut config =
         in_process(args.db.clone(), &args.policy_dir, &jwt, crate::config::AuditConfig::default())?;
+    config.cache.cache_enabled = args.cache;
     let app = App::build_with(config, authorizer).await?;
     let router = crate::http::router(app.clone());
     let token = sign_dev_token(
         &jwt,
         &Claims::new(&jwt, "bench", "TEM", &["viewer"], None, Duration::from_secs(3600)),
     )?;
+    if args.cache {
+        // Caching starts once the data-version listener has read the versions.
+        let started = Instant::now();
+        while app.cache.versions.current().is_none() {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "the cache never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     println!(
         "shape              requests  gateway cpu ms/req  postgres cpu ms/req  statements/req  p50 ms  p99 ms"
     );

@@ -363,6 +363,18 @@ impl Authorizer {
     /// Which rows of each table the actor may see: the policy's `hidden` rule
     /// asked for every combination of the facts that vary in that table and
     /// every owner, once per actor profile.
+    /// The request-level decision when nothing needs evaluating (the actor's
+    /// profile is in the compiled table and its visibility is remembered:
+    /// every request but a profile's first), so admission need not leave the
+    /// async worker; `Err` is the refusing rule.
+    pub fn admission_memoized(&self, actor: &Principal) -> Option<Result<Arc<Visibility>, String>> {
+        let table = self.compiled.actor(actor)?;
+        if let Some(rule) = &table.refused {
+            return Some(Err(rule.clone()));
+        }
+        self.visibility.get(actor).map(Ok)
+    }
+
     pub fn visibility(&self, actor: &Principal) -> anyhow::Result<Arc<Visibility>> {
         self.visibility.get_or_try(actor.clone(), || self.derive_visibility(actor))
     }

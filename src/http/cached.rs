@@ -36,11 +36,21 @@ pub struct Plan {
     versions: Arc<Versions>,
 }
 
-/// What a cached entry holds: the answer, and the events its execution recorded.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Stored {
-    data: Value,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+/// What a cached entry holds: the answer, and the events its execution
+/// recorded. Written from the executed answer without copying it; read with
+/// `data` left as JSON text, which the response then carries as it is.
+#[derive(serde::Serialize)]
+struct StoredOut<'a> {
+    data: &'a Value,
+    #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
+    errors: &'a [ServerError],
+    events: Vec<StoredEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredIn {
+    data: Box<serde_json::value::RawValue>,
+    #[serde(default)]
     errors: Vec<ServerError>,
     events: Vec<StoredEvent>,
 }
@@ -165,11 +175,16 @@ impl HttpState {
         Ok(Plan { key: h.finalize().into(), versions })
     }
 
-    /// A valid entry's answer, its events recorded again in `recorder` under
-    /// new ids (which the answer's errors then name).
-    pub(super) async fn cached(&self, plan: &Plan, recorder: &Recorder) -> Option<GqlResponse> {
+    /// A valid entry's answer (its errors, and its data as JSON text), its
+    /// events recorded again in `recorder` under new ids (which the answer's
+    /// errors then name).
+    pub(super) async fn cached(
+        &self,
+        plan: &Plan,
+        recorder: &Recorder,
+    ) -> Option<(GqlResponse, Box<serde_json::value::RawValue>)> {
         let (entry, _tier) = self.app.cache.get(&plan.key, &plan.versions).await?;
-        let stored: Stored = match serde_json::from_slice(&entry.body) {
+        let stored: StoredIn = match serde_json::from_slice(&entry.body) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "an unreadable cache entry was ignored");
@@ -181,7 +196,7 @@ impl HttpState {
             .into_iter()
             .map(|e| (e.id.to_string(), recorder.push(e.decided).to_string()))
             .collect();
-        let mut response = GqlResponse::new(stored.data);
+        let mut response = GqlResponse::default();
         response.errors = stored.errors;
         for err in &mut response.errors {
             let Some(ext) = err.extensions.as_mut() else { continue };
@@ -191,7 +206,7 @@ impl HttpState {
                 }
             }
         }
-        Some(response)
+        Some((response, stored.data))
     }
 
     /// The entry of an executed answer if it depends on nothing but the key
@@ -217,9 +232,9 @@ impl HttpState {
             tracing::debug!(why, "answer not cached");
             "unversioned_read"
         })?;
-        let stored = Stored {
-            data: response.data.clone(),
-            errors: response.errors.clone(),
+        let stored = StoredOut {
+            data: &response.data,
+            errors: &response.errors,
             events: events
                 .iter()
                 .map(|e| StoredEvent { id: e.id, decided: e.decided.clone() })

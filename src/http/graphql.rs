@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{
-    BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value,
-};
+use async_graphql::{BatchRequest, Request, Response as GqlResponse, ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
@@ -121,13 +119,20 @@ async fn admit(
     let p = principal.clone();
     let queries = Arc::new(AtomicU64::new(0));
     let counted = queries.clone();
-    let decided = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        REQUEST_QUERIES.sync_scope(counted, || match authorizer.refused(&p)? {
-            Some(rule) => Ok(Err(rule)),
-            None => Ok(Ok(authorizer.visibility(&p)?)),
-        })
-    })
-    .await;
+    // Remembered for every request after a profile's first; otherwise the
+    // policy is evaluated off the async workers.
+    let decided = match authorizer.admission_memoized(&p) {
+        Some(d) => Ok(Ok(d)),
+        None => {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                REQUEST_QUERIES.sync_scope(counted, || match authorizer.refused(&p)? {
+                    Some(rule) => Ok(Err(rule)),
+                    None => Ok(Ok(authorizer.visibility(&p)?)),
+                })
+            })
+            .await
+        }
+    };
     // A policy that cannot be evaluated fails closed, and says so only in the log.
     let fail = |cause: String| {
         tracing::error!(request_id, error = %cause, "policy evaluation failed");
@@ -337,14 +342,9 @@ pub async fn post(
     let single = requests.len() == 1;
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
-        responses.push(execute(&s, &who, &request_id, request, false).await.inner);
+        responses.push(execute(&s, &who, &request_id, request, false).await);
     }
-    let batch = if single {
-        BatchResponse::Single(responses.remove(0))
-    } else {
-        BatchResponse::Batch(responses)
-    };
-    respond(batch, &headers, &request_id, who.subject.trace_id.as_deref())
+    respond(responses, single, &headers, &request_id, who.subject.trace_id.as_deref())
 }
 
 pub async fn get(
@@ -399,12 +399,7 @@ pub async fn get(
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    respond(
-        BatchResponse::Single(response.inner),
-        &headers,
-        &request_id,
-        who.subject.trace_id.as_deref(),
-    )
+    respond(vec![response], true, &headers, &request_id, who.subject.trace_id.as_deref())
 }
 
 /// 400 `QUERY_TOO_COMPLEX` for text nested deeper than the parsers may
@@ -423,6 +418,22 @@ fn too_nested(what: &str, text: &str, request_id: &str) -> Option<Response> {
 struct Executed {
     inner: GqlResponse,
     http_status: Option<StatusCode>,
+    /// A cached answer's data, as stored (then `inner.data` is unused).
+    raw_data: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Executed {
+    fn of(inner: GqlResponse) -> Self {
+        Executed { inner, http_status: None, raw_data: None }
+    }
+
+    /// The answer with its data as a value (reading a cached answer's).
+    fn materialized(mut self) -> GqlResponse {
+        if let Some(raw) = self.raw_data.take() {
+            self.inner.data = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        }
+        self.inner
+    }
 }
 
 /// An error of the whole request: it has no place in the document, so no
@@ -463,15 +474,15 @@ async fn execute(
             && limits::operation_type(&doc, operation.as_deref()) == Some(OperationType::Mutation)
         {
             return Executed {
-                inner: GqlResponse::default(),
                 http_status: Some(StatusCode::METHOD_NOT_ALLOWED),
+                ..Executed::of(GqlResponse::default())
             };
         }
         let checked = limits::check(&doc, &s.app.config.limits)
             .and_then(|()| limits::check_inputs(&doc, &request.variables, &s.app.config.limits));
         if let Err(e) = checked {
             s.app.metrics.observe(operation.as_deref(), "refused", started.elapsed().as_secs_f64());
-            return Executed { inner: gql_error(e), http_status: None };
+            return Executed::of(gql_error(e));
         }
     }
     let recorder = Arc::new(Recorder::new(who.subject.clone()));
@@ -509,8 +520,12 @@ async fn execute(
         (Err(_), _) => "bypass",
     };
     span.record("cache", cache_state);
+    let mut raw_data = None;
     let mut response = match hit {
-        Some(answer) => answer,
+        Some((answer, data)) => {
+            raw_data = Some(data);
+            answer
+        }
         None => {
             let tracked = reads.clone();
             let request = request.data(RequestContext {
@@ -597,6 +612,7 @@ async fn execute(
     };
     let stored = tracing::Instrument::instrument(s.app.audit.record(events), commit).await;
     if stored.is_err() {
+        raw_data = None;
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))
         });
@@ -607,25 +623,25 @@ async fn execute(
         s.app.refresh_versions().await;
     }
     mark_outcomes(s, &mut response, &receipts.all()).await;
-    let outcome = outcome(&response);
+    let outcome = outcome(&response, raw_data.is_some());
     s.app.metrics.observe(operation.as_deref(), outcome, started.elapsed().as_secs_f64());
     // Taken and reset: in a batch, admission is counted with the first request.
     s.app.metrics.observe_policy_queries(who.queries.swap(0, Ordering::Relaxed));
-    Executed { inner: response, http_status: None }
+    Executed { inner: response, http_status: None, raw_data }
 }
 
 /// How a request ended, for `kasvu_graphql_requests_total`: `ok`; `partial`
 /// when data was served and every error is a field the actor may not see
 /// (FORBIDDEN or NOT_FOUND at a path: the policy working, not a fault); else
 /// `error`.
-fn outcome(response: &GqlResponse) -> &'static str {
+fn outcome(response: &GqlResponse, cached_data: bool) -> &'static str {
     let policy_only = response.errors.iter().all(|e| {
         !e.path.is_empty()
             && e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(
                 |c| matches!(c, Value::String(s) if s == "FORBIDDEN" || s == "NOT_FOUND"),
             )
     });
-    match (response.errors.is_empty(), response.data != Value::Null) {
+    match (response.errors.is_empty(), cached_data || response.data != Value::Null) {
         (true, _) => "ok",
         (false, true) if policy_only => "partial",
         _ => "error",
@@ -737,22 +753,35 @@ fn request_error(r: &GqlResponse) -> bool {
 struct Body {
     /// Absent for a request error answered as `application/graphql-response+json`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<Data>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<ServerError>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: std::collections::BTreeMap<String, Value>,
 }
 
+/// An answer's data: executed, or cached (written out as stored).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Data {
+    Value(Value),
+    Raw(Box<serde_json::value::RawValue>),
+}
+
 fn response_body(
-    r: GqlResponse,
+    e: Executed,
     graphql_response: bool,
     request_id: &str,
     trace_id: Option<&str>,
 ) -> Body {
-    let omit_data = graphql_response && request_error(&r);
+    let (r, raw) = (e.inner, e.raw_data);
+    let omit_data = raw.is_none() && graphql_response && request_error(&r);
     let r = with_codes(r, request_id, trace_id);
-    Body { data: (!omit_data).then_some(r.data), errors: r.errors, extensions: r.extensions }
+    let data = match raw {
+        Some(raw) => Data::Raw(raw),
+        None => Data::Value(r.data),
+    };
+    Body { data: (!omit_data).then_some(data), errors: r.errors, extensions: r.extensions }
 }
 
 /// A parser's report (` --> 1:3`, the source line, `= expected name`) as
@@ -771,31 +800,33 @@ fn one_line(report: &str) -> String {
 }
 
 fn respond(
-    batch: BatchResponse,
+    mut responses: Vec<Executed>,
+    single: bool,
     headers: &HeaderMap,
     request_id: &str,
     trace_id: Option<&str>,
 ) -> Response {
     let graphql_response = wants_graphql_response(headers);
-    let (status, body) = match batch {
-        BatchResponse::Single(r) => {
-            // application/graphql-response+json: a request error is a 4xx
-            // (or 5xx); application/json is always 200.
-            let status = if graphql_response && request_error(&r) {
-                status_for(&r.errors)
-            } else {
-                StatusCode::OK
-            };
-            (status, serde_json::to_vec(&response_body(r, graphql_response, request_id, trace_id)))
-        }
-        BatchResponse::Batch(rs) => (
+    let (status, body) = if single && responses.len() == 1 {
+        let e = responses.remove(0);
+        // application/graphql-response+json: a request error is a 4xx
+        // (or 5xx); application/json is always 200.
+        let status = if graphql_response && e.raw_data.is_none() && request_error(&e.inner) {
+            status_for(&e.inner.errors)
+        } else {
+            StatusCode::OK
+        };
+        (status, serde_json::to_vec(&response_body(e, graphql_response, request_id, trace_id)))
+    } else {
+        (
             StatusCode::OK,
             serde_json::to_vec(
-                &rs.into_iter()
-                    .map(|r| response_body(r, graphql_response, request_id, trace_id))
+                &responses
+                    .into_iter()
+                    .map(|e| response_body(e, graphql_response, request_id, trace_id))
                     .collect::<Vec<_>>(),
             ),
-        ),
+        )
     };
     let content_type = if graphql_response { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let res = match body {
@@ -850,7 +881,7 @@ pub async fn subject_access_report(
     let request = Request::new(REPORT_QUERY)
         .variables(async_graphql::Variables::from_json(serde_json::json!({ "id": contact_id })))
         .operation_name("SubjectAccessReport");
-    let executed = execute(&s, &who, &request_id, request, true).await.inner;
+    let executed = execute(&s, &who, &request_id, request, true).await.materialized();
     if !executed.errors.is_empty() {
         let status = match status_for(&executed.errors) {
             StatusCode::BAD_REQUEST => {
