@@ -171,9 +171,15 @@ pub struct ResponseCache {
     pub config: CacheConfig,
     pub versions: Arc<DataVersions>,
     local: moka::sync::Cache<Key, Arc<Entry>>,
+    /// Persisted queries' documents by their SHA-256 (src/http/persisted.rs).
+    queries: moka::sync::Cache<Key, Arc<str>>,
     redis: Option<RedisTier>,
     pub metrics: CacheMetrics,
 }
+
+/// How long a persisted query is kept (a client that finds it gone sends
+/// the document again).
+const PERSISTED_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl ResponseCache {
     pub fn new(config: CacheConfig, redis_url: Option<&str>, metrics: CacheMetrics) -> Self {
@@ -185,10 +191,21 @@ impl ResponseCache {
             })
             .time_to_live(ttl)
             .build();
-        let redis = redis_url
-            .filter(|_| config.cache_enabled)
-            .map(|url| RedisTier::start(url, &config, ttl, metrics.clone()));
-        ResponseCache { config, versions: Arc::new(DataVersions::default()), local, redis, metrics }
+        // Redis also keeps persisted queries, with or without response caching.
+        let redis = redis_url.map(|url| RedisTier::start(url, &config, ttl, metrics.clone()));
+        let queries = moka::sync::Cache::builder()
+            .max_capacity(4 * 1024 * 1024)
+            .weigher(|_k: &Key, q: &Arc<str>| u32::try_from(q.len() + 64).unwrap_or(u32::MAX))
+            .time_to_live(PERSISTED_TTL)
+            .build();
+        ResponseCache {
+            config,
+            versions: Arc::new(DataVersions::default()),
+            local,
+            queries,
+            redis,
+            metrics,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -235,6 +252,29 @@ impl ResponseCache {
         if let Some(redis) = &self.redis {
             let redis = redis.clone();
             tokio::spawn(async move { redis.set(&key, entry.encode()).await });
+        }
+    }
+
+    /// A persisted query's document, from this process or Redis.
+    pub async fn persisted_query(&self, hash: &Key) -> Option<Arc<str>> {
+        if let Some(q) = self.queries.get(hash) {
+            return Some(q);
+        }
+        let bytes = self.redis.as_ref()?.get_named("apq", hash).await?;
+        let text: Arc<str> = String::from_utf8(bytes).ok()?.into();
+        self.queries.insert(*hash, text.clone());
+        Some(text)
+    }
+
+    /// Keeps a persisted query's document (whose hash was checked).
+    pub fn persist_query(&self, hash: Key, query: &str) {
+        if self.queries.contains_key(&hash) {
+            return;
+        }
+        self.queries.insert(hash, query.into());
+        if let Some(redis) = &self.redis {
+            let (redis, value) = (redis.clone(), query.as_bytes().to_vec());
+            tokio::spawn(async move { redis.set_named("apq", &hash, value, PERSISTED_TTL).await });
         }
     }
 

@@ -51,8 +51,8 @@ impl RedisTier {
         tier
     }
 
-    fn key(&self, key: &Key) -> String {
-        format!("{}resp:{}", self.0.prefix, hex::encode(key))
+    fn key(&self, kind: &str, key: &Key) -> String {
+        format!("{}{kind}:{}", self.0.prefix, hex::encode(key))
     }
 
     /// Whether requests currently skip Redis (breaker open).
@@ -98,16 +98,26 @@ impl RedisTier {
         outcome
     }
 
+    /// A cached answer.
     pub async fn get(&self, key: &Key) -> Option<Vec<u8>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key(key));
-        self.call::<Option<Vec<u8>>>("get", cmd).await.flatten()
+        self.get_named("resp", key).await
     }
 
     pub async fn set(&self, key: &Key, value: Vec<u8>) {
+        self.set_named("resp", key, value, self.0.ttl).await
+    }
+
+    /// A value of another kind (`apq`: persisted queries) under its own key space.
+    pub async fn get_named(&self, kind: &str, key: &Key) -> Option<Vec<u8>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(kind, key));
+        self.call::<Option<Vec<u8>>>("get", cmd).await.flatten()
+    }
+
+    pub async fn set_named(&self, kind: &str, key: &Key, value: Vec<u8>, ttl: Duration) {
         let mut cmd = redis::cmd("SET");
-        let ttl_ms = u64::try_from(self.0.ttl.as_millis()).unwrap_or(u64::MAX);
-        cmd.arg(self.key(key)).arg(value).arg("PX").arg(ttl_ms);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        cmd.arg(self.key(kind, key)).arg(value).arg("PX").arg(ttl_ms);
         let _: Option<()> = self.call("set", cmd).await;
     }
 }

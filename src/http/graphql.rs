@@ -334,7 +334,11 @@ pub async fn post(
         }
         BatchRequest::Batch(rs) => rs,
     };
-    for r in &requests {
+    let mut requests = requests;
+    for r in &mut requests {
+        if let Err(refused) = s.persisted(r).await {
+            return persisted_refusal(refused, &request_id);
+        }
         if let Some(res) = too_nested("the query", &r.query, &request_id) {
             return res;
         }
@@ -358,20 +362,41 @@ pub async fn get(
         Ok(w) => w,
         Err(res) => return res,
     };
-    let Some(query) = params.get("query") else {
+    let query = params.get("query").cloned().unwrap_or_default();
+    for (what, text) in [
+        ("the query", Some(&query)),
+        ("the variables", params.get("variables")),
+        ("the extensions", params.get("extensions")),
+    ] {
+        if let Some(res) = too_nested(what, text.map_or("", String::as_str), &request_id) {
+            return res;
+        }
+    }
+    let mut request = Request::new(query);
+    if let Some(ext) = params.get("extensions") {
+        match serde_json::from_str(ext) {
+            Ok(e) => request.extensions = e,
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    "extensions is not a JSON object",
+                    &request_id,
+                )
+            }
+        }
+    }
+    if let Err(refused) = s.persisted(&mut request).await {
+        return persisted_refusal(refused, &request_id);
+    }
+    if request.query.is_empty() {
         return error_response(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
             "missing query parameter",
             &request_id,
         );
-    };
-    for (what, text) in [("the query", Some(query)), ("the variables", params.get("variables"))] {
-        if let Some(res) = too_nested(what, text.map_or("", String::as_str), &request_id) {
-            return res;
-        }
     }
-    let mut request = Request::new(query.clone());
     if let Some(name) = params.get("operationName") {
         request = request.operation_name(name.clone());
     }
@@ -400,6 +425,24 @@ pub async fn get(
         return res;
     }
     respond(vec![response], true, &headers, &request_id, who.subject.trace_id.as_deref())
+}
+
+/// A persisted query the gateway does not know: Apollo's clients recognise
+/// the message and send the document with its hash (code `NOT_FOUND`, of
+/// the contract's closed set). A malformed one, or a document that does not
+/// have the hash sent with it: 400.
+fn persisted_refusal(refused: super::persisted::Refused, request_id: &str) -> Response {
+    match refused {
+        super::persisted::Refused::NotFound => error_response(
+            StatusCode::OK,
+            ErrorCode::NotFound,
+            "PersistedQueryNotFound",
+            request_id,
+        ),
+        super::persisted::Refused::Bad(m) => {
+            error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &m, request_id)
+        }
+    }
 }
 
 /// 400 `QUERY_TOO_COMPLEX` for text nested deeper than the parsers may

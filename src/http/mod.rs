@@ -3,6 +3,7 @@
 mod cached;
 mod graphql;
 mod log;
+mod persisted;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;

@@ -441,3 +441,89 @@ async fn redis_stopped_or_killed_never_fails_a_request() {
         ask(&t).await;
     }
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+async fn post_body(router: &axum::Router, token: &str, body: Value) -> (u16, Value) {
+    let req = Request::post("/graphql")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("router");
+    let status = res.status().as_u16();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+}
+
+#[tokio::test]
+async fn persisted_queries_are_sent_by_hash_once_registered_on_any_gateway() {
+    let redis = prefix();
+    let url = "redis://127.0.0.1:6379";
+    let t = TestApp::with(|c| with_redis(c, url, &redis)).await;
+    let (_, other) = t.another_gateway(|c| with_redis(c, url, &redis)).await;
+    let token = t.token("TEM", &["viewer"]);
+    let query = "query Names($n: Int) { companies(first: $n) { nodes { name } } }";
+    let hash = sha256_hex(query);
+    let by_hash = |vars: Value| json!({ "variables": vars, "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } });
+    // Unknown: the client is told so, in the words Apollo's clients expect.
+    let (status, body) = post_body(&t.router, &token, by_hash(json!({ "n": 3 }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    // A document that is not the hash's is refused and not stored.
+    let mut wrong = by_hash(json!({ "n": 3 }));
+    wrong["query"] = json!("{ companies(first: 1) { nodes { id } } }");
+    let (status, body) = post_body(&t.router, &token, wrong).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let (_, body) = post_body(&t.router, &token, by_hash(json!({ "n": 3 }))).await;
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+    // Registered with its document, then sent by hash alone.
+    let mut register = by_hash(json!({ "n": 3 }));
+    register["query"] = json!(query);
+    let (_, first) = post_body(&t.router, &token, register).await;
+    assert_eq!(first["data"]["companies"]["nodes"].as_array().map(Vec::len), Some(3), "{first}");
+    let (_, again) = post_body(&t.router, &token, by_hash(json!({ "n": 3 }))).await;
+    assert_eq!(again["data"], first["data"]);
+    // Another gateway finds it in Redis; and over GET too.
+    let mut found = false;
+    for _ in 0..50 {
+        let (_, body) = post_body(&other, &token, by_hash(json!({ "n": 2 }))).await;
+        if body["data"]["companies"]["nodes"].as_array().map(Vec::len) == Some(2) {
+            found = true;
+            break;
+        }
+        assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound", "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(found, "the second gateway found the persisted query in Redis");
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } }).to_string();
+    let uri = format!(
+        "/graphql?variables={}&extensions={}",
+        url::form_urlencoded::byte_serialize(json!({ "n": 1 }).to_string().as_bytes())
+            .collect::<String>(),
+        url::form_urlencoded::byte_serialize(ext.as_bytes()).collect::<String>()
+    );
+    let req = Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, body) = t.send(req).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["data"]["companies"]["nodes"].as_array().map(Vec::len), Some(1), "{body}");
+    // Malformed extensions are the client's error.
+    for bad in [
+        json!({ "persistedQuery": { "version": 2, "sha256Hash": hash } }),
+        json!({ "persistedQuery": { "version": 1, "sha256Hash": "abc" } }),
+        json!({ "persistedQuery": "yes" }),
+    ] {
+        let (status, body) = post_body(&t.router, &token, json!({ "extensions": bad })).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+}
