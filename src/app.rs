@@ -23,6 +23,8 @@ pub struct App {
     pub audit: AuditWriter,
     /// Answers by what they depend on, and the data versions that keep them valid.
     pub cache: ResponseCache,
+    /// Per-person request budgets (in Redis when it is there).
+    pub limiter: crate::cache::limit::RateLimiter,
     pub metrics: Metrics,
 }
 
@@ -93,6 +95,14 @@ impl App {
             }
             .spawn();
         }
+        let limiter = crate::cache::limit::RateLimiter::new(
+            crate::cache::limit::Limit {
+                per_sec: config.cache.rate_limit_per_sec,
+                burst: config.cache.rate_limit_burst,
+            },
+            config.cache.rate_limits.clone(),
+            cache.redis().cloned(),
+        );
         let verifier = Verifier::from_config(&config.jwt).await?;
         tracing::info!(
             policy_version = authorizer.version(),
@@ -107,6 +117,7 @@ impl App {
             authorizer: RwLock::new(authorizer),
             audit,
             cache,
+            limiter,
             metrics,
         }))
     }

@@ -8,6 +8,7 @@
 //! are replayed is the GraphQL layer's (src/http/cached.rs).
 
 mod breaker;
+pub mod limit;
 pub mod listen;
 mod redis_tier;
 
@@ -49,6 +50,16 @@ pub struct CacheConfig {
     /// Milliseconds the breaker stays open before one call tries Redis again.
     #[arg(long, env = "REDIS_BREAKER_OPEN_MS", default_value_t = 2000)]
     pub redis_breaker_open_ms: u64,
+    /// Requests per second one person may send (a GCRA bucket per
+    /// organisation and `sub`, in Redis when it is there); 0: no limit.
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 0.0)]
+    pub rate_limit_per_sec: f64,
+    /// Requests a person may send at once before the rate applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+    /// Per organisation: `TEM=100:200,MMM=5:10` (requests per second, burst).
+    #[arg(long, env = "RATE_LIMITS", default_value = "", value_parser = limit::parse_limits)]
+    pub rate_limits: std::collections::HashMap<String, limit::Limit>,
     /// Milliseconds between checks of the data-version listener's connection.
     #[arg(long, env = "CACHE_HEARTBEAT_MS", default_value_t = 1000)]
     pub cache_heartbeat_ms: u64,
@@ -66,6 +77,9 @@ impl Default for CacheConfig {
             redis_breaker_failures: 3,
             redis_breaker_open_ms: 2000,
             cache_heartbeat_ms: 1000,
+            rate_limit_per_sec: 0.0,
+            rate_limit_burst: 100,
+            rate_limits: Default::default(),
         }
     }
 }

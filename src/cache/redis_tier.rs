@@ -107,6 +107,24 @@ impl RedisTier {
         self.set_named("resp", key, value, self.0.ttl).await
     }
 
+    /// Runs the rate limiter's GCRA script on `key`: (allowed, µs to wait).
+    pub async fn gcra(
+        &self,
+        script: &str,
+        key: &str,
+        interval: i64,
+        tolerance: i64,
+    ) -> Option<(bool, i64)> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script)
+            .arg(1)
+            .arg(format!("{}rl:{key}", self.0.prefix))
+            .arg(interval)
+            .arg(tolerance);
+        let r: Vec<i64> = self.call("gcra", cmd).await?;
+        Some((*r.first()? == 1, *r.get(1)?))
+    }
+
     /// A value of another kind (`apq`: persisted queries) under its own key space.
     pub async fn get_named(&self, kind: &str, key: &Key) -> Option<Vec<u8>> {
         let mut cmd = redis::cmd("GET");

@@ -221,6 +221,18 @@ async fn authorized(
     summary: Option<Extension<Arc<RequestSummary>>>,
 ) -> Result<Who, Response> {
     let actor = authenticate(s, headers, request_id).await?;
+    // The person's budget, before any work is done for them.
+    if let Err(wait) = s.app.limiter.check(actor.org.as_str(), &actor.sub).await {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut res = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            &format!("too many requests: try again in {} s", secs.max(1)),
+            request_id,
+        );
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return Err(res);
+    }
     let summary = summary.map(|Extension(s)| s).unwrap_or_default();
     // The request's admission: the actor's facts as the policy sees them
     // (never who the person is) and whether the whole request is refused.

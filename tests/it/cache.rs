@@ -527,3 +527,94 @@ async fn persisted_queries_are_sent_by_hash_once_registered_on_any_gateway() {
         assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     }
 }
+
+async fn status_of(router: &axum::Router, token: &str) -> (u16, Option<String>, Value) {
+    let req = Request::post("/graphql")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({ "query": "{ companies(first: 1) { nodes { name } } }" }).to_string(),
+        ))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("router");
+    let status = res.status().as_u16();
+    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    (status, retry, serde_json::from_slice(&bytes).expect("a JSON body"))
+}
+
+fn limited(c: &mut Config) {
+    // One request a minute after a burst of 3; MMM far more.
+    c.cache.rate_limit_per_sec = 1.0 / 60.0;
+    c.cache.rate_limit_burst = 3;
+    c.cache.rate_limits = kasvu_gateway::cache::limit::parse_limits("MMM=100:100").expect("limits");
+}
+
+#[tokio::test]
+async fn a_person_over_their_budget_gets_429_with_retry_after_on_every_gateway() {
+    let redis = prefix();
+    let url = "redis://127.0.0.1:6379";
+    let t = TestApp::with(|c| {
+        with_redis(c, url, &redis);
+        limited(c);
+    })
+    .await;
+    let (other, other_router) = t
+        .another_gateway(|c| {
+            with_redis(c, url, &redis);
+            limited(c);
+        })
+        .await;
+    // Both gateways draw on one bucket in Redis (once connected to it).
+    for _ in 0..100 {
+        if t.app.cache.redis().is_some_and(|r| r.connected())
+            && other.cache.redis().is_some_and(|r| r.connected())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tem = t.token("TEM", &["viewer"]);
+    for router in [&t.router, &other_router, &t.router] {
+        let (status, _, body) = status_of(router, &tem).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry, body) = status_of(&other_router, &tem).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Nothing was executed or audited for it.
+    assert!(body.get("data").is_none(), "{body}");
+    // Another person, and another organisation's limit, are their own.
+    let colleague = t.token_with(kasvu_gateway::auth::Claims::new(
+        &t.jwt,
+        "colleague",
+        "TEM",
+        &["viewer"],
+        None,
+        Duration::from_secs(600),
+    ));
+    assert_eq!(status_of(&t.router, &colleague).await.0, 200);
+    let mmm = t.token("MMM", &["viewer"]);
+    for _ in 0..10 {
+        assert_eq!(status_of(&t.router, &mmm).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_hold_in_process_while_redis_is_away() {
+    let redis = PrivateRedis::start();
+    let t = TestApp::with(|c| {
+        with_redis(c, &redis.url(), &prefix());
+        limited(c);
+        c.cache.redis_timeout_ms = 50;
+    })
+    .await;
+    drop(redis);
+    let tem = t.token("TEM", &["viewer"]);
+    for _ in 0..3 {
+        assert_eq!(status_of(&t.router, &tem).await.0, 200);
+    }
+    assert_eq!(status_of(&t.router, &tem).await.0, 429);
+}
