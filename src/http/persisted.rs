@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::HttpState;
 
+/// Documents larger than this are executed but not kept: a client may not
+/// fill the shared store with large texts (dashboards' queries are a few KB).
+const MAX_PERSISTED_BYTES: usize = 64 * 1024;
+
 /// Why a request's persisted query cannot be used.
 pub enum Refused {
     /// The hash is unknown here: the client sends the document with it.
@@ -62,7 +66,9 @@ impl HttpState {
                 "persistedQuery.sha256Hash is not the SHA-256 of the query".to_owned(),
             ));
         }
-        cache.persist_query(hash, &request.query);
+        if request.query.len() <= MAX_PERSISTED_BYTES {
+            cache.persist_query(hash, &request.query);
+        }
         Ok(())
     }
 }

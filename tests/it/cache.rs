@@ -516,6 +516,16 @@ async fn persisted_queries_are_sent_by_hash_once_registered_on_any_gateway() {
     assert_eq!(status.as_u16(), 200, "{body}");
     let body: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(body["data"]["companies"]["nodes"].as_array().map(Vec::len), Some(1), "{body}");
+    // A large document is answered but not kept.
+    let large =
+        format!("# {}\n{{ companies(first: 1) {{ nodes {{ name }} }} }}", "x".repeat(70 * 1024));
+    let large_hash = sha256_hex(&large);
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": large_hash } });
+    let (_, body) =
+        post_body(&t.router, &token, json!({ "query": large, "extensions": ext })).await;
+    assert!(body["data"]["companies"].is_object(), "{body}");
+    let (_, body) = post_body(&t.router, &token, json!({ "extensions": ext })).await;
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound", "{body}");
     // Malformed extensions are the client's error.
     for bad in [
         json!({ "persistedQuery": { "version": 2, "sha256Hash": hash } }),
