@@ -129,34 +129,29 @@ impl DataVersions {
     /// readers racing (the listener, a mutation's own refresh) keep the
     /// larger of each: an older read never brings back an older answer.
     pub fn advance(&self, read: Versions) {
-        let mut slot = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let merged = match slot.as_deref() {
-            Some(old) => {
-                let mut merged = read;
-                for (t, v) in old {
-                    let e = merged.entry(t.clone()).or_insert(*v);
-                    *e = (*e).max(*v);
-                }
-                merged
-            }
-            None => read,
-        };
-        *slot = Some(Arc::new(merged));
+        self.merge(read, true);
     }
 
     /// Takes versions read outside the listener (a mutation's own, so the
     /// next request here sees its change at once), only while the listener
     /// is connected: a refresh must not resume caching the listener stopped.
     pub fn refresh(&self, read: Versions) {
+        self.merge(read, false);
+    }
+
+    fn merge(&self, mut read: Versions, when_unknown: bool) {
         let mut slot = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(old) = slot.as_deref() {
-            let mut merged = read;
-            for (t, v) in old {
-                let e = merged.entry(t.clone()).or_insert(*v);
-                *e = (*e).max(*v);
+        match slot.as_deref() {
+            None if !when_unknown => return,
+            None => {}
+            Some(old) => {
+                for (t, v) in old {
+                    let e = read.entry(t.clone()).or_insert(*v);
+                    *e = (*e).max(*v);
+                }
             }
-            *slot = Some(Arc::new(merged));
         }
+        *slot = Some(Arc::new(read));
     }
 
     /// The listener lost its connection: changes may go unseen from now on.

@@ -10,7 +10,7 @@ use axum::http::Request;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::support::TestApp;
+use crate::support::{without_request_id, TestApp};
 use kasvu_gateway::cache::BreakerState;
 use kasvu_gateway::config::Config;
 
@@ -36,28 +36,52 @@ fn with_redis(c: &mut Config, url: &str, prefix: &str) {
     c.cache.redis_timeout_ms = 500;
 }
 
-async fn post(router: &axum::Router, token: &str, query: &str, vars: Value) -> Value {
+/// POSTs a JSON body to a gateway: the status, the Retry-After header and the body.
+async fn send(router: &axum::Router, token: &str, body: Value) -> (u16, Option<String>, Value) {
     let req = Request::post("/graphql")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(Body::from(json!({ "query": query, "variables": vars }).to_string()))
+        .body(Body::from(body.to_string()))
         .expect("request");
     let res = router.clone().oneshot(req).await.expect("router");
+    let status = res.status().as_u16();
+    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
-    serde_json::from_slice(&bytes).expect("a JSON body")
+    (status, retry, serde_json::from_slice(&bytes).expect("a JSON body"))
+}
+
+async fn post(router: &axum::Router, token: &str, query: &str, vars: Value) -> Value {
+    send(router, token, json!({ "query": query, "variables": vars })).await.2
+}
+
+async fn post_body(router: &axum::Router, token: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) = send(router, token, body).await;
+    (status, body)
+}
+
+async fn status_of(router: &axum::Router, token: &str) -> (u16, Option<String>, Value) {
+    send(router, token, json!({ "query": "{ companies(first: 1) { nodes { name } } }" })).await
+}
+
+/// A token for another person of TEM with the same roles as `t.token("TEM", &["viewer"])`.
+fn colleague(t: &TestApp) -> String {
+    t.token_with(kasvu_gateway::auth::Claims::new(
+        &t.jwt,
+        "colleague",
+        "TEM",
+        &["viewer"],
+        None,
+        Duration::from_secs(600),
+    ))
 }
 
 /// The answer without what differs between two requests by design: the
 /// request id, the trace id and the audit event ids errors name.
 fn comparable(body: &Value) -> Value {
-    let mut b = body.clone();
-    if let Some(ext) = b.get_mut("extensions").and_then(Value::as_object_mut) {
-        ext.remove("requestId");
-    }
+    let mut b = without_request_id(body.clone());
     if let Some(errors) = b.get_mut("errors").and_then(Value::as_array_mut) {
         for e in errors {
             if let Some(ext) = e.get_mut("extensions").and_then(Value::as_object_mut) {
-                ext.remove("traceId");
                 assert!(ext.remove("auditEventId").is_none_or(|id| id.is_string()));
             }
         }
@@ -128,14 +152,7 @@ async fn a_hit_answers_and_audits_exactly_as_the_execution_did() {
         assert!(ids2.iter().any(|i| i == id), "{id} is one of the hit's events");
     }
     // Another person with the same facts shares the answer, with their own trail.
-    let colleague = t.token_with(kasvu_gateway::auth::Claims::new(
-        &t.jwt,
-        "colleague",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(600),
-    ));
+    let colleague = colleague(&t);
     let third = post(&t.router, &colleague, DASHBOARD, json!({})).await;
     assert_eq!(hits(&t), before + 2);
     assert_eq!(comparable(&first), comparable(&third));
@@ -447,18 +464,6 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-async fn post_body(router: &axum::Router, token: &str, body: Value) -> (u16, Value) {
-    let req = Request::post("/graphql")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let res = router.clone().oneshot(req).await.expect("router");
-    let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
-    (status, serde_json::from_slice(&bytes).expect("a JSON body"))
-}
-
 #[tokio::test]
 async fn persisted_queries_are_sent_by_hash_once_registered_on_any_gateway() {
     let redis = prefix();
@@ -538,21 +543,6 @@ async fn persisted_queries_are_sent_by_hash_once_registered_on_any_gateway() {
     }
 }
 
-async fn status_of(router: &axum::Router, token: &str) -> (u16, Option<String>, Value) {
-    let req = Request::post("/graphql")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({ "query": "{ companies(first: 1) { nodes { name } } }" }).to_string(),
-        ))
-        .expect("request");
-    let res = router.clone().oneshot(req).await.expect("router");
-    let status = res.status().as_u16();
-    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
-    (status, retry, serde_json::from_slice(&bytes).expect("a JSON body"))
-}
-
 fn limited(c: &mut Config) {
     // One request a minute after a burst of 3; MMM far more.
     c.cache.rate_limit_per_sec = 1.0 / 60.0;
@@ -597,14 +587,7 @@ async fn a_person_over_their_budget_gets_429_with_retry_after_on_every_gateway()
     // Nothing was executed or audited for it.
     assert!(body.get("data").is_none(), "{body}");
     // Another person, and another organisation's limit, are their own.
-    let colleague = t.token_with(kasvu_gateway::auth::Claims::new(
-        &t.jwt,
-        "colleague",
-        "TEM",
-        &["viewer"],
-        None,
-        Duration::from_secs(600),
-    ));
+    let colleague = colleague(&t);
     assert_eq!(status_of(&t.router, &colleague).await.0, 200);
     let mmm = t.token("MMM", &["viewer"]);
     for _ in 0..10 {

@@ -6,25 +6,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{code, TestApp};
+use crate::support::{code, without_request_id, TestApp};
 
 const DSR: &str = "DATA_SUBJECT_REQUEST";
 const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
-
-/// The body without the per-request request and trace ids, to compare two answers.
-fn without_request_id(mut body: Value) -> Value {
-    if let Some(ext) = body.get_mut("extensions").and_then(Value::as_object_mut) {
-        ext.remove("requestId");
-    }
-    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
-        for e in errors {
-            if let Some(ext) = e.get_mut("extensions").and_then(Value::as_object_mut) {
-                ext.remove("traceId");
-            }
-        }
-    }
-    body
-}
 
 async fn sector_contact(t: &TestApp, extra: &str) -> String {
     t.sql_text(&format!(

@@ -451,3 +451,18 @@ pub fn personas() -> Vec<(&'static str, kasvu_gateway::auth::Actor)> {
         ("TEM in the US", a(OrgCode::Tem, &[Viewer], "US", CustomerRelationship)),
     ]
 }
+
+/// The body without the per-request request and trace ids, to compare two answers.
+pub fn without_request_id(mut body: Value) -> Value {
+    if let Some(ext) = body.get_mut("extensions").and_then(Value::as_object_mut) {
+        ext.remove("requestId");
+    }
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for e in errors {
+            if let Some(ext) = e.get_mut("extensions").and_then(Value::as_object_mut) {
+                ext.remove("traceId");
+            }
+        }
+    }
+    body
+}
