@@ -66,18 +66,21 @@ impl App {
         }
         // The audit writer has connections of its own: requests that exhaust
         // the main pool must not also stop every response (fail closed).
+        // Its statements end within the commit timeout (the one-statement
+        // append sets no timeout of its own).
+        let writer_settings = config.audit.writer_settings();
         let audit_pool = db::build_pool(
             &config.db.database_url,
             &db::PoolSettings {
                 max_size: 2,
                 application_name: "kasvu-gateway-audit",
+                statement_timeout: writer_settings.commit_timeout,
                 ..config.db.pool_settings()
             },
             statements.clone(),
         )?;
         let metrics = Metrics::new()?;
-        let audit =
-            AuditWriter::start(audit_pool, config.audit.writer_settings(), metrics.audit.clone());
+        let audit = AuditWriter::start(audit_pool, writer_settings, metrics.audit.clone());
         let cache = ResponseCache::new(
             config.cache.clone(),
             config.redis_url.as_deref(),

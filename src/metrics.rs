@@ -29,8 +29,14 @@ pub struct AuditMetrics {
     events: prometheus::IntCounter,
     batch_events: Histogram,
     commit_seconds: Histogram,
+    commit_paths: IntCounterVec,
     failures: IntCounterVec,
 }
+
+/// How the writer committed a batch: in one statement after the tail it
+/// knew, or in a transaction that read the tail (first batch, after another
+/// writer appended, after an error).
+pub const AUDIT_COMMIT_PATHS: [&str; 2] = ["one_statement", "transaction"];
 
 impl AuditMetrics {
     fn new(registry: &Registry) -> anyhow::Result<Self> {
@@ -50,6 +56,17 @@ impl AuditMetrics {
             "Time to commit one batch of audit events",
             vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
         )?;
+        let commit_paths = IntCounterVec::new(
+            Opts::new(
+                "kasvu_audit_commits_total",
+                "Audit commits by path: one statement after the tail this writer knew, or a \
+                 transaction that read the tail (another writer had appended)",
+            ),
+            &["path"],
+        )?;
+        for path in AUDIT_COMMIT_PATHS {
+            commit_paths.with_label_values(&[path]);
+        }
         let failures = IntCounterVec::new(
             Opts::new(
                 "kasvu_audit_failures_total",
@@ -64,7 +81,8 @@ impl AuditMetrics {
         }
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(failures.clone()))?;
-        Ok(AuditMetrics { events, batch_events, commit_seconds, failures })
+        registry.register(Box::new(commit_paths.clone()))?;
+        Ok(AuditMetrics { events, batch_events, commit_seconds, commit_paths, failures })
     }
 
     pub fn batch(&self, events: usize) {
@@ -72,8 +90,10 @@ impl AuditMetrics {
         self.batch_events.observe(events as f64);
     }
 
-    pub fn committed(&self, seconds: f64) {
+    /// `path` is one of [`AUDIT_COMMIT_PATHS`].
+    pub fn committed(&self, path: &str, seconds: f64) {
         self.commit_seconds.observe(seconds);
+        self.commit_paths.with_label_values(&[path]).inc();
     }
 
     /// Audit transactions committed so far.

@@ -134,31 +134,24 @@ fn chained(event: &AuditEvent, seq: i64, prev: Vec<u8>, recorded_at: DateTime<Ut
     row
 }
 
-/// Appends events to the chain inside the caller's transaction: takes the
-/// chain's lock (held to commit), reads the tail, links and inserts. Events
-/// of a transaction that rolls back leave no gap, since the next writer
-/// reads the tail only after this one's lock is released.
-///
-/// The events are placed at `now`, or at the tail's place if a replica with
-/// a clock ahead put it later, so `recorded_at` never falls along the chain
-/// and each month's partition holds one unbroken run of it.
-pub async fn append(
-    conn: &mut AsyncPgConnection,
-    events: &[AuditEvent],
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    // The month of `now` is almost always the month the events go to.
-    store::lock_chain_ensuring(conn, store::month_of(now)).await?;
-    let (mut seq, mut prev, recorded_at) = match store::tail(conn).await? {
-        Some((seq, hash, placed)) => (seq, hash, now.max(placed)),
+/// The chain's newest event as a writer left it: where the next event goes
+/// and what it links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The rows `events` become after `tail` (or the genesis), placed at `now`
+/// or at the tail's place if a replica with a clock ahead put it later, so
+/// `recorded_at` never falls along the chain and each month's partition
+/// holds one unbroken run of it.
+fn link(events: &[AuditEvent], tail: Option<&Tail>, now: DateTime<Utc>) -> Vec<AuditRow> {
+    let (mut seq, mut prev, recorded_at) = match tail {
+        Some(t) => (t.seq, t.hash.clone(), now.max(t.recorded_at)),
         None => (0, genesis().to_vec(), now),
     };
-    if store::month_of(recorded_at) != store::month_of(now) {
-        store::ensure_partition(conn, store::month_of(recorded_at)).await?;
-    }
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
@@ -166,11 +159,79 @@ pub async fn append(
         prev = row.hash.clone();
         rows.push(row);
     }
-    store::insert(conn, &rows).await?;
-    if let Some(last) = rows.last() {
-        tracing::debug!(seq = last.seq, hash = %hex::encode(&last.hash), "audit chain head");
+    rows
+}
+
+fn tail_of(rows: &[AuditRow]) -> Option<Tail> {
+    let last = rows.last()?;
+    tracing::debug!(seq = last.seq, hash = %hex::encode(&last.hash), "audit chain head");
+    Some(Tail { seq: last.seq, hash: last.hash.clone(), recorded_at: last.recorded_at })
+}
+
+/// Appends events to the chain inside the caller's transaction: takes the
+/// chain's lock (held to commit), reads the tail, links and inserts. Events
+/// of a transaction that rolls back leave no gap, since the next writer
+/// reads the tail only after this one's lock is released.
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    events: &[AuditEvent],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    append_knowing(conn, events, now, &store::StoredLists::default()).await.map(drop)
+}
+
+/// What an append left: the new tail and the id lists it stored, both
+/// valid once its transaction commits.
+#[derive(Debug, Default)]
+pub struct Appended {
+    pub tail: Option<Tail>,
+    pub lists: Vec<store::ListKey>,
+}
+
+/// [`append`], not sending the id lists `known` to be stored.
+pub async fn append_knowing(
+    conn: &mut AsyncPgConnection,
+    events: &[AuditEvent],
+    now: DateTime<Utc>,
+    known: &store::StoredLists,
+) -> QueryResult<Appended> {
+    if events.is_empty() {
+        return Ok(Appended::default());
     }
-    Ok(())
+    // The month of `now` is almost always the month the events go to.
+    store::lock_chain_ensuring(conn, store::month_of(now)).await?;
+    let tail =
+        store::tail(conn).await?.map(|(seq, hash, recorded_at)| Tail { seq, hash, recorded_at });
+    let rows = link(events, tail.as_ref(), now);
+    if let Some(first) = rows.first() {
+        if store::month_of(first.recorded_at) != store::month_of(now) {
+            store::ensure_partition(conn, store::month_of(first.recorded_at)).await?;
+        }
+    }
+    let lists = store::insert(conn, &rows, known).await?;
+    Ok(Appended { tail: tail_of(&rows), lists })
+}
+
+/// Appends events after `tail`, the one this writer left, in one statement
+/// that commits by itself (outside any transaction): `None`, with nothing
+/// stored, if someone else has appended since; the caller then appends the
+/// usual way. Same rows as [`append`] would store.
+pub async fn append_after(
+    conn: &mut AsyncPgConnection,
+    tail: &Tail,
+    events: &[AuditEvent],
+    now: DateTime<Utc>,
+    lock_timeout_ms: u128,
+    known: &store::StoredLists,
+) -> QueryResult<Option<Appended>> {
+    let rows = link(events, Some(tail), now);
+    if rows.is_empty() {
+        return Ok(Some(Appended { tail: Some(tail.clone()), lists: Vec::new() }));
+    }
+    let sent =
+        store::insert_after_tail(conn, (tail.seq, &tail.hash), lock_timeout_ms, &rows, known)
+            .await?;
+    Ok(sent.map(|lists| Appended { tail: tail_of(&rows), lists }))
 }
 
 /// What `audit verify` found.

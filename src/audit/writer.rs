@@ -130,12 +130,25 @@ impl AuditWriter {
     }
 }
 
+/// The writer's connection and the chain's tail as it left it. While
+/// nobody else appends (a mutation's own transaction, another replica), a
+/// batch goes out in one round trip ([`chain::append_after`]); the
+/// connection is kept between batches, so no pool checkout or ping either.
+/// Any error forgets both. The id lists it stored are not sent again.
+#[derive(Default)]
+struct Held {
+    conn: Option<db::PooledConn>,
+    tail: Option<chain::Tail>,
+    lists: db::audit::StoredLists,
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Submission>,
     pool: PgPool,
     settings: WriterSettings,
     metrics: AuditMetrics,
 ) {
+    let mut held = Held::default();
     // No artificial wait: while one batch commits the next one gathers, so a
     // batch is as large as the load makes it.
     while let Some(first) = rx.recv().await {
@@ -152,7 +165,7 @@ async fn run(
         }
         // A submitter that gave up waiting has already failed its request;
         // its events are still worth storing (they over-report, never under).
-        let result = store(&pool, &events, &settings, &metrics).await;
+        let result = store_held(&mut held, &pool, &events, &settings, &metrics).await;
         if result.is_ok() {
             metrics.batch(events.len());
         }
@@ -162,6 +175,69 @@ async fn run(
     }
 }
 
+async fn store_held(
+    held: &mut Held,
+    pool: &PgPool,
+    events: &[AuditEvent],
+    settings: &WriterSettings,
+    metrics: &AuditMetrics,
+) -> Result<(), AuditError> {
+    let started = Instant::now();
+    let timeout_ms = settings.commit_timeout.as_millis();
+    // A tail is kept only with the connection that wrote it.
+    let tail = held.tail.take();
+    let conn = if tail.is_some() { held.conn.take() } else { None };
+    if let (Some(tail), Some(mut conn)) = (tail, conn) {
+        let now = super::now_micros();
+        match chain::append_after(&mut conn, &tail, events, now, timeout_ms, &held.lists).await {
+            Ok(Some(appended)) => {
+                held.conn = Some(conn);
+                held.tail = appended.tail;
+                held.lists.remember(appended.lists);
+                metrics.committed("one_statement", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            // Someone else appended: the usual way, on the same connection.
+            Ok(None) => held.conn = Some(conn),
+            // A held connection can be one the server has closed since
+            // (restart, failover): one more try on a pooled one, which the
+            // pool pings. The call commits or not as a whole, and a retry of
+            // rows that did commit fails on their ids, never doubles them.
+            Err(e) => {
+                tracing::warn!(error = %e, "audit append on the held connection failed; retrying")
+            }
+        }
+    }
+    let fail = |e: String| AuditError::Store(e);
+    let mut conn = match held.conn.take() {
+        Some(conn) => conn,
+        None => pool.get().await.map_err(|e| fail(e.to_string()))?,
+    };
+    // An error leaves the connection broken or mid-transaction: not kept.
+    let appended = in_transaction(&mut conn, events, timeout_ms, &held.lists)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    held.conn = Some(conn);
+    held.tail = appended.tail;
+    held.lists.remember(appended.lists);
+    metrics.committed("transaction", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn in_transaction(
+    conn: &mut db::PooledConn,
+    events: &[AuditEvent],
+    timeout_ms: u128,
+    known: &db::audit::StoredLists,
+) -> diesel::QueryResult<chain::Appended> {
+    conn.transaction::<_, diesel::result::Error, _>(async move |c| {
+        db::audit::set_local_timeouts(c, timeout_ms).await?;
+        chain::append_knowing(c, events, super::now_micros(), known).await
+    })
+    .await
+}
+
+/// One transaction for these events alone (the per-request baseline).
 async fn store(
     pool: &PgPool,
     events: &[AuditEvent],
@@ -169,15 +245,10 @@ async fn store(
     metrics: &AuditMetrics,
 ) -> Result<(), AuditError> {
     let started = Instant::now();
-    let fail = |e: String| AuditError::Store(e);
-    let mut conn = pool.get().await.map_err(|e| fail(e.to_string()))?;
-    let timeout_ms = settings.commit_timeout.as_millis();
-    conn.transaction::<_, diesel::result::Error, _>(async move |c| {
-        db::audit::set_local_timeouts(c, timeout_ms).await?;
-        chain::append(c, events, super::now_micros()).await
-    })
-    .await
-    .map_err(|e| fail(e.to_string()))?;
-    metrics.committed(started.elapsed().as_secs_f64());
+    let mut conn = pool.get().await.map_err(|e| AuditError::Store(e.to_string()))?;
+    in_transaction(&mut conn, events, settings.commit_timeout.as_millis(), &Default::default())
+        .await
+        .map_err(|e| AuditError::Store(e.to_string()))?;
+    metrics.committed("transaction", started.elapsed().as_secs_f64());
     Ok(())
 }

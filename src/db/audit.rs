@@ -82,8 +82,11 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
-/// An event as stored: its ids replaced by their list's digest.
-#[derive(Insertable)]
+/// An event as stored: its ids replaced by their list's digest. As JSON
+/// (for `audit_append_after`) its keys are the columns' names and its
+/// `bytea` columns Postgres' hex input form, so `jsonb_populate_recordset`
+/// reads back exactly these values.
+#[derive(Insertable, serde::Serialize)]
 #[diesel(table_name = audit_events)]
 struct StoredEvent<'a> {
     seq: i64,
@@ -99,22 +102,31 @@ struct StoredEvent<'a> {
     purpose: &'a str,
     action: &'a str,
     resource_type: &'a str,
+    #[serde(serialize_with = "bytea")]
     resource_set: Vec<u8>,
     fields: &'a [Option<String>],
     field_classes: &'a [Option<String>],
     allowed: bool,
     rules: &'a [Option<String>],
     policy_version: &'a str,
+    #[serde(serialize_with = "bytea")]
     prev_hash: &'a [u8],
+    #[serde(serialize_with = "bytea")]
     hash: &'a [u8],
 }
 
-#[derive(Insertable)]
+#[derive(Insertable, serde::Serialize)]
 #[diesel(table_name = audit_resource_sets)]
 struct StoredSet<'a> {
     month: NaiveDate,
+    #[serde(serialize_with = "bytea")]
     digest: Vec<u8>,
     ids: &'a [Option<Uuid>],
+}
+
+/// `bytea`'s hex input form, `\x…`.
+fn bytea<S: serde::Serializer, B: AsRef<[u8]>>(b: &B, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("\\x{}", hex::encode(b.as_ref())))
 }
 
 /// The first day of `t`'s month in UTC: the partition it belongs to.
@@ -192,28 +204,45 @@ pub async fn tail(
         .optional()
 }
 
-/// Inserts rows already chained by the caller: each distinct id list once
-/// per month (a list stored before is left as it is), then the events (21
-/// columns each, so chunks of 1,000 stay far below Postgres' 65,535 bind
-/// parameters).
-pub async fn insert(conn: &mut AsyncPgConnection, rows: &[AuditRow]) -> QueryResult<()> {
+/// An id list's place: its month and digest.
+pub type ListKey = (NaiveDate, Vec<u8>);
+
+/// Id lists a writer knows are stored (it committed them), so it need not
+/// send them again: Postgres would parse them only to find the conflict.
+/// Bounded; when full it forgets them all (a forgotten list is only sent
+/// again, and left as it is).
+#[derive(Debug, Default)]
+pub struct StoredLists(std::collections::HashSet<ListKey>);
+
+impl StoredLists {
+    const MAX: usize = 4096;
+
+    /// After the commit that stored them, never before.
+    pub fn remember(&mut self, keys: Vec<ListKey>) {
+        if self.0.len() + keys.len() > Self::MAX {
+            self.0.clear();
+        }
+        self.0.extend(keys);
+    }
+}
+
+/// Rows as stored: each distinct id list once per month (but those `known`
+/// to be stored), then the events naming their lists by digest.
+fn stored_forms<'a>(
+    rows: &'a [AuditRow],
+    known: &StoredLists,
+) -> (Vec<StoredSet<'a>>, Vec<StoredEvent<'a>>) {
     let digests: Vec<Vec<u8>> = rows.iter().map(|r| set_digest(&r.resource_ids)).collect();
     let mut sets: Vec<StoredSet> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (r, digest) in rows.iter().zip(&digests) {
         let month = month_of(r.recorded_at);
-        if seen.insert((month, digest.as_slice())) {
+        let key = (month, digest.clone());
+        if !known.0.contains(&key) && seen.insert(key) {
             sets.push(StoredSet { month, digest: digest.clone(), ids: &r.resource_ids });
         }
     }
-    for chunk in sets.chunks(1000) {
-        diesel::insert_into(audit_resource_sets::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-    }
-    let stored: Vec<StoredEvent> = rows
+    let events = rows
         .iter()
         .zip(digests)
         .map(|(r, resource_set)| StoredEvent {
@@ -240,10 +269,72 @@ pub async fn insert(conn: &mut AsyncPgConnection, rows: &[AuditRow]) -> QueryRes
             hash: &r.hash,
         })
         .collect();
-    for chunk in stored.chunks(1000) {
+    (sets, events)
+}
+
+fn list_keys(sets: &[StoredSet]) -> Vec<ListKey> {
+    sets.iter().map(|s| (s.month, s.digest.clone())).collect()
+}
+
+/// Inserts rows already chained by the caller, in the caller's transaction
+/// (a list stored before is left as it is; 21 columns an event, so chunks of
+/// 1,000 stay far below Postgres' 65,535 bind parameters). Returns the lists
+/// it sent, to be remembered once the transaction commits.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    rows: &[AuditRow],
+    known: &StoredLists,
+) -> QueryResult<Vec<ListKey>> {
+    let (sets, events) = stored_forms(rows, known);
+    for chunk in sets.chunks(1000) {
+        diesel::insert_into(audit_resource_sets::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+    }
+    for chunk in events.chunks(1000) {
         diesel::insert_into(audit_events::table).values(chunk).execute(conn).await?;
     }
-    Ok(())
+    Ok(list_keys(&sets))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> QueryResult<String> {
+    serde_json::to_string(v).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+/// Lock, partition, tail check and insert in one statement that commits on
+/// its own (migration 000009), for rows chained to the tail `(seq, hash)`:
+/// the lists it sent, or `None`, with nothing stored, if the chain's tail is
+/// another by now. Must not run inside a transaction block, or it would not
+/// be one round trip.
+pub async fn insert_after_tail(
+    conn: &mut AsyncPgConnection,
+    tail: (i64, &[u8]),
+    lock_timeout_ms: u128,
+    rows: &[AuditRow],
+    known: &StoredLists,
+) -> QueryResult<Option<Vec<ListKey>>> {
+    #[derive(QueryableByName)]
+    struct Appended {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        appended: bool,
+    }
+    let Some(first) = rows.first() else { return Ok(Some(Vec::new())) };
+    let (sets, events) = stored_forms(rows, known);
+    let answer: Appended = diesel::sql_query(
+        "SELECT audit_append_after($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) AS appended",
+    )
+    .bind::<BigInt, _>(CHAIN_LOCK)
+    .bind::<Date, _>(month_of(first.recorded_at))
+    .bind::<diesel::sql_types::Text, _>(lock_timeout_ms.to_string())
+    .bind::<BigInt, _>(tail.0)
+    .bind::<diesel::sql_types::Bytea, _>(tail.1)
+    .bind::<diesel::sql_types::Text, _>(to_json(&sets)?)
+    .bind::<diesel::sql_types::Text, _>(to_json(&events)?)
+    .get_result(conn)
+    .await?;
+    Ok(answer.appended.then(|| list_keys(&sets)))
 }
 
 /// Events in chain order from `after_seq` on (for `audit verify`), only of

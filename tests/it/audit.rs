@@ -892,3 +892,186 @@ async fn the_partitioning_migration_keeps_an_existing_chain_whole() {
     assert_eq!(out, head);
     assert!(out.contains("intact: 7 events;"), "{out}");
 }
+
+/// How the audit writer committed so far: (in a transaction, in one statement).
+fn audit_commits(t: &TestApp) -> (u64, u64) {
+    let metrics = t.app.metrics.render(0, 0, 0.0);
+    let count = |path: &str| -> u64 {
+        let series = format!("kasvu_audit_commits_total{{path=\"{path}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    (count("transaction"), count("one_statement"))
+}
+
+/// Reads a page of `n` contacts; returns how its events were committed.
+async fn read_page(t: &TestApp, token: &str, n: usize) -> &'static str {
+    let before = audit_commits(t);
+    t.data(token, EMAILS, json!({ "n": n })).await;
+    match (audit_commits(t), before) {
+        ((a, b), (c, d)) if a == c + 1 && b == d => "transaction",
+        ((a, b), (c, d)) if a == c && b == d + 1 => "one_statement",
+        (after, before) => panic!("commits went from {before:?} to {after:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lone_request_commits_in_one_statement_until_another_writer_appends() {
+    let t = TestApp::new().await;
+    let token = t.token("TEM", &["viewer"]);
+    // The first batch reads the tail in a transaction; the writer then knows it.
+    assert_eq!(read_page(&t, &token, 3).await, "transaction");
+    assert_eq!(read_page(&t, &token, 4).await, "one_statement");
+
+    // A change appends its event in its own transaction: the tail the writer
+    // knew is gone, so its next batch finds out and appends the usual way.
+    let company =
+        t.sql_text("SELECT id::text FROM companies WHERE erased_at IS NULL LIMIT 1").await;
+    let create =
+        "mutation($c: ID!, $i: ContactInput!) { createContact(companyId: $c, input: $i) { id } }";
+    let input = json!({"lastName": "Ketjutesti", "email": "k@example.fi", "legalBasis": "CONTRACT", "source": "DATA_SUBJECT"});
+    let (before, _) = audit_commits(&t);
+    t.data(&t.editor(), create, json!({"c": company, "i": input})).await;
+    read_page(&t, &token, 5).await;
+    assert_eq!(audit_commits(&t).0, before + 1, "one fallback after the foreign append");
+    assert_eq!(read_page(&t, &token, 6).await, "one_statement");
+
+    // The connection it keeps is closed by the server: the batch is stored
+    // on a fresh one, not failed.
+    t.sql_exec(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{}' AND application_name = 'kasvu-gateway-audit'",
+        t.db_name()
+    ))
+    .await;
+    assert_eq!(read_page(&t, &token, 7).await, "transaction");
+    assert_eq!(read_page(&t, &token, 8).await, "one_statement");
+
+    // Every page's event, in request order, and the chain holds.
+    let pages: Vec<usize> = events(&t, "action = 'read' AND resource_type = 'contact' AND allowed")
+        .await
+        .iter()
+        .map(|e| e["resource_ids"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(pages, vec![3, 4, 5, 6, 7, 8]);
+    let (ok, out) = verify(&t).await;
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn events_stored_in_one_statement_read_back_as_a_transaction_stores_them() {
+    use kasvu_gateway::audit::{chain, AuditEvent, Decided, Subject};
+    use kasvu_gateway::db::audit::StoredLists;
+    let t = TestApp::new().await;
+    // What JSON could bend: quotes, backslashes, control characters, non-ASCII,
+    // empty and repeated lists, absent optional values.
+    let odd = "\"quoted\" back\\slash \\x41 tab\tnewline\n ääkkönen 🦀 '); DROP TABLE x; --";
+    let subject = |trace: Option<&str>, country: Option<&str>| Subject {
+        request_id: format!("req {odd}"),
+        trace_id: trace.map(str::to_owned),
+        sub: odd.into(),
+        org: "TEM".into(),
+        roles: vec!["viewer".into(), odd.into(), String::new()],
+        country: country.map(str::to_owned),
+        purpose: "CUSTOMER_RELATIONSHIP".into(),
+        policy_version: odd.into(),
+    };
+    let decided = |ids: Vec<uuid::Uuid>, allowed: bool| Decided {
+        action: "read".into(),
+        resource_type: "contact".into(),
+        resource_ids: ids,
+        fields: vec![odd.into(), "email".into()],
+        field_classes: vec![],
+        allowed,
+        rules: vec!["R1".into(), odd.into()],
+    };
+    let ids = vec![uuid::Uuid::from_u128(7), uuid::Uuid::from_u128(3), uuid::Uuid::from_u128(7)];
+    let batch = || -> Vec<AuditEvent> {
+        let at = kasvu_gateway::audit::now_micros();
+        [
+            (
+                subject(Some("0af7651916cd43dd8448eb211c80319c"), Some("FI")),
+                decided(ids.clone(), true),
+            ),
+            (subject(None, None), decided(vec![], false)),
+            (subject(None, Some("SE")), decided(ids.clone(), false)),
+        ]
+        .into_iter()
+        .map(|(subject, decided)| AuditEvent {
+            id: uuid::Uuid::new_v4(),
+            occurred_at: at,
+            subject,
+            decided,
+        })
+        .collect()
+    };
+    let mut conn = t.app.pool.get().await.expect("pooled connection");
+    let (first, second) = (batch(), batch());
+    let first_events = first.clone();
+    let appended = diesel_async::AsyncConnection::transaction::<_, diesel::result::Error, _>(
+        &mut *conn,
+        async move |c| {
+            chain::append_knowing(
+                c,
+                &first_events,
+                kasvu_gateway::audit::now_micros(),
+                &StoredLists::default(),
+            )
+            .await
+        },
+    )
+    .await
+    .expect("append in a transaction");
+    let tail = appended.tail.expect("a tail");
+    let mut known = StoredLists::default();
+    known.remember(appended.lists);
+    let after = chain::append_after(
+        &mut conn,
+        &tail,
+        &second,
+        kasvu_gateway::audit::now_micros(),
+        2000,
+        &known,
+    )
+    .await
+    .expect("append in one statement")
+    .expect("the tail was this writer's");
+    assert_eq!(after.tail.as_ref().map(|t| t.seq), Some(6));
+    // Its lists were stored by the first batch, so none were sent again.
+    assert!(after.lists.is_empty(), "{:?}", after.lists);
+
+    // Everything but identity and place in the chain is alike, field by field.
+    let stored = events(&t, "true").await;
+    assert_eq!(stored.len(), 6);
+    let strip = |mut e: Value| {
+        for k in ["seq", "id"] {
+            e.as_object_mut().expect("object").remove(k);
+        }
+        e
+    };
+    for i in 0..3 {
+        assert_eq!(strip(stored[i].clone()), strip(stored[i + 3].clone()), "event {i}");
+    }
+    assert_eq!(stored[0]["actor_sub"], json!(odd));
+    assert_eq!(stored[4]["trace_id"], Value::Null);
+    assert_eq!(stored[4]["resource_ids"], Value::Null, "an empty list aggregates to null");
+    let (ok, out) = verify(&t).await;
+    assert!(ok, "{out}");
+
+    // A tail that is no longer the chain's stores nothing.
+    let stale = chain::append_after(
+        &mut conn,
+        &tail,
+        &batch(),
+        kasvu_gateway::audit::now_micros(),
+        2000,
+        &known,
+    )
+    .await
+    .expect("the call itself succeeds");
+    assert!(stale.is_none());
+    assert_eq!(t.sql_count("SELECT count(*) FROM audit_events").await, 6);
+}
