@@ -109,9 +109,15 @@ impl Recorder {
     /// An event formed by the caller (a whole request refused, an auditor's search).
     pub fn push(&self, decided: Decided) -> Uuid {
         let id = Uuid::new_v4();
+        self.push_as(id, decided);
+        id
+    }
+
+    /// [`Self::push`] under an id chosen by the caller (a cache hit names
+    /// its events in its answer before recording them).
+    pub fn push_as(&self, id: Uuid, decided: Decided) {
         let event = self.subject.event(id, decided);
         self.state().events.push(event);
-        id
     }
 
     /// The request's events, grouped; the recorder is empty afterwards.

@@ -13,10 +13,12 @@
 //! commit and before the response, so the trail is the same cached or not;
 //! the `auditEventId`s in the answer's errors name the hit's own events.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_graphql::{Response as GqlResponse, ServerError, Value};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -49,10 +51,76 @@ struct StoredOut<'a> {
 
 #[derive(serde::Deserialize)]
 struct StoredIn {
-    data: Box<serde_json::value::RawValue>,
+    data: Box<RawValue>,
+    /// Left as text too: a page with a denied field has an error per row,
+    /// and reading them into `ServerError`s (whose path segments are an
+    /// untagged enum) cost more than the rest of a hit together.
     #[serde(default)]
-    errors: Vec<ServerError>,
+    errors: Option<Box<RawValue>>,
     events: Vec<StoredEvent>,
+}
+
+/// A cached answer as a hit sends it: its data and errors as JSON text.
+pub(super) struct Hit {
+    pub data: Box<RawValue>,
+    pub errors: Option<Box<RawValue>>,
+}
+
+/// A stored answer's errors as this request sends them: each `auditEventId`
+/// renamed to the hit's own event and `traceId` the hit's trace, as
+/// `with_codes` would have written them; everything else as stored.
+fn replay_errors(
+    stored: &RawValue,
+    renamed: &HashMap<String, String>,
+    trace_id: Option<&str>,
+) -> serde_json::Result<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct In<'a> {
+        #[serde(borrow)]
+        message: &'a RawValue,
+        #[serde(borrow, default)]
+        locations: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        path: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        extensions: BTreeMap<Cow<'a, str>, &'a RawValue>,
+    }
+    // The field order and skipping of `ServerError`'s own serialization.
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        message: &'a RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        locations: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        extensions: BTreeMap<Cow<'a, str>, Ext<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Ext<'a> {
+        Raw(&'a RawValue),
+        Text(&'a str),
+    }
+    let errors: Vec<In> = serde_json::from_str(stored.get())?;
+    let out: Vec<Out> = errors
+        .iter()
+        .map(|e| {
+            let mut extensions: BTreeMap<Cow<str>, Ext> =
+                e.extensions.iter().map(|(k, v)| (k.clone(), Ext::Raw(v))).collect();
+            if let Some(id) = e.extensions.get("auditEventId") {
+                let id = serde_json::from_str::<Cow<str>>(id.get()).unwrap_or_default();
+                if let Some(new) = renamed.get(id.as_ref()) {
+                    extensions.insert(Cow::Borrowed("auditEventId"), Ext::Text(new));
+                }
+            }
+            if let Some(trace_id) = trace_id {
+                extensions.insert(Cow::Borrowed("traceId"), Ext::Text(trace_id));
+            }
+            Out { message: e.message, locations: e.locations, path: e.path, extensions }
+        })
+        .collect();
+    serde_json::value::to_raw_value(&out)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -175,38 +243,39 @@ impl HttpState {
         Ok(Plan { key: h.finalize().into(), versions })
     }
 
-    /// A valid entry's answer (its errors, and its data as JSON text), its
-    /// events recorded again in `recorder` under new ids (which the answer's
-    /// errors then name).
+    /// A valid entry's answer (its data and errors as JSON text), its events
+    /// recorded again in `recorder` under new ids (which the answer's errors
+    /// then name), its errors naming this request's trace.
     pub(super) async fn cached(
         &self,
         plan: &Plan,
         recorder: &Recorder,
-    ) -> Option<(GqlResponse, Box<serde_json::value::RawValue>)> {
+        trace_id: Option<&str>,
+    ) -> Option<Hit> {
         let (entry, _tier) = self.app.cache.get(&plan.key, &plan.versions).await?;
-        let stored: StoredIn = match serde_json::from_slice(&entry.body) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "an unreadable cache entry was ignored");
-                return None;
-            }
+        let unreadable = |e: serde_json::Error| {
+            tracing::warn!(error = %e, "an unreadable cache entry was ignored");
         };
+        let stored: StoredIn = serde_json::from_slice(&entry.body).map_err(unreadable).ok()?;
+        // Read before any event is recorded again: a hit that cannot be
+        // answered must leave nothing in the trail.
+        let ids: Vec<Uuid> = stored.events.iter().map(|_| Uuid::new_v4()).collect();
         let renamed: HashMap<String, String> = stored
             .events
-            .into_iter()
-            .map(|e| (e.id.to_string(), recorder.push(e.decided).to_string()))
+            .iter()
+            .zip(&ids)
+            .map(|(e, new)| (e.id.to_string(), new.to_string()))
             .collect();
-        let mut response = GqlResponse::default();
-        response.errors = stored.errors;
-        for err in &mut response.errors {
-            let Some(ext) = err.extensions.as_mut() else { continue };
-            if let Some(Value::String(id)) = ext.get("auditEventId") {
-                if let Some(new) = renamed.get(id) {
-                    ext.set("auditEventId", new.clone());
-                }
+        let errors = match &stored.errors {
+            Some(errors) => {
+                Some(replay_errors(errors, &renamed, trace_id).map_err(unreadable).ok()?)
             }
+            None => None,
+        };
+        for (e, id) in stored.events.into_iter().zip(ids) {
+            recorder.push_as(id, e.decided);
         }
-        Some((response, stored.data))
+        Some(Hit { data: stored.data, errors })
     }
 
     /// The entry of an executed answer if it depends on nothing but the key

@@ -475,17 +475,22 @@ struct Executed {
     http_status: Option<StatusCode>,
     /// A cached answer's data, as stored (then `inner.data` is unused).
     raw_data: Option<Box<serde_json::value::RawValue>>,
+    /// A cached answer's errors, as sent (then `inner.errors` is empty).
+    raw_errors: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl Executed {
     fn of(inner: GqlResponse) -> Self {
-        Executed { inner, http_status: None, raw_data: None }
+        Executed { inner, http_status: None, raw_data: None, raw_errors: None }
     }
 
-    /// The answer with its data as a value (reading a cached answer's).
+    /// The answer as values (reading a cached answer's data and errors).
     fn materialized(mut self) -> GqlResponse {
         if let Some(raw) = self.raw_data.take() {
             self.inner.data = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        }
+        if let Some(raw) = self.raw_errors.take() {
+            self.inner.errors = serde_json::from_str(raw.get()).unwrap_or_default();
         }
         self.inner
     }
@@ -561,7 +566,7 @@ async fn execute(
     let plan =
         s.plan(&who.principal, who.authorizer.version(), &request, operation_kind == Some("query"));
     let hit = match &plan {
-        Ok(p) => s.cached(p, &recorder).await,
+        Ok(p) => s.cached(p, &recorder, who.subject.trace_id.as_deref()).await,
         Err(reason) => {
             s.app.metrics.cache.bypass(reason);
             None
@@ -575,11 +580,12 @@ async fn execute(
         (Err(_), _) => "bypass",
     };
     span.record("cache", cache_state);
-    let mut raw_data = None;
+    let (mut raw_data, mut raw_errors) = (None, None);
     let mut response = match hit {
-        Some((answer, data)) => {
-            raw_data = Some(data);
-            answer
+        Some(hit) => {
+            raw_data = Some(hit.data);
+            raw_errors = hit.errors;
+            GqlResponse::default()
         }
         None => {
             let tracked = reads.clone();
@@ -667,7 +673,7 @@ async fn execute(
     };
     let stored = tracing::Instrument::instrument(s.app.audit.record(events), commit).await;
     if stored.is_err() {
-        raw_data = None;
+        (raw_data, raw_errors) = (None, None);
         response = REQUEST_ID.sync_scope(request_id.to_owned(), || {
             gql_error(AppError::Unavailable("the audit trail"))
         });
@@ -678,11 +684,13 @@ async fn execute(
         s.app.refresh_versions().await;
     }
     mark_outcomes(s, &mut response, &receipts.all()).await;
-    let outcome = outcome(&response, raw_data.is_some());
+    // A cached answer's errors are the policy's (only such answers are kept).
+    let outcome =
+        if raw_errors.is_some() { "partial" } else { outcome(&response, raw_data.is_some()) };
     s.app.metrics.observe(operation.as_deref(), outcome, started.elapsed().as_secs_f64());
     // Taken and reset: in a batch, admission is counted with the first request.
     s.app.metrics.observe_policy_queries(who.queries.swap(0, Ordering::Relaxed));
-    Executed { inner: response, http_status: None, raw_data }
+    Executed { inner: response, http_status: None, raw_data, raw_errors }
 }
 
 /// How a request ended, for `kasvu_graphql_requests_total`: `ok`; `partial`
@@ -809,10 +817,24 @@ struct Body {
     /// Absent for a request error answered as `application/graphql-response+json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Data>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<ServerError>,
+    #[serde(skip_serializing_if = "Errors::is_empty")]
+    errors: Errors,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: std::collections::BTreeMap<String, Value>,
+}
+
+/// An answer's errors: executed, or cached (already as sent).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Errors {
+    Values(Vec<ServerError>),
+    Raw(Box<serde_json::value::RawValue>),
+}
+
+impl Errors {
+    fn is_empty(&self) -> bool {
+        matches!(self, Errors::Values(v) if v.is_empty())
+    }
 }
 
 /// An answer's data: executed, or cached (written out as stored).
@@ -829,14 +851,18 @@ fn response_body(
     request_id: &str,
     trace_id: Option<&str>,
 ) -> Body {
-    let (r, raw) = (e.inner, e.raw_data);
+    let (r, raw, raw_errors) = (e.inner, e.raw_data, e.raw_errors);
     let omit_data = raw.is_none() && graphql_response && request_error(&r);
     let r = with_codes(r, request_id, trace_id);
     let data = match raw {
         Some(raw) => Data::Raw(raw),
         None => Data::Value(r.data),
     };
-    Body { data: (!omit_data).then_some(data), errors: r.errors, extensions: r.extensions }
+    let errors = match raw_errors {
+        Some(raw) => Errors::Raw(raw),
+        None => Errors::Values(r.errors),
+    };
+    Body { data: (!omit_data).then_some(data), errors, extensions: r.extensions }
 }
 
 /// A parser's report (` --> 1:3`, the source line, `= expected name`) as
