@@ -13,12 +13,9 @@
 //! commit and before the response, so the trail is the same cached or not;
 //! the `auditEventId`s in the answer's errors name the hit's own events.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use async_graphql::{Response as GqlResponse, ServerError, Value};
-use serde_json::value::RawValue;
+use async_graphql::{Response as GqlResponse, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -29,7 +26,7 @@ use crate::db::reads::ReadSet;
 use crate::db::versions::Versions;
 
 /// Bumped when the entry format or the key's ingredients change.
-const FORMAT: &str = "kasvu-response-v1";
+const FORMAT: &str = "kasvu-response-v2";
 
 /// A query that may be answered from the cache: its key, and the versions
 /// in force when it came in (an entry it stores is labelled with them).
@@ -38,89 +35,99 @@ pub struct Plan {
     versions: Arc<Versions>,
 }
 
-/// What a cached entry holds: the answer, and the events its execution
-/// recorded. Written from the executed answer without copying it; read with
-/// `data` left as JSON text, which the response then carries as it is.
-#[derive(serde::Serialize)]
-struct StoredOut<'a> {
-    data: &'a Value,
-    #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
-    errors: &'a [ServerError],
+/// What a cached entry holds: this header as one JSON line, then the
+/// answer's data and its errors as the JSON text a response carries. A hit
+/// copies the text without reading it (a page with a denied field has an
+/// error per row, and reading those back cost more than the rest of a hit),
+/// putting its own event ids and trace id into the holes the header names.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    /// The events the execution recorded, recorded again by each hit.
     events: Vec<StoredEvent>,
+    data_len: usize,
+    errors_len: usize,
+    /// Ascending, within the errors' text.
+    holes: Vec<Hole>,
 }
 
-#[derive(serde::Deserialize)]
-struct StoredIn {
-    data: Box<RawValue>,
-    /// Left as text too: a page with a denied field has an error per row,
-    /// and reading them into `ServerError`s (whose path segments are an
-    /// untagged enum) cost more than the rest of a hit together.
-    #[serde(default)]
-    errors: Option<Box<RawValue>>,
-    events: Vec<StoredEvent>,
+/// A JSON string in the errors' text (quotes included) that a hit replaces:
+/// an `auditEventId` (the event's index in `events`) or the `traceId`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Hole {
+    at: usize,
+    len: usize,
+    event: Option<usize>,
 }
 
 /// A cached answer as a hit sends it: its data and errors as JSON text.
 pub(super) struct Hit {
-    pub data: Box<RawValue>,
-    pub errors: Option<Box<RawValue>>,
+    pub data: Vec<u8>,
+    pub errors: Option<Vec<u8>>,
 }
 
-/// A stored answer's errors as this request sends them: each `auditEventId`
-/// renamed to the hit's own event and `traceId` the hit's trace, as
-/// `with_codes` would have written them; everything else as stored.
-fn replay_errors(
-    stored: &RawValue,
-    renamed: &HashMap<String, String>,
-    trace_id: Option<&str>,
-) -> serde_json::Result<Box<RawValue>> {
-    #[derive(serde::Deserialize)]
-    struct In<'a> {
-        #[serde(borrow)]
-        message: &'a RawValue,
-        #[serde(borrow, default)]
-        locations: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        path: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        extensions: BTreeMap<Cow<'a, str>, &'a RawValue>,
+/// Where each `"key":"` is followed by a JSON string in `text`: the
+/// string's offset and length, quotes included (the values written here are
+/// uuids and hex, never escaped).
+fn string_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = (usize, &'t str)> + 't {
+    let needle = format!("\"{key}\":\"");
+    let starts: Vec<usize> =
+        text.match_indices(&needle).map(|(at, _)| at + needle.len() - 1).collect();
+    starts.into_iter().filter_map(move |at| {
+        let end = text[at + 1..].find('"')? + at + 2;
+        Some((at, &text[at..end]))
+    })
+}
+
+/// The errors as stored: `with_codes`' `traceId` already in place (a
+/// placeholder), then the holes of it and of the event ids.
+fn errors_with_holes(
+    response: &GqlResponse,
+    events: &[AuditEvent],
+) -> Result<(Vec<u8>, Vec<Hole>), &'static str> {
+    if response.errors.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
     }
-    // The field order and skipping of `ServerError`'s own serialization.
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        message: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        locations: Option<&'a RawValue>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        path: Option<&'a RawValue>,
-        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-        extensions: BTreeMap<Cow<'a, str>, Ext<'a>>,
+    let placeholder = format!("\"{}\"", Uuid::new_v4().simple());
+    let mut errors = response.errors.clone();
+    for e in &mut errors {
+        e.extensions.get_or_insert_with(Default::default).set("traceId", &placeholder[1..33]);
     }
-    #[derive(serde::Serialize)]
-    #[serde(untagged)]
-    enum Ext<'a> {
-        Raw(&'a RawValue),
-        Text(&'a str),
-    }
-    let errors: Vec<In> = serde_json::from_str(stored.get())?;
-    let out: Vec<Out> = errors
-        .iter()
-        .map(|e| {
-            let mut extensions: BTreeMap<Cow<str>, Ext> =
-                e.extensions.iter().map(|(k, v)| (k.clone(), Ext::Raw(v))).collect();
-            if let Some(id) = e.extensions.get("auditEventId") {
-                let id = serde_json::from_str::<Cow<str>>(id.get()).unwrap_or_default();
-                if let Some(new) = renamed.get(id.as_ref()) {
-                    extensions.insert(Cow::Borrowed("auditEventId"), Ext::Text(new));
-                }
-            }
-            if let Some(trace_id) = trace_id {
-                extensions.insert(Cow::Borrowed("traceId"), Ext::Text(trace_id));
-            }
-            Out { message: e.message, locations: e.locations, path: e.path, extensions }
-        })
+    let text = serde_json::to_string(&errors).map_err(|_| "error")?;
+    let mut holes: Vec<Hole> = string_values(&text, "traceId")
+        .filter(|(_, v)| *v == placeholder)
+        .map(|(at, v)| Hole { at, len: v.len(), event: None })
         .collect();
-    serde_json::value::to_raw_value(&out)
+    for (at, v) in string_values(&text, "auditEventId") {
+        let Some(i) = events.iter().position(|e| v.get(1..v.len() - 1) == Some(&e.id.to_string()))
+        else {
+            // An error naming an event this execution did not record.
+            return Err("error");
+        };
+        holes.push(Hole { at, len: v.len(), event: Some(i) });
+    }
+    holes.sort_by_key(|h| h.at);
+    Ok((text.into_bytes(), holes))
+}
+
+/// The stored errors with this hit's event ids and trace in the holes.
+fn fill_holes(text: &[u8], holes: &[Hole], ids: &[Uuid], trace_id: &str) -> Option<Vec<u8>> {
+    let trace = serde_json::to_vec(trace_id).ok()?;
+    let mut out = Vec::with_capacity(text.len() + 16);
+    let mut pos = 0;
+    for h in holes {
+        out.extend_from_slice(text.get(pos..h.at)?);
+        match h.event {
+            Some(i) => {
+                out.push(b'"');
+                out.extend_from_slice(ids.get(i)?.hyphenated().to_string().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(&trace),
+        }
+        pos = h.at.checked_add(h.len)?;
+    }
+    out.extend_from_slice(text.get(pos..)?);
+    Some(out)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -250,32 +257,20 @@ impl HttpState {
         &self,
         plan: &Plan,
         recorder: &Recorder,
-        trace_id: Option<&str>,
+        trace_id: &str,
     ) -> Option<Hit> {
         let (entry, _tier) = self.app.cache.get(&plan.key, &plan.versions).await?;
-        let unreadable = |e: serde_json::Error| {
-            tracing::warn!(error = %e, "an unreadable cache entry was ignored");
-        };
-        let stored: StoredIn = serde_json::from_slice(&entry.body).map_err(unreadable).ok()?;
-        // Read before any event is recorded again: a hit that cannot be
-        // answered must leave nothing in the trail.
-        let ids: Vec<Uuid> = stored.events.iter().map(|_| Uuid::new_v4()).collect();
-        let renamed: HashMap<String, String> = stored
-            .events
-            .iter()
-            .zip(&ids)
-            .map(|(e, new)| (e.id.to_string(), new.to_string()))
-            .collect();
-        let errors = match &stored.errors {
-            Some(errors) => {
-                Some(replay_errors(errors, &renamed, trace_id).map_err(unreadable).ok()?)
-            }
-            None => None,
-        };
-        for (e, id) in stored.events.into_iter().zip(ids) {
+        let hit = replay(&entry.body, trace_id);
+        if hit.is_none() {
+            tracing::warn!("an unreadable cache entry was ignored");
+        }
+        // Recorded only once the answer is whole: a hit that cannot be
+        // answered leaves nothing in the trail.
+        let (hit, events, ids) = hit?;
+        for (e, id) in events.into_iter().zip(ids) {
             recorder.push_as(id, e.decided);
         }
-        Some(Hit { data: stored.data, errors })
+        Some(hit)
     }
 
     /// The entry of an executed answer if it depends on nothing but the key
@@ -301,15 +296,21 @@ impl HttpState {
             tracing::debug!(why, "answer not cached");
             "unversioned_read"
         })?;
-        let stored = StoredOut {
-            data: &response.data,
-            errors: &response.errors,
+        let data = serde_json::to_vec(&response.data).map_err(|_| "error")?;
+        let (errors, holes) = errors_with_holes(response, events)?;
+        let header = Header {
             events: events
                 .iter()
                 .map(|e| StoredEvent { id: e.id, decided: e.decided.clone() })
                 .collect(),
+            data_len: data.len(),
+            errors_len: errors.len(),
+            holes,
         };
-        let body = serde_json::to_vec(&stored).map_err(|_| "error")?;
+        let mut body = serde_json::to_vec(&header).map_err(|_| "error")?;
+        body.push(b'\n');
+        body.extend_from_slice(&data);
+        body.extend_from_slice(&errors);
         if body.len() > self.app.cache.config.cache_max_entry_bytes {
             return Err("too_large");
         }
@@ -319,6 +320,24 @@ impl HttpState {
             .collect();
         Ok((plan.key, Entry { deps, body }))
     }
+}
+
+/// An entry's answer with new event ids, the events, and those ids; `None`
+/// if the entry is not one this format wrote.
+fn replay(body: &[u8], trace_id: &str) -> Option<(Hit, Vec<StoredEvent>, Vec<Uuid>)> {
+    let split = body.iter().position(|b| *b == b'\n')?;
+    let header: Header = serde_json::from_slice(&body[..split]).ok()?;
+    let rest = &body[split + 1..];
+    if rest.len() != header.data_len.checked_add(header.errors_len)? {
+        return None;
+    }
+    let (data, errors) = rest.split_at(header.data_len);
+    let ids: Vec<Uuid> = header.events.iter().map(|_| Uuid::new_v4()).collect();
+    let errors = match errors.is_empty() {
+        true => None,
+        false => Some(fill_holes(errors, &header.holes, &ids, trace_id)?),
+    };
+    Some((Hit { data: data.to_vec(), errors }, header.events, ids))
 }
 
 #[cfg(test)]

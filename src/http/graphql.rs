@@ -474,9 +474,9 @@ struct Executed {
     inner: GqlResponse,
     http_status: Option<StatusCode>,
     /// A cached answer's data, as stored (then `inner.data` is unused).
-    raw_data: Option<Box<serde_json::value::RawValue>>,
+    raw_data: Option<Vec<u8>>,
     /// A cached answer's errors, as sent (then `inner.errors` is empty).
-    raw_errors: Option<Box<serde_json::value::RawValue>>,
+    raw_errors: Option<Vec<u8>>,
 }
 
 impl Executed {
@@ -487,10 +487,10 @@ impl Executed {
     /// The answer as values (reading a cached answer's data and errors).
     fn materialized(mut self) -> GqlResponse {
         if let Some(raw) = self.raw_data.take() {
-            self.inner.data = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            self.inner.data = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         }
         if let Some(raw) = self.raw_errors.take() {
-            self.inner.errors = serde_json::from_str(raw.get()).unwrap_or_default();
+            self.inner.errors = serde_json::from_slice(&raw).unwrap_or_default();
         }
         self.inner
     }
@@ -566,7 +566,7 @@ async fn execute(
     let plan =
         s.plan(&who.principal, who.authorizer.version(), &request, operation_kind == Some("query"));
     let hit = match &plan {
-        Ok(p) => s.cached(p, &recorder, who.subject.trace_id.as_deref()).await,
+        Ok(p) => s.cached(p, &recorder, who.subject.trace_id.as_deref().unwrap_or_default()).await,
         Err(reason) => {
             s.app.metrics.cache.bypass(reason);
             None
@@ -816,53 +816,46 @@ fn request_error(r: &GqlResponse) -> bool {
 struct Body {
     /// Absent for a request error answered as `application/graphql-response+json`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Data>,
-    #[serde(skip_serializing_if = "Errors::is_empty")]
-    errors: Errors,
+    data: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ServerError>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: std::collections::BTreeMap<String, Value>,
 }
 
-/// An answer's errors: executed, or cached (already as sent).
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Errors {
-    Values(Vec<ServerError>),
-    Raw(Box<serde_json::value::RawValue>),
-}
-
-impl Errors {
-    fn is_empty(&self) -> bool {
-        matches!(self, Errors::Values(v) if v.is_empty())
-    }
-}
-
-/// An answer's data: executed, or cached (written out as stored).
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Data {
-    Value(Value),
-    Raw(Box<serde_json::value::RawValue>),
-}
-
-fn response_body(
+/// Writes one response's JSON body to `out`. A cached answer's data and
+/// errors are JSON text written as they are (the cache wrote them with
+/// serde_json, and the body's keys come in the same order).
+fn write_body(
     e: Executed,
     graphql_response: bool,
     request_id: &str,
     trace_id: Option<&str>,
-) -> Body {
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
     let (r, raw, raw_errors) = (e.inner, e.raw_data, e.raw_errors);
     let omit_data = raw.is_none() && graphql_response && request_error(&r);
     let r = with_codes(r, request_id, trace_id);
-    let data = match raw {
-        Some(raw) => Data::Raw(raw),
-        None => Data::Value(r.data),
+    let Some(data) = raw else {
+        let body = Body {
+            data: (!omit_data).then_some(r.data),
+            errors: r.errors,
+            extensions: r.extensions,
+        };
+        return serde_json::to_writer(out, &body);
     };
-    let errors = match raw_errors {
-        Some(raw) => Errors::Raw(raw),
-        None => Errors::Values(r.errors),
-    };
-    Body { data: (!omit_data).then_some(data), errors, extensions: r.extensions }
+    out.extend_from_slice(b"{\"data\":");
+    out.extend_from_slice(&data);
+    if let Some(errors) = raw_errors {
+        out.extend_from_slice(b",\"errors\":");
+        out.extend_from_slice(&errors);
+    }
+    if !r.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        serde_json::to_writer(&mut *out, &r.extensions)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A parser's report (` --> 1:3`, the source line, `= expected name`) as
@@ -897,17 +890,18 @@ fn respond(
         } else {
             StatusCode::OK
         };
-        (status, serde_json::to_vec(&response_body(e, graphql_response, request_id, trace_id)))
+        let mut out = Vec::new();
+        (status, write_body(e, graphql_response, request_id, trace_id, &mut out).map(|()| out))
     } else {
-        (
-            StatusCode::OK,
-            serde_json::to_vec(
-                &responses
-                    .into_iter()
-                    .map(|e| response_body(e, graphql_response, request_id, trace_id))
-                    .collect::<Vec<_>>(),
-            ),
-        )
+        let mut out = vec![b'['];
+        let written = responses.into_iter().enumerate().try_for_each(|(i, e)| {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_body(e, graphql_response, request_id, trace_id, &mut out)
+        });
+        out.push(b']');
+        (StatusCode::OK, written.map(|()| out))
     };
     let content_type = if graphql_response { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let res = match body {

@@ -146,10 +146,20 @@ async fn a_hit_answers_and_audits_exactly_as_the_execution_did() {
     assert_eq!(events_of(&t, &first).await, events_of(&t, &second).await);
     let (ids1, ids2) = (event_ids(&t, &first).await, event_ids(&t, &second).await);
     assert!(!ids2.is_empty() && ids1.iter().all(|i| !ids2.contains(i)), "new events, new ids");
-    // Each FORBIDDEN names an event of its own request.
+    // Each FORBIDDEN names an event of its own request, and its own trace.
+    let trace_of = |body: &Value| {
+        let request = body["extensions"]["requestId"].as_str().expect("requestId");
+        format!(
+            "SELECT string_agg(DISTINCT trace_id, ',') FROM audit_trail WHERE request_id = '{request}'"
+        )
+    };
+    let (trace1, trace2) =
+        (t.sql_text(&trace_of(&first)).await, t.sql_text(&trace_of(&second)).await);
+    assert_ne!(trace1, trace2);
     for e in second["errors"].as_array().expect("errors") {
         let id = e["extensions"]["auditEventId"].as_str().expect("auditEventId");
         assert!(ids2.iter().any(|i| i == id), "{id} is one of the hit's events");
+        assert_eq!(e["extensions"]["traceId"], json!(trace2), "{e}");
     }
     // Another person with the same facts shares the answer, with their own trail.
     let colleague = colleague(&t);
