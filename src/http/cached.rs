@@ -342,7 +342,122 @@ fn replay(body: &[u8], trace_id: &str) -> Option<(Hit, Vec<StoredEvent>, Vec<Uui
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{errors_with_holes, normalize, replay, Header, StoredEvent};
+    use crate::audit::{AuditEvent, Decided, Subject};
+    use uuid::Uuid;
+
+    fn denied(event: Uuid, row: usize) -> async_graphql::ServerError {
+        let mut e =
+            async_graphql::ServerError::new("access denied: field class service.internal", None);
+        e.path = vec![
+            async_graphql::PathSegment::Field("services".into()),
+            async_graphql::PathSegment::Index(row),
+            async_graphql::PathSegment::Field("amountEur".into()),
+        ];
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        ext.set("code", "FORBIDDEN");
+        ext.set("auditEventId", event.to_string());
+        e
+    }
+
+    /// An entry as `prepare` writes it, for an answer with two denied rows.
+    fn entry() -> (Vec<u8>, Vec<AuditEvent>) {
+        let subject = Subject {
+            request_id: "r".into(),
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            sub: "s".into(),
+            org: "TEM".into(),
+            roles: vec!["viewer".into()],
+            country: None,
+            purpose: "CUSTOMER_RELATIONSHIP".into(),
+            policy_version: "v".into(),
+        };
+        let decided = Decided {
+            action: "read".into(),
+            resource_type: "service".into(),
+            resource_ids: vec![Uuid::from_u128(1)],
+            fields: vec!["amountEur".into()],
+            field_classes: vec!["service.internal".into()],
+            allowed: false,
+            rules: vec!["R12-default-deny".into()],
+        };
+        let events = vec![subject.event(Uuid::new_v4(), decided)];
+        let mut response = async_graphql::Response::new(async_graphql::Value::Null);
+        response.errors = vec![denied(events[0].id, 0), denied(events[0].id, 1)];
+        let (errors, holes) = errors_with_holes(&response, &events).expect("errors");
+        let header = Header {
+            events: events
+                .iter()
+                .map(|e| StoredEvent { id: e.id, decided: e.decided.clone() })
+                .collect(),
+            data_len: 4,
+            errors_len: errors.len(),
+            holes,
+        };
+        let mut body = serde_json::to_vec(&header).expect("header");
+        body.push(b'\n');
+        body.extend_from_slice(b"null");
+        body.extend_from_slice(&errors);
+        (body, events)
+    }
+
+    #[test]
+    fn a_replayed_answer_names_the_hits_events_and_trace_and_nothing_else_changes() {
+        let (body, events) = entry();
+        let (hit, replayed, ids) = replay(&body, "4bf92f3577b34da6a3ce929d0e0e4736").expect("hit");
+        assert_eq!(replayed.len(), 1);
+        assert_ne!(ids[0], events[0].id);
+        let errors: serde_json::Value =
+            serde_json::from_slice(&hit.errors.expect("errors")).expect("valid JSON");
+        let want = |row: usize| {
+            serde_json::json!({
+                "message": "access denied: field class service.internal",
+                "path": ["services", row, "amountEur"],
+                "extensions": {
+                    "auditEventId": ids[0].to_string(),
+                    "code": "FORBIDDEN",
+                    "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+                },
+            })
+        };
+        assert_eq!(errors, serde_json::json!([want(0), want(1)]));
+        // A trace id is written as a JSON string whatever it holds.
+        let (hit, _, _) = replay(&body, "a\"b").expect("hit");
+        let errors: serde_json::Value =
+            serde_json::from_slice(&hit.errors.expect("errors")).expect("valid JSON");
+        assert_eq!(errors[0]["extensions"]["traceId"], "a\"b");
+    }
+
+    #[test]
+    fn an_entry_that_does_not_add_up_is_ignored() {
+        let (body, _) = entry();
+        let split = body.iter().position(|b| *b == b'\n').expect("header line");
+        let header = || -> Header { serde_json::from_slice(&body[..split]).expect("header") };
+        let with = |header: &Header| {
+            let mut b = serde_json::to_vec(header).expect("header");
+            b.push(b'\n');
+            b.extend_from_slice(&body[split + 1..]);
+            b
+        };
+        assert!(replay(&with(&header()), "t").is_some());
+        // Cut short, or longer than its header says.
+        assert!(replay(&body[..body.len() - 1], "t").is_none());
+        assert!(replay(&[body.as_slice(), b"x"].concat(), "t").is_none());
+        // A hole past the end, holes out of order, an event that is not there.
+        let mut h = header();
+        let (last, len) = (h.holes.len() - 1, h.errors_len);
+        h.holes[last].at = len + 10;
+        assert!(replay(&with(&h), "t").is_none());
+        let mut h = header();
+        h.holes.swap(0, 1);
+        assert!(replay(&with(&h), "t").is_none());
+        let mut h = header();
+        if let Some(hole) = h.holes.iter_mut().find(|hole| hole.event.is_some()) {
+            hole.event = Some(7);
+        }
+        assert!(replay(&with(&h), "t").is_none());
+        assert!(replay(b"not an entry", "t").is_none());
+    }
 
     #[test]
     fn normalizing_drops_what_graphql_ignores_and_keeps_strings() {
