@@ -237,18 +237,13 @@ async fn in_transaction(
     .await
 }
 
-/// One transaction for these events alone (the per-request baseline).
+/// One transaction for these events alone (the per-request baseline): the
+/// writer's usual way with nothing held.
 async fn store(
     pool: &PgPool,
     events: &[AuditEvent],
     settings: &WriterSettings,
     metrics: &AuditMetrics,
 ) -> Result<(), AuditError> {
-    let started = Instant::now();
-    let mut conn = pool.get().await.map_err(|e| AuditError::Store(e.to_string()))?;
-    in_transaction(&mut conn, events, settings.commit_timeout.as_millis(), &Default::default())
-        .await
-        .map_err(|e| AuditError::Store(e.to_string()))?;
-    metrics.committed("transaction", started.elapsed().as_secs_f64());
-    Ok(())
+    store_held(&mut Held::default(), pool, events, settings, metrics).await
 }
