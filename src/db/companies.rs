@@ -99,6 +99,11 @@ row_statements!(companies, CompanyRow, CompanyId, NewCompany, Entity::Company);
 delete_statement!(companies, CompanyRow);
 erase_statement!(companies, CompanyRow, ResourceKind::Company);
 visible_reads!(companies, CompanyRow; by_ids(id: CompanyId));
+super::project::projected_row!(CompanyRow, companies = "companies", ResourceKind::Company,
+    facts [id, company_form, industry_code, registered_by, created_at, erased_at],
+    [id, business_id, name, company_form, industry_code, municipality, country, website, registered_by,
+     legal_basis, source, created_at, updated_at, last_processed_at, legal_hold, legal_hold_reason,
+     erased_at, erased_by, erased_by_org]);
 page_reads!(companies, CompanyRow, CompanyFilter, counts: company_counts);
 
 pub async fn id_by_business_id(

@@ -51,6 +51,11 @@ pub struct ConfidentialChanges {
 row_statements!(cc, ConfidentialRow, ConfidentialId, NewConfidential, Entity::CompanyConfidential);
 delete_statement!(cc, ConfidentialRow);
 visible_reads!(cc, ConfidentialRow; by_company_ids(company_id: CompanyId));
+super::project::projected_row!(ConfidentialRow, cc = "company_confidential",
+    crate::register::ResourceKind::Confidential,
+    facts [id, company_id, registered_by, created_at],
+    [id, company_id, registered_by, turnover_eur, employee_count, risk_rating, funding_decisions, notes,
+     created_at, updated_at]);
 
 pub async fn exists_for(
     conn: &mut AsyncPgConnection,

@@ -119,6 +119,13 @@ fn filtered(f: &ContactFilter, vis: &Visible) -> contacts::BoxedQuery<'static, P
 }
 
 row_statements!(contacts, ContactRow, ContactId, NewContact, Entity::Contact);
+super::project::projected_row!(ContactRow, contacts = "contacts", ResourceKind::Contact,
+    facts [id, company_id, registered_by, restricted, objection_pending, marketing_objection, created_at, erased_at],
+    [id, company_id, first_name, last_name, home_country, home_municipality, postal_address, email, phone,
+     title, role_in_company, nickname, native_name, native_address, native_title, work_country, industry,
+     investment_profile, expertise_level, job_description, other_description, registered_by, legal_basis,
+     source, restricted, objection_pending, marketing_objection, legal_hold, legal_hold_reason,
+     last_processed_at, created_at, updated_at, erased_at, erased_by, erased_by_org]);
 delete_statement!(contacts, ContactRow);
 erase_statement!(contacts, ContactRow, ResourceKind::Contact);
 visible_reads!(contacts, ContactRow;

@@ -28,6 +28,13 @@ macro_rules! text_enum {
             }
         }
 
+        // A projected read's placeholder (`db::project`), never served.
+        impl super::project::Unfetched for $name {
+            fn unfetched() -> Self {
+                $name::ALL[0]
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = UnknownValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

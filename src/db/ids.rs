@@ -32,6 +32,12 @@ macro_rules! uuid_id {
             }
         }
 
+        impl super::project::Unfetched for $name {
+            fn unfetched() -> Self {
+                $name(Uuid::nil())
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -10,6 +10,7 @@ pub mod enums;
 pub mod idempotency;
 pub mod ids;
 pub mod page;
+pub mod project;
 pub mod reads;
 pub mod requests;
 mod rows;

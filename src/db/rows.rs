@@ -131,13 +131,14 @@ macro_rules! visible_reads {
                 conn: &mut AsyncPgConnection,
                 ids: &[$Key],
                 vis: &$crate::db::visible::Visible,
+                cols: $crate::db::project::Columns<$Row>,
             ) -> QueryResult<Vec<$Row>> {
                 $table::table
                     .filter($table::$column.eq_any(ids))
                     .filter(visible_sql(vis))
                     .order(($table::created_at.asc(), $table::id.asc()))
-                    .select($Row::as_select())
-                    .load(conn)
+                    .select($crate::db::project::Select::<$Row, $table::table>::new(cols))
+                    .load::<$Row>(conn)
                     .await
             }
         )+
@@ -156,10 +157,11 @@ macro_rules! page_reads {
             f: &$Filter,
             vis: &$crate::db::visible::Visible,
             page: $crate::db::page::PageRequest,
+            cols: $crate::db::project::Columns<$Row>,
         ) -> QueryResult<Vec<$Row>> {
             $crate::db::page::keyset_page!(filtered(f, vis), $table, page)
-                .select($Row::as_select())
-                .load(conn)
+                .select($crate::db::project::Select::<$Row, $table::table>::new(cols))
+                .load::<$Row>(conn)
                 .await
         }
 

@@ -104,6 +104,10 @@ visible_reads!(services, ServiceRow;
     by_ids(id: ServiceId), by_company_ids(company_id: CompanyId),
     by_contact_ids(contact_id: ContactId));
 page_reads!(services, ServiceRow, ServiceFilter, counts: service_counts);
+super::project::projected_row!(ServiceRow, services = "services", crate::register::ResourceKind::Service,
+    facts [id, provider, company_id, contact_id, created_at],
+    [id, kind, title, provider, company_id, contact_id, status, requested_at, delivered_at, invoiced_at,
+     legal_basis, source, amount_eur, notes, created_at, updated_at]);
 
 /// Recording a service for a person (or company) is processing: their
 /// `last_processed_at` moves (docs/register.md, retention).

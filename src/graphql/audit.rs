@@ -270,18 +270,26 @@ async fn record_by_id(ctx: &Context<'_>, kind: ResourceKind, id: &ID) -> AppResu
     Ok(match kind {
         ResourceKind::Company => {
             let id: db::CompanyId = parse_id("resource.id", id)?;
-            let row =
-                db::companies::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
+            let row = db::companies::by_ids(conn, &[id], &all, crate::db::project::Columns::all())
+                .await?
+                .pop()
+                .ok_or_else(not_found)?;
             Record::company(&row)
         }
         ResourceKind::Contact => {
             let id: db::ContactId = parse_id("resource.id", id)?;
-            let row = db::contacts::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
+            let row = db::contacts::by_ids(conn, &[id], &all, crate::db::project::Columns::all())
+                .await?
+                .pop()
+                .ok_or_else(not_found)?;
             Record::contact(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
         ResourceKind::Service => {
             let id: db::ServiceId = parse_id("resource.id", id)?;
-            let row = db::services::by_ids(conn, &[id], &all).await?.pop().ok_or_else(not_found)?;
+            let row = db::services::by_ids(conn, &[id], &all, crate::db::project::Columns::all())
+                .await?
+                .pop()
+                .ok_or_else(not_found)?;
             Record::service(&row, industry_of(conn, row.company_id).await?.as_deref())
         }
         ResourceKind::Request => {

@@ -195,7 +195,13 @@ impl CompanyQuery {
         let (page, first) = connection::page_request(first, after)?;
         let filter: CompanyFilter = filter.unwrap_or_default().try_into()?;
         let vis = &ctx.visibility()?.companies;
-        let (rows, total) = connection::rows_and_total!(ctx, db::companies, (&filter, vis), page);
+        let (rows, total) = connection::rows_and_total!(
+            ctx,
+            db::companies,
+            (&filter, vis),
+            page,
+            ctx.request()?.projection.companies
+        );
         // Primed so `contact.company` and `service.company` under this page cost no query.
         ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         preload_children(ctx, &rows).await?;

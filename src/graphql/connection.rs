@@ -67,9 +67,9 @@ pub fn build<R: Paged, N: OutputType>(
 /// connections of its own would deadlock the pool once requests outnumber
 /// connections.
 macro_rules! rows_and_total {
-    ($ctx:expr, $($module:ident)::+, ($($arg:expr),*), $page:expr) => {{
+    ($ctx:expr, $($module:ident)::+, ($($arg:expr),*), $page:expr $(, $cols:expr)?) => {{
         let mut conn = $ctx.conn().await?;
-        let rows = $($module)::+::list(&mut conn, $($arg,)* $page).await?;
+        let rows = $($module)::+::list(&mut conn, $($arg,)* $page $(, $cols)?).await?;
         let total = if $crate::graphql::connection::wants_total($ctx) {
             $($module)::+::count(&mut conn, $($arg),*).await?
         } else {

@@ -178,7 +178,13 @@ impl ContactQuery {
             registered_by: f.registered_by.map(Into::into),
         };
         let vis = &ctx.visibility()?.contacts;
-        let (rows, total) = connection::rows_and_total!(ctx, db::contacts, (&filter, vis), page);
+        let (rows, total) = connection::rows_and_total!(
+            ctx,
+            db::contacts,
+            (&filter, vis),
+            page,
+            ctx.request()?.projection.contacts
+        );
         ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         let nodes = Contact::many(ctx, rows).await?;
         Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))

@@ -6,27 +6,61 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use async_graphql::dataloader::Loader;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 use crate::authz::Visibility;
 use crate::db::change_log::ChangeRow;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
 use crate::db::contacts::ContactRow;
+use crate::db::project::Projection;
 use crate::db::services::ServiceRow;
 use crate::db::{self, CompanyId, ContactId, Entity, PgPool, ServiceId};
 use crate::error::AppError;
 use std::sync::Arc;
 
-/// Reads only what the actor may see: every query carries the actor's visibility.
+/// Reads only what the actor may see: every query carries the actor's
+/// visibility, and selects the columns the request's document can serve
+/// (its rows are read by field resolvers only; see [`projection`]).
 pub struct DbReader {
     pool: PgPool,
     vis: Arc<Visibility>,
+    cols: Projection,
 }
 
 impl DbReader {
-    pub fn new(pool: PgPool, vis: Arc<Visibility>) -> Self {
-        DbReader { pool, vis }
+    pub fn new(pool: PgPool, vis: Arc<Visibility>, cols: Projection) -> Self {
+        DbReader { pool, vis, cols }
     }
+}
+
+/// The columns a document can ask for: those of every field name anywhere in
+/// it (each operation, each fragment), whatever type it is selected on. A
+/// superset of what the executed operation reads, so a row loaded for one
+/// place serves all the others.
+pub fn projection(doc: &ExecutableDocument) -> Projection {
+    fn names<'a>(set: &'a SelectionSet, out: &mut Vec<&'a str>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    out.push(f.node.name.node.as_str());
+                    names(&f.node.selection_set.node, out);
+                }
+                Selection::InlineFragment(f) => names(&f.node.selection_set.node, out),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        names(&op.node.selection_set.node, &mut out);
+    }
+    for f in doc.fragments.values() {
+        names(&f.node.selection_set.node, &mut out);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Projection::for_fields(&out)
 }
 
 /// Contacts of a company.
@@ -63,7 +97,7 @@ fn grouped<K: Hash + Eq + Copy, V>(
 }
 
 macro_rules! loader {
-    ($key:ty => $value:ty, |$conn:ident, $keys:ident, $vis:ident| $body:expr) => {
+    ($key:ty => $value:ty, |$conn:ident, $keys:ident, $vis:ident, $cols:ident| $body:expr) => {
         impl Loader<$key> for DbReader {
             type Value = $value;
             type Error = AppError;
@@ -72,34 +106,35 @@ macro_rules! loader {
                 let mut conn = self.pool.get().await?;
                 let $conn = &mut *conn;
                 let $vis = &*self.vis;
+                let $cols = self.cols;
                 Ok($body)
             }
         }
     };
 }
 
-loader!(CompanyId => CompanyRow, |conn, keys, vis| by_key(db::companies::by_ids(conn, keys, &vis.companies).await?, |r| r.id));
-loader!(ContactId => ContactRow, |conn, keys, vis| by_key(db::contacts::by_ids(conn, keys, &vis.contacts).await?, |r| r.id));
-loader!(ServiceId => ServiceRow, |conn, keys, vis| by_key(db::services::by_ids(conn, keys, &vis.services).await?, |r| r.id));
-loader!(ContactsOf => Vec<ContactRow>, |conn, keys, vis| {
+loader!(CompanyId => CompanyRow, |conn, keys, vis, cols| by_key(db::companies::by_ids(conn, keys, &vis.companies, cols.companies).await?, |r| r.id));
+loader!(ContactId => ContactRow, |conn, keys, vis, cols| by_key(db::contacts::by_ids(conn, keys, &vis.contacts, cols.contacts).await?, |r| r.id));
+loader!(ServiceId => ServiceRow, |conn, keys, vis, cols| by_key(db::services::by_ids(conn, keys, &vis.services, cols.services).await?, |r| r.id));
+loader!(ContactsOf => Vec<ContactRow>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::contacts::by_company_ids(conn, &ids, &vis.contacts).await?, |r| ContactsOf(r.company_id))
+    grouped(keys, db::contacts::by_company_ids(conn, &ids, &vis.contacts, cols.contacts).await?, |r| ContactsOf(r.company_id))
 });
-loader!(ServicesOfCompany => Vec<ServiceRow>, |conn, keys, vis| {
+loader!(ServicesOfCompany => Vec<ServiceRow>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::services::by_company_ids(conn, &ids, &vis.services).await?, |r| ServicesOfCompany(r.company_id))
+    grouped(keys, db::services::by_company_ids(conn, &ids, &vis.services, cols.services).await?, |r| ServicesOfCompany(r.company_id))
 });
-loader!(ServicesOfContact => Vec<ServiceRow>, |conn, keys, vis| {
+loader!(ServicesOfContact => Vec<ServiceRow>, |conn, keys, vis, cols| {
     let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-    let rows = db::services::by_contact_ids(conn, &ids, &vis.services).await?;
+    let rows = db::services::by_contact_ids(conn, &ids, &vis.services, cols.services).await?;
     // by_contact_ids returns only rows with a contact.
     grouped(keys, rows, |r| ServicesOfContact(r.contact_id.unwrap_or(ContactId(uuid::Uuid::nil()))))
 });
-loader!(ConfidentialOf => Vec<ConfidentialRow>, |conn, keys, vis| {
+loader!(ConfidentialOf => Vec<ConfidentialRow>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::confidential::by_company_ids(conn, &ids, &vis.confidential).await?, |r| ConfidentialOf(r.company_id))
+    grouped(keys, db::confidential::by_company_ids(conn, &ids, &vis.confidential, cols.confidential).await?, |r| ConfidentialOf(r.company_id))
 });
-loader!(ChangesOfContact => Vec<ChangeRow>, |conn, keys, _vis| {
+loader!(ChangesOfContact => Vec<ChangeRow>, |conn, keys, _vis, _cols| {
     let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0 .0).collect();
     grouped(keys, db::change_log::for_entities(conn, Entity::Contact, &ids).await?, |r| ChangesOfContact(ContactId(r.entity_id)))
 });

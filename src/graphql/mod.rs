@@ -223,6 +223,9 @@ pub struct RequestContext {
     pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,
     pub loader: DataLoader<DbReader, HashMapCache>,
+    /// The columns the document can ask for (`loader::projection`): what
+    /// listings and the loader select.
+    pub projection: crate::db::project::Projection,
     /// The request's audit events, committed before the response is sent.
     pub audit: std::sync::Arc<Recorder>,
     /// The changes this request made, by mutation field.
@@ -393,11 +396,16 @@ pub(crate) async fn industry_of(
     conn: &mut AsyncPgConnection,
     company: db::CompanyId,
 ) -> diesel::QueryResult<Option<String>> {
-    Ok(db::companies::by_ids(conn, &[company], &db::visible::Visible::All)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|c| c.industry_code))
+    Ok(db::companies::by_ids(
+        conn,
+        &[company],
+        &db::visible::Visible::All,
+        crate::db::project::Columns::all(),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .and_then(|c| c.industry_code))
 }
 
 macro_rules! guarded {

@@ -159,9 +159,19 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     // Visibility first: a contact this actor may not see (restricted,
     // objecting, erased, outside a recipient's sector) is NOT_FOUND exactly
     // like an unknown id, whatever the report's own rule would say.
-    let row = ctx.loader()?.load_one(contact).await?.ok_or(AppError::NotFound("contact"))?;
+    // The whole row, not the loader's (which holds the columns the document
+    // names): the report reads the email and every personal column.
     let mut conn = ctx.conn().await?;
     let conn = &mut *conn;
+    let row = db::contacts::by_ids(
+        conn,
+        &[contact],
+        &ctx.visibility()?.contacts,
+        crate::db::project::Columns::all(),
+    )
+    .await?
+    .pop()
+    .ok_or(AppError::NotFound("contact"))?;
     // The report as a whole is the class `report` of this person's record.
     let record = row.record(conn).await?;
     let decision = ctx.read_class(
@@ -178,7 +188,9 @@ async fn build(ctx: &Context<'_>, contact: ContactId) -> AppResult<SubjectAccess
     let people = db::contacts::same_person(conn, &row).await?;
     let ids: Vec<ContactId> = people.iter().map(|c| c.id).collect();
     let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    let services = db::services::by_contact_ids(conn, &ids, &Visible::All).await?;
+    let services =
+        db::services::by_contact_ids(conn, &ids, &Visible::All, crate::db::project::Columns::all())
+            .await?;
     // R3: a service's notes are internal to its provider, in a report too.
     let mut notes_readable = Vec::with_capacity(services.len());
     for s in &services {

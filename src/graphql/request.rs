@@ -337,7 +337,15 @@ impl RequestMutation {
             .transaction::<_, AppError, _>(async move |conn| {
                 if let Some(c) = contact {
                     // Whoever registered the person: requests are handled jointly.
-                    if db::contacts::by_ids(conn, &[c], &Visible::All).await?.is_empty() {
+                    if db::contacts::by_ids(
+                        conn,
+                        &[c],
+                        &Visible::All,
+                        crate::db::project::Columns::all(),
+                    )
+                    .await?
+                    .is_empty()
+                    {
                         return Err(AppError::bad_input("input.contactId", "no such contact"));
                     }
                 }

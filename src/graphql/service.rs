@@ -119,7 +119,13 @@ impl ServiceQuery {
             requested_to: f.requested_to,
         };
         let vis = &ctx.visibility()?.services;
-        let (rows, total) = connection::rows_and_total!(ctx, db::services, (&filter, vis), page);
+        let (rows, total) = connection::rows_and_total!(
+            ctx,
+            db::services,
+            (&filter, vis),
+            page,
+            ctx.request()?.projection.services
+        );
         let nodes = Service::many(ctx, rows).await?;
         Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))
     }
@@ -177,7 +183,9 @@ async fn check_contact(
     visible: &crate::db::visible::Visible,
 ) -> AppResult<()> {
     if let Some(contact) = contact {
-        let rows = db::contacts::by_ids(conn, &[contact], visible).await?;
+        let rows =
+            db::contacts::by_ids(conn, &[contact], visible, crate::db::project::Columns::all())
+                .await?;
         match rows.first() {
             Some(c) if c.company_id == company => {}
             Some(_) => {

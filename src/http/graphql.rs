@@ -522,7 +522,9 @@ async fn execute(
     };
     // Parse once for our own limits; a document that does not parse is left
     // to the executor, which reports the syntax error in the usual way.
+    let mut projection = crate::db::project::Projection::all();
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        projection = crate::graphql::loader::projection(&doc);
         operation = operation.or_else(|| limits::sole_operation_name(&doc));
         operation_kind = match limits::operation_type(&doc, operation.as_deref()) {
             Some(OperationType::Query) => Some("query"),
@@ -596,11 +598,12 @@ async fn execute(
                 actor_table: who.authorizer.actor_table(&who.principal),
                 visibility: who.visibility.clone(),
                 request_id: request_id.to_owned(),
+                projection,
                 // The loader's batches run in tasks of their own: they carry
                 // the execution's read set and span (their statements'
                 // parent) along.
                 loader: DataLoader::with_cache(
-                    DbReader::new(s.app.pool.clone(), who.visibility.clone()),
+                    DbReader::new(s.app.pool.clone(), who.visibility.clone(), projection),
                     move |fut| {
                         let fut = tracing::Instrument::in_current_span(fut);
                         match &tracked {

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{code, personas, TestApp};
+use kasvu_gateway::db::project::Columns;
 
 const SECTOR: &str = "industry_code ~ '^(01|02|03|10|11)'";
 
@@ -399,19 +400,38 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
     let authz = t.app.authorizer();
     let mut conn = t.app.pool.get().await.expect("connection");
     let everything = PageRequest { after: None, limit: 1_000_000 };
-    let companies = db::companies::list(&mut conn, &Default::default(), &Visible::All, everything)
-        .await
-        .expect("companies");
-    let contacts = db::contacts::list(&mut conn, &Default::default(), &Visible::All, everything)
-        .await
-        .expect("contacts");
-    let services = db::services::list(&mut conn, &Default::default(), &Visible::All, everything)
-        .await
-        .expect("services");
+    let companies = db::companies::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("companies");
+    let contacts = db::contacts::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("contacts");
+    let services = db::services::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("services");
     let company_ids: Vec<CompanyId> = companies.iter().map(|c| c.id).collect();
-    let confidential = db::confidential::by_company_ids(&mut conn, &company_ids, &Visible::All)
-        .await
-        .expect("confidential");
+    let confidential =
+        db::confidential::by_company_ids(&mut conn, &company_ids, &Visible::All, Columns::all())
+            .await
+            .expect("confidential");
     let industry: HashMap<CompanyId, Option<String>> =
         companies.iter().map(|c| (c.id, c.industry_code.clone())).collect();
     let of = |id: &CompanyId| industry.get(id).cloned().flatten();
@@ -431,25 +451,35 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         let vis = authz.visibility(&p).expect("visibility");
         let visible = |r: Record| authz.engine().hidden(&p, &r).expect("policy").is_empty();
 
-        let sql: BTreeSet<_> =
-            db::companies::list(&mut conn, &Default::default(), &vis.companies, everything)
-                .await
-                .expect("q")
-                .into_iter()
-                .map(|r| r.id.0)
-                .collect();
+        let sql: BTreeSet<_> = db::companies::list(
+            &mut conn,
+            &Default::default(),
+            &vis.companies,
+            everything,
+            Columns::all(),
+        )
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.id.0)
+        .collect();
         let policy: BTreeSet<_> =
             companies.iter().filter(|r| visible(Record::company(r))).map(|r| r.id.0).collect();
         mismatches
             .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: company {id}")));
 
-        let sql: BTreeSet<_> =
-            db::contacts::list(&mut conn, &Default::default(), &vis.contacts, everything)
-                .await
-                .expect("q")
-                .into_iter()
-                .map(|r| r.id.0)
-                .collect();
+        let sql: BTreeSet<_> = db::contacts::list(
+            &mut conn,
+            &Default::default(),
+            &vis.contacts,
+            everything,
+            Columns::all(),
+        )
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.id.0)
+        .collect();
         let policy: BTreeSet<_> = contacts
             .iter()
             .filter(|r| visible(Record::contact(r, of(&r.company_id).as_deref())))
@@ -458,13 +488,18 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         mismatches
             .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: contact {id}")));
 
-        let sql: BTreeSet<_> =
-            db::services::list(&mut conn, &Default::default(), &vis.services, everything)
-                .await
-                .expect("q")
-                .into_iter()
-                .map(|r| r.id.0)
-                .collect();
+        let sql: BTreeSet<_> = db::services::list(
+            &mut conn,
+            &Default::default(),
+            &vis.services,
+            everything,
+            Columns::all(),
+        )
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.id.0)
+        .collect();
         let policy: BTreeSet<_> = services
             .iter()
             .filter(|r| visible(Record::service(r, of(&r.company_id).as_deref())))
@@ -473,13 +508,17 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         mismatches
             .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: service {id}")));
 
-        let sql: BTreeSet<_> =
-            db::confidential::by_company_ids(&mut conn, &company_ids, &vis.confidential)
-                .await
-                .expect("q")
-                .into_iter()
-                .map(|r| r.id.0)
-                .collect();
+        let sql: BTreeSet<_> = db::confidential::by_company_ids(
+            &mut conn,
+            &company_ids,
+            &vis.confidential,
+            Columns::all(),
+        )
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.id.0)
+        .collect();
         let policy: BTreeSet<_> = confidential
             .iter()
             .filter(|r| visible(Record::confidential(r, of(&r.company_id).as_deref())))

@@ -242,8 +242,9 @@ async fn every_response_carries_a_request_id() {
 async fn internal_error_cause_never_reaches_the_client() {
     let t = TestApp::new().await;
     t.sql_exec("ALTER TABLE services RENAME COLUMN notes TO notes_secret_internal_name").await;
+    // `notes` is selected, so the read names the missing column.
     let (status, body) =
-        t.gql(&t.editor(), "{ services(first: 1) { nodes { id } } }", json!({})).await;
+        t.gql(&t.editor(), "{ services(first: 1) { nodes { id notes } } }", json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
     let text = body.to_string();

@@ -523,3 +523,98 @@ async fn visible_totals_follow_every_write_and_survive_folding() {
     };
     assert!(refused.is_err(), "the gateway's role must not write the counts");
 }
+
+/// Reads select only the columns the document names (`db::project`): every
+/// field of every projectable type, asked alone, answers exactly what it
+/// answers among all the others, at the top level and nested, for actors
+/// who see different fields (denied ones included).
+#[tokio::test]
+async fn a_field_asked_alone_answers_as_among_all_the_others() {
+    use kasvu_gateway::register::ResourceKind;
+    let t = TestApp::new().await;
+    // The object-valued fields need selections of their own.
+    let objects = ["company", "contact", "contacts", "services", "confidential", "changes"];
+    let fields = |kind: ResourceKind| -> Vec<&'static str> {
+        kind.fields().iter().filter_map(|f| f.graphql).filter(|f| !objects.contains(f)).collect()
+    };
+    // (type, the list it is read from, where the nodes are)
+    let places: [(ResourceKind, &str, &[&str]); 6] = [
+        (
+            ResourceKind::Company,
+            "companies(first: 40) { nodes { id %s } }",
+            &["companies", "nodes"],
+        ),
+        (ResourceKind::Contact, "contacts(first: 40) { nodes { id %s } }", &["contacts", "nodes"]),
+        (ResourceKind::Service, "services(first: 40) { nodes { id %s } }", &["services", "nodes"]),
+        (
+            ResourceKind::Contact,
+            "companies(first: 15) { nodes { id contacts { id %s } } }",
+            &["companies", "nodes", "*", "contacts"],
+        ),
+        (
+            ResourceKind::Service,
+            "contacts(first: 15) { nodes { id services { id %s } } }",
+            &["contacts", "nodes", "*", "services"],
+        ),
+        (
+            ResourceKind::Company,
+            "services(first: 15) { nodes { id company { id %s } } }",
+            &["services", "nodes", "*", "company"],
+        ),
+    ];
+    // Every object at `path` (a "*" walks a list), flattened.
+    fn at<'v>(v: &'v Value, path: &[&str]) -> Vec<&'v Value> {
+        match path.split_first() {
+            None => match v {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            },
+            Some((&"*", rest)) => {
+                v.as_array().into_iter().flatten().flat_map(|x| at(x, rest)).collect()
+            }
+            Some((key, rest)) => at(&v[*key], rest),
+        }
+    }
+    // The paths of the errors on `field`, without the event and trace ids.
+    fn denied(body: &Value, field: &str) -> Vec<Value> {
+        let mut v: Vec<Value> = body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["path"].as_array().and_then(|p| p.last()) == Some(&json!(field)))
+            .map(|e| json!([e["path"], e["extensions"]["code"], e["message"]]))
+            .collect();
+        v.sort_by_key(|x| x.to_string());
+        v
+    }
+    for (org, roles) in
+        [("TEM", &["viewer"][..]), ("BF", &["viewer", "confidential"]), ("TEM", &["dpo"])]
+    {
+        let tok = t.token(org, roles);
+        for (kind, shape, path) in &places {
+            let all = fields(*kind);
+            let (_, full) = t
+                .gql(&tok, &format!("{{ {} }}", shape.replace("%s", &all.join(" "))), json!({}))
+                .await;
+            let full_nodes = at(&full["data"], path);
+            assert!(!full_nodes.is_empty(), "{org} {roles:?} {shape}: {full}");
+            for field in &all {
+                let (_, alone) =
+                    t.gql(&tok, &format!("{{ {} }}", shape.replace("%s", field)), json!({})).await;
+                let nodes = at(&alone["data"], path);
+                assert_eq!(nodes.len(), full_nodes.len(), "{org} {shape} {field}: {alone}");
+                for (a, f) in nodes.iter().zip(&full_nodes) {
+                    let (a, f) = (a.as_object(), f.as_object());
+                    let (Some(a), Some(f)) = (a, f) else {
+                        assert_eq!(a, f, "{org} {shape} {field}");
+                        continue;
+                    };
+                    // Present (null included) exactly when it is among all the others.
+                    assert_eq!(a.get(*field), f.get(*field), "{org} {roles:?} {shape} {field}");
+                    assert_eq!(a.get("id"), f.get("id"));
+                }
+                assert_eq!(denied(&alone, field), denied(&full, field), "{org} {shape} {field}");
+            }
+        }
+    }
+}
