@@ -17,7 +17,6 @@ struct Reads {
     rules: BTreeSet<String>,
 }
 
-#[derive(PartialEq, Eq, Hash)]
 struct DenialKey {
     action: String,
     resource_type: &'static str,
@@ -35,8 +34,9 @@ struct Denial {
 
 #[derive(Default)]
 struct State {
-    reads: HashMap<(&'static str, Uuid), Reads>,
-    denials: HashMap<DenialKey, Denial>,
+    reads: HashMap<(&'static str, Uuid), Reads, foldhash::fast::RandomState>,
+    /// In the order of their first denial (a request has a few kinds).
+    denials: Vec<(DenialKey, Denial)>,
     events: Vec<AuditEvent>,
 }
 
@@ -91,17 +91,36 @@ impl Recorder {
         class: Option<&'static str>,
         rules: &[String],
     ) -> Uuid {
-        let key =
-            DenialKey { action: action.to_owned(), resource_type, class, rules: rules.to_vec() };
         let mut state = self.state();
-        let denial = state.denials.entry(key).or_insert_with(|| Denial {
-            id: Uuid::new_v4(),
-            ids: BTreeSet::new(),
-            fields: BTreeSet::new(),
+        // A page repeats a few denials many times over (a field per row):
+        // found by comparison, a key is built only for a new one.
+        let found = state.denials.iter().position(|(k, _)| {
+            k.action == action
+                && k.resource_type == resource_type
+                && k.class == class
+                && k.rules == rules
         });
+        let at = match found {
+            Some(i) => i,
+            None => {
+                let key = DenialKey {
+                    action: action.to_owned(),
+                    resource_type,
+                    class,
+                    rules: rules.to_vec(),
+                };
+                let denial =
+                    Denial { id: Uuid::new_v4(), ids: BTreeSet::new(), fields: BTreeSet::new() };
+                state.denials.push((key, denial));
+                state.denials.len() - 1
+            }
+        };
+        let (_, denial) = &mut state.denials[at];
         denial.ids.extend(id);
         if let Some(f) = field {
-            denial.fields.insert(f.to_owned());
+            if !denial.fields.contains(f) {
+                denial.fields.insert(f.to_owned());
+            }
         }
         denial.id
     }

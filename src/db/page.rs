@@ -37,6 +37,12 @@ pub trait Paged {
     fn keyset(&self) -> Keyset;
 }
 
+impl<T: Paged> Paged for std::sync::Arc<T> {
+    fn keyset(&self) -> Keyset {
+        T::keyset(self)
+    }
+}
+
 macro_rules! paged {
     ($($row:ty),+) => {$(
         impl Paged for $row {

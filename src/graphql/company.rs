@@ -203,6 +203,7 @@ impl CompanyQuery {
             ctx.request()?.projection.companies
         );
         // Primed so `contact.company` and `service.company` under this page cost no query.
+        let rows: Vec<_> = rows.into_iter().map(std::sync::Arc::new).collect();
         ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         preload_children(ctx, &rows).await?;
         Ok(connection::build(rows, first, page.after.is_some(), total, Company::new))
@@ -212,7 +213,7 @@ impl CompanyQuery {
 /// Loads the nested levels a page selects with one batch each, so the cost
 /// is one statement per level however the resolvers' timing falls (the
 /// DataLoader's own batching window can split a level under load).
-async fn preload_children(ctx: &Context<'_>, rows: &[CompanyRow]) -> AppResult<()> {
+async fn preload_children(ctx: &Context<'_>, rows: &[std::sync::Arc<CompanyRow>]) -> AppResult<()> {
     let la = ctx.look_ahead();
     let nodes = [la.field("nodes"), la.field("edges").field("node")];
     let loader = ctx.loader()?;

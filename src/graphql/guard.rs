@@ -424,7 +424,7 @@ mod tests {
             loader: async_graphql::dataloader::DataLoader::with_cache(
                 DbReader::new(pool, visibility.clone(), Default::default()),
                 tokio::spawn,
-                async_graphql::dataloader::HashMapCache::default(),
+                crate::graphql::loader::LoaderCache::new(),
             ),
             visibility,
             request_id: "probe-request".into(),

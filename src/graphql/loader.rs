@@ -19,6 +19,10 @@ use crate::db::{self, CompanyId, ContactId, Entity, PgPool, ServiceId};
 use crate::error::AppError;
 use std::sync::Arc;
 
+/// The loader's per-request cache: keyed by ids, hashed with foldhash
+/// (randomly seeded, several times cheaper than SipHash on a uuid).
+pub type LoaderCache = async_graphql::dataloader::HashMapCache<foldhash::fast::RandomState>;
+
 /// Reads only what the actor may see: every query carries the actor's
 /// visibility, and selects the columns the request's document can serve
 /// (its rows are read by field resolvers only; see [`projection`]).
@@ -79,8 +83,10 @@ pub struct ConfidentialOf(pub CompanyId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChangesOfContact(pub ContactId);
 
-fn by_key<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> {
-    rows.into_iter().map(|r| (key(&r), r)).collect()
+/// Rows are shared (`Arc`): the loader's cache hands the same row to every
+/// place that reads it, without copying its strings.
+fn by_key<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<V>> {
+    rows.into_iter().map(|r| (key(&r), Arc::new(r))).collect()
 }
 
 /// Groups rows under their parent key; every requested key gets a (possibly empty) list.
@@ -94,6 +100,10 @@ fn grouped<K: Hash + Eq + Copy, V>(
         map.entry(key(&row)).or_default().push(row);
     }
     map
+}
+
+fn shared<V>(rows: Vec<V>) -> Vec<Arc<V>> {
+    rows.into_iter().map(Arc::new).collect()
 }
 
 macro_rules! loader {
@@ -113,26 +123,26 @@ macro_rules! loader {
     };
 }
 
-loader!(CompanyId => CompanyRow, |conn, keys, vis, cols| by_key(db::companies::by_ids(conn, keys, &vis.companies, cols.companies).await?, |r| r.id));
-loader!(ContactId => ContactRow, |conn, keys, vis, cols| by_key(db::contacts::by_ids(conn, keys, &vis.contacts, cols.contacts).await?, |r| r.id));
-loader!(ServiceId => ServiceRow, |conn, keys, vis, cols| by_key(db::services::by_ids(conn, keys, &vis.services, cols.services).await?, |r| r.id));
-loader!(ContactsOf => Vec<ContactRow>, |conn, keys, vis, cols| {
+loader!(CompanyId => Arc<CompanyRow>, |conn, keys, vis, cols| by_key(db::companies::by_ids(conn, keys, &vis.companies, cols.companies).await?, |r| r.id));
+loader!(ContactId => Arc<ContactRow>, |conn, keys, vis, cols| by_key(db::contacts::by_ids(conn, keys, &vis.contacts, cols.contacts).await?, |r| r.id));
+loader!(ServiceId => Arc<ServiceRow>, |conn, keys, vis, cols| by_key(db::services::by_ids(conn, keys, &vis.services, cols.services).await?, |r| r.id));
+loader!(ContactsOf => Vec<Arc<ContactRow>>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::contacts::by_company_ids(conn, &ids, &vis.contacts, cols.contacts).await?, |r| ContactsOf(r.company_id))
+    grouped(keys, shared(db::contacts::by_company_ids(conn, &ids, &vis.contacts, cols.contacts).await?), |r| ContactsOf(r.company_id))
 });
-loader!(ServicesOfCompany => Vec<ServiceRow>, |conn, keys, vis, cols| {
+loader!(ServicesOfCompany => Vec<Arc<ServiceRow>>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::services::by_company_ids(conn, &ids, &vis.services, cols.services).await?, |r| ServicesOfCompany(r.company_id))
+    grouped(keys, shared(db::services::by_company_ids(conn, &ids, &vis.services, cols.services).await?), |r| ServicesOfCompany(r.company_id))
 });
-loader!(ServicesOfContact => Vec<ServiceRow>, |conn, keys, vis, cols| {
+loader!(ServicesOfContact => Vec<Arc<ServiceRow>>, |conn, keys, vis, cols| {
     let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-    let rows = db::services::by_contact_ids(conn, &ids, &vis.services, cols.services).await?;
+    let rows = shared(db::services::by_contact_ids(conn, &ids, &vis.services, cols.services).await?);
     // by_contact_ids returns only rows with a contact.
     grouped(keys, rows, |r| ServicesOfContact(r.contact_id.unwrap_or(ContactId(uuid::Uuid::nil()))))
 });
-loader!(ConfidentialOf => Vec<ConfidentialRow>, |conn, keys, vis, cols| {
+loader!(ConfidentialOf => Vec<Arc<ConfidentialRow>>, |conn, keys, vis, cols| {
     let ids: Vec<CompanyId> = keys.iter().map(|k| k.0).collect();
-    grouped(keys, db::confidential::by_company_ids(conn, &ids, &vis.confidential, cols.confidential).await?, |r| ConfidentialOf(r.company_id))
+    grouped(keys, shared(db::confidential::by_company_ids(conn, &ids, &vis.confidential, cols.confidential).await?), |r| ConfidentialOf(r.company_id))
 });
 loader!(ChangesOfContact => Vec<ChangeRow>, |conn, keys, _vis, _cols| {
     let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0 .0).collect();

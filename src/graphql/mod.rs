@@ -14,7 +14,8 @@ macro_rules! register_object {
         register_object!(@struct $name, $row, $kind);
 
         impl $name {
-            pub fn new(row: $row) -> Self {
+            pub fn new(row: impl Into<std::sync::Arc<$row>>) -> Self {
+                let row = row.into();
                 $name {
                     record: $facts(&row),
                     row,
@@ -27,7 +28,7 @@ macro_rules! register_object {
         register_object!(@struct $name, $row, $kind);
 
         impl $name {
-            pub fn new(row: $row, company_industry: Option<&str>) -> Self {
+            pub fn new(row: std::sync::Arc<$row>, company_industry: Option<&str>) -> Self {
                 $name {
                     record: $facts(&row, company_industry),
                     row,
@@ -37,23 +38,26 @@ macro_rules! register_object {
             #[allow(dead_code)]
             pub async fn many(
                 ctx: &async_graphql::Context<'_>,
-                rows: Vec<$row>,
+                rows: Vec<std::sync::Arc<$row>>,
             ) -> crate::error::AppResult<Vec<Self>> {
                 crate::graphql::with_company_facts(ctx, rows, |r| r.company_id, Self::new).await
             }
 
             pub async fn one(
                 ctx: &async_graphql::Context<'_>,
-                row: $row,
+                row: impl Into<std::sync::Arc<$row>>,
             ) -> crate::error::AppResult<Self> {
-                crate::graphql::one_with_company_facts(ctx, row, |r| r.company_id, Self::new).await
+                crate::graphql::one_with_company_facts(ctx, row.into(), |r| r.company_id, Self::new)
+                    .await
             }
         }
 
     };
     (@struct $name:ident, $row:ty, $kind:ident) => {
         pub struct $name {
-            pub row: $row,
+            /// Shared with the request's loader, which hands out the same row
+            /// to every place that reads it.
+            pub row: std::sync::Arc<$row>,
             /// What the policy sees of this row.
             record: crate::authz::Record,
         }
@@ -140,8 +144,9 @@ pub mod rights;
 pub mod service;
 pub mod viewer;
 
-use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use loader::LoaderCache;
 
 use crate::app::AppState;
 use crate::audit::Recorder;
@@ -222,7 +227,7 @@ pub struct RequestContext {
     /// The rows of each table this actor may see.
     pub visibility: std::sync::Arc<Visibility>,
     pub request_id: String,
-    pub loader: DataLoader<DbReader, HashMapCache>,
+    pub loader: DataLoader<DbReader, LoaderCache>,
     /// The columns the document can ask for (`loader::projection`): what
     /// listings and the loader select.
     pub projection: crate::db::project::Projection,
@@ -302,7 +307,7 @@ pub trait ContextExt {
     fn visibility(&self) -> AppResult<&Visibility> {
         Ok(&self.request()?.visibility)
     }
-    fn loader(&self) -> AppResult<&DataLoader<DbReader, HashMapCache>> {
+    fn loader(&self) -> AppResult<&DataLoader<DbReader, LoaderCache>> {
         Ok(&self.request()?.loader)
     }
     fn author(&self) -> AppResult<ChangeAuthor> {
@@ -340,7 +345,7 @@ pub async fn company_industry(
     ctx: &Context<'_>,
     company: db::CompanyId,
 ) -> AppResult<Option<String>> {
-    Ok(ctx.loader()?.load_one(company).await?.and_then(|c| c.industry_code))
+    Ok(ctx.loader()?.load_one(company).await?.and_then(|c| c.industry_code.clone()))
 }
 
 /// Wraps rows that belong to a company with what the policy sees of them:

@@ -611,7 +611,7 @@ async fn execute(
                             None => tokio::spawn(fut),
                         }
                     },
-                    async_graphql::dataloader::HashMapCache::default(),
+                    crate::graphql::loader::LoaderCache::new(),
                 ),
                 audit: recorder.clone(),
                 receipts: receipts.clone(),
