@@ -26,6 +26,9 @@ pub struct App {
     /// Per-person request budgets (in Redis when it is there).
     pub limiter: crate::cache::limit::RateLimiter,
     pub metrics: Metrics,
+    /// The column sets the pool's reads use (`db::project`): bounded, so
+    /// documents cannot grow the connections' statement caches without end.
+    pub shapes: crate::db::project::Shapes,
 }
 
 pub type AppState = Arc<App>;
@@ -122,6 +125,7 @@ impl App {
             cache,
             limiter,
             metrics,
+            shapes: Default::default(),
         }))
     }
 

@@ -107,8 +107,19 @@ impl<R: Projected> Columns<R> {
     }
 
     /// The facts and the columns of the named GraphQL fields of `R::KIND`;
-    /// names that are no field of it are ignored.
-    pub fn for_fields<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+    /// names that are no field of it are ignored. Once the table has used
+    /// as many column sets as `shapes` admits, a new one is every column.
+    pub fn for_fields<'a>(names: impl IntoIterator<Item = &'a str>, shapes: &Shapes) -> Self {
+        let wanted = Self::exactly(names);
+        if shapes.admit(R::TABLE, wanted.mask) {
+            wanted
+        } else {
+            Self::all()
+        }
+    }
+
+    /// [`Self::for_fields`] without the bound.
+    fn exactly<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         let mut mask = R::FACTS.iter().fold(0, |m, c| m | Self::bit(c));
         for name in names {
             if let Some(column) = R::KIND.field(name).and_then(|f| f.column) {
@@ -125,6 +136,53 @@ impl<R: Projected> Columns<R> {
     /// The selected columns, in the row's order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         R::COLUMNS.iter().enumerate().filter(|(i, _)| self.mask & (1 << i) != 0).map(|(_, c)| *c)
+    }
+}
+
+/// How many column sets of one table get statements of their own.
+pub const MAX_SHAPES: usize = 64;
+
+/// The column sets in use by one pool's connections, per table. Each set has
+/// its own statement text, and each connection prepares (and keeps) every
+/// text it runs: documents naming ever new combinations of fields would grow
+/// every connection's statement cache, here and in PostgreSQL, without end.
+/// So the first [`MAX_SHAPES`] sets of a table are admitted and any later new
+/// one reads every column (one statement more, the one writes use). An
+/// application's documents are a fixed few; junk sent first costs later
+/// documents their projection, never their answer.
+pub struct Shapes {
+    max: usize,
+    admitted: std::sync::Mutex<Vec<(&'static str, u64)>>,
+}
+
+impl Default for Shapes {
+    fn default() -> Self {
+        Shapes::new(MAX_SHAPES)
+    }
+}
+
+impl Shapes {
+    pub const fn new(max: usize) -> Self {
+        Shapes { max, admitted: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// How many column sets of `table` have statements of their own.
+    pub fn count(&self, table: &str) -> usize {
+        let admitted = self.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        admitted.iter().filter(|(t, _)| *t == table).count()
+    }
+
+    /// Whether `mask` of `table` may have a statement of its own.
+    pub fn admit(&self, table: &'static str, mask: u64) -> bool {
+        let mut admitted = self.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if admitted.iter().any(|(t, m)| *t == table && *m == mask) {
+            return true;
+        }
+        if admitted.iter().filter(|(t, _)| *t == table).count() >= self.max {
+            return false;
+        }
+        admitted.push((table, mask));
+        true
     }
 }
 
@@ -249,13 +307,14 @@ impl Projection {
 
     /// The facts and the columns of every field named in `names`, whatever
     /// type the name belongs to (a superset: a name selected on one type
-    /// fetches the same-named column of the others).
-    pub fn for_fields(names: &[&str]) -> Self {
+    /// fetches the same-named column of the others), within `shapes`.
+    pub fn for_fields(names: &[&str], shapes: &Shapes) -> Self {
+        let names = || names.iter().copied();
         Projection {
-            companies: Columns::for_fields(names.iter().copied()),
-            contacts: Columns::for_fields(names.iter().copied()),
-            services: Columns::for_fields(names.iter().copied()),
-            confidential: Columns::for_fields(names.iter().copied()),
+            companies: Columns::for_fields(names(), shapes),
+            contacts: Columns::for_fields(names(), shapes),
+            services: Columns::for_fields(names(), shapes),
+            confidential: Columns::for_fields(names(), shapes),
         }
     }
 }
@@ -274,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_projection_keeps_the_facts_and_the_named_fields_columns() {
-        let c = Columns::<ContactRow>::for_fields(["firstName", "email", "services", "nosuch"]);
+        let c = Columns::<ContactRow>::exactly(["firstName", "email", "services", "nosuch"]);
         let names: Vec<_> = c.names().collect();
         assert_eq!(
             names,
@@ -293,7 +352,7 @@ mod tests {
         );
         assert!(!c.has("last_name") && !c.has("legal_basis"));
         // The relation `contact` of a service reads its column.
-        assert!(Columns::<ServiceRow>::for_fields(["contact"]).has("contact_id"));
+        assert!(Columns::<ServiceRow>::exactly(["contact"]).has("contact_id"));
         assert_eq!(Columns::<ContactRow>::all().names().count(), 35);
     }
 
@@ -301,12 +360,12 @@ mod tests {
         for f in R::KIND.fields() {
             let (Some(field), Some(column)) = (f.graphql, f.column) else { continue };
             assert!(R::COLUMNS.contains(&column), "{}.{column} is not a column", R::TABLE);
-            let c = Columns::<R>::for_fields([field]);
+            let c = Columns::<R>::exactly([field]);
             assert!(c.has(column), "{field} alone does not fetch {}.{column}", R::TABLE);
             assert!(R::FACTS.iter().all(|f| c.has(f)));
         }
         // A document naming no field of the table fetches its facts only.
-        assert_eq!(Columns::<R>::for_fields([]).names().collect::<Vec<_>>(), R::FACTS);
+        assert_eq!(Columns::<R>::exactly([]).names().collect::<Vec<_>>(), R::FACTS);
     }
 
     #[test]
@@ -318,9 +377,19 @@ mod tests {
     }
 
     #[test]
+    fn a_table_gets_at_most_its_bound_of_column_sets_and_then_every_column() {
+        let shapes = Shapes::new(2);
+        assert!(shapes.admit("contacts", 0b1));
+        assert!(shapes.admit("contacts", 0b11));
+        assert!(shapes.admit("contacts", 0b1), "an admitted set stays admitted");
+        assert!(!shapes.admit("contacts", 0b111), "a third new set reads every column");
+        assert!(shapes.admit("services", 0b111), "each table has its own bound");
+    }
+
+    #[test]
     fn the_select_list_quotes_qualified_columns() {
         use diesel::query_builder::QueryBuilder;
-        let c = Columns::<ServiceRow>::for_fields(["kind"]);
+        let c = Columns::<ServiceRow>::exactly(["kind"]);
         let select = Select::<ServiceRow, crate::db::schema::services::table>::new(c);
         let mut qb = diesel::pg::PgQueryBuilder::default();
         QueryFragment::<Pg>::to_sql(&select, &mut qb, &Pg).expect("sql");

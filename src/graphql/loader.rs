@@ -13,7 +13,7 @@ use crate::db::change_log::ChangeRow;
 use crate::db::companies::CompanyRow;
 use crate::db::confidential::ConfidentialRow;
 use crate::db::contacts::ContactRow;
-use crate::db::project::Projection;
+use crate::db::project::{Projection, Shapes};
 use crate::db::services::ServiceRow;
 use crate::db::{self, CompanyId, ContactId, Entity, PgPool, ServiceId};
 use crate::error::AppError;
@@ -42,7 +42,7 @@ impl DbReader {
 /// it (each operation, each fragment), whatever type it is selected on. A
 /// superset of what the executed operation reads, so a row loaded for one
 /// place serves all the others.
-pub fn projection(doc: &ExecutableDocument) -> Projection {
+pub fn projection(doc: &ExecutableDocument, shapes: &Shapes) -> Projection {
     fn names<'a>(set: &'a SelectionSet, out: &mut Vec<&'a str>) {
         for item in &set.items {
             match &item.node {
@@ -64,7 +64,7 @@ pub fn projection(doc: &ExecutableDocument) -> Projection {
     }
     out.sort_unstable();
     out.dedup();
-    Projection::for_fields(&out)
+    Projection::for_fields(&out, shapes)
 }
 
 /// Contacts of a company.

@@ -524,7 +524,7 @@ async fn execute(
     // to the executor, which reports the syntax error in the usual way.
     let mut projection = crate::db::project::Projection::all();
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
-        projection = crate::graphql::loader::projection(&doc);
+        projection = crate::graphql::loader::projection(&doc, &s.app.shapes);
         operation = operation.or_else(|| limits::sole_operation_name(&doc));
         operation_kind = match limits::operation_type(&doc, operation.as_deref()) {
             Some(OperationType::Query) => Some("query"),

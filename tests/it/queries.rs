@@ -618,3 +618,43 @@ async fn a_field_asked_alone_answers_as_among_all_the_others() {
         }
     }
 }
+
+/// Each column set is a statement every connection prepares and keeps, so a
+/// table gets at most `MAX_SHAPES` of them; documents naming ever new field
+/// combinations beyond that read whole rows and still answer exactly.
+#[tokio::test]
+async fn documents_naming_ever_new_field_sets_read_whole_rows_past_the_bound() {
+    use kasvu_gateway::db::project::MAX_SHAPES;
+    use kasvu_gateway::register::ResourceKind;
+    let t = TestApp::new().await;
+    let tok = t.token("TEM", &["dpo"]);
+    let fields: Vec<&str> = ResourceKind::Contact
+        .fields()
+        .iter()
+        .filter(|f| f.column.is_some())
+        .filter_map(|f| f.graphql)
+        .filter(|f| *f != "company")
+        .collect();
+    let query = |names: &[&str]| {
+        format!("{{ contacts(first: 30) {{ nodes {{ id {} }} }} }}", names.join(" "))
+    };
+    // Denied fields answer null beside their error, alike in both.
+    let full = t.gql(&tok, &query(&fields), json!({})).await.1["data"].clone();
+    let mut sent = 0;
+    'pairs: for (i, a) in fields.iter().enumerate() {
+        for b in &fields[i + 1..] {
+            if sent > MAX_SHAPES + 10 {
+                break 'pairs;
+            }
+            sent += 1;
+            let d = t.gql(&tok, &query(&[a, b]), json!({})).await.1["data"].clone();
+            let (got, want) = (&d["contacts"]["nodes"], &full["contacts"]["nodes"]);
+            for (g, w) in got.as_array().expect("nodes").iter().zip(want.as_array().expect("nodes"))
+            {
+                assert_eq!((&g[a], &g[b]), (&w[a], &w[b]), "{a} {b}");
+            }
+        }
+    }
+    assert!(sent > MAX_SHAPES, "only {sent} documents");
+    assert_eq!(t.app.shapes.count("contacts"), MAX_SHAPES);
+}
