@@ -357,6 +357,10 @@ mod tests {
     }
 
     fn every_field_fetches_its_column_named_alone<R: Projected>() {
+        assert!(R::COLUMNS.len() <= 64, "{}: a mask holds 64 columns", R::TABLE);
+        for fact in R::FACTS {
+            assert!(R::COLUMNS.contains(fact), "{}.{fact} is no column", R::TABLE);
+        }
         for f in R::KIND.fields() {
             let (Some(field), Some(column)) = (f.graphql, f.column) else { continue };
             assert!(R::COLUMNS.contains(&column), "{}.{column} is not a column", R::TABLE);

@@ -535,3 +535,101 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         mismatches.iter().take(5).collect::<Vec<_>>()
     );
 }
+
+/// A projected read fetches each row's facts whatever the document names: the
+/// policy sees the same record, and the page the same keyset, from a row read
+/// with the facts alone as from the whole row, for every row of the register.
+#[tokio::test]
+async fn a_row_read_with_its_facts_alone_decides_as_the_whole_row() {
+    use kasvu_gateway::authz::Record;
+    use kasvu_gateway::db::page::{PageRequest, Paged};
+    use kasvu_gateway::db::project::Shapes;
+    use kasvu_gateway::db::visible::Visible;
+    use kasvu_gateway::db::{self};
+
+    let t = TestApp::new().await;
+    let mut conn = t.app.pool.get().await.expect("connection");
+    let everything = PageRequest { after: None, limit: 1_000_000 };
+    let none = Shapes::default();
+    let whole_companies = db::companies::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("companies");
+    let fact_companies = db::companies::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::for_fields([""; 0], &none),
+    )
+    .await
+    .expect("companies");
+    assert!(whole_companies.len() > 100);
+    let industry: std::collections::HashMap<_, _> =
+        whole_companies.iter().map(|c| (c.id, c.industry_code.clone())).collect();
+    for (w, f) in whole_companies.iter().zip(&fact_companies) {
+        assert_eq!((w.id, w.keyset()), (f.id, f.keyset()));
+        assert_eq!(Record::company(w), Record::company(f), "{:?}", w.id);
+        // Nothing beyond the facts was fetched.
+        assert!(f.name.is_none() && f.website.is_none() && f.business_id.is_none());
+    }
+    let whole = db::contacts::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("contacts");
+    let fact = db::contacts::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::for_fields([""; 0], &none),
+    )
+    .await
+    .expect("contacts");
+    assert_eq!(whole.len(), fact.len());
+    assert!(whole.iter().any(|c| c.restricted) && whole.iter().any(|c| c.marketing_objection));
+    for (w, f) in whole.iter().zip(&fact) {
+        let i = industry[&w.company_id].as_deref();
+        assert_eq!((w.id, w.company_id, w.keyset()), (f.id, f.company_id, f.keyset()));
+        assert_eq!(Record::contact(w, i), Record::contact(f, i), "{:?}", w.id);
+        assert!(f.first_name.is_none() && f.email.is_none());
+    }
+    let whole = db::services::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::all(),
+    )
+    .await
+    .expect("services");
+    let fact = db::services::list(
+        &mut conn,
+        &Default::default(),
+        &Visible::All,
+        everything,
+        Columns::for_fields([""; 0], &none),
+    )
+    .await
+    .expect("services");
+    assert_eq!(whole.len(), fact.len());
+    for (w, f) in whole.iter().zip(&fact) {
+        let i = industry[&w.company_id].as_deref();
+        assert_eq!(
+            (w.id, w.company_id, w.contact_id, w.keyset()),
+            (f.id, f.company_id, f.contact_id, f.keyset())
+        );
+        assert_eq!(Record::service(w, i), Record::service(f, i), "{:?}", w.id);
+        assert!(f.amount_eur.is_none() && f.notes.is_none());
+    }
+}
