@@ -203,7 +203,6 @@ impl CompanyQuery {
             ctx.request()?.projection.companies
         );
         // Primed so `contact.company` and `service.company` under this page cost no query.
-        let rows: Vec<_> = rows.into_iter().map(std::sync::Arc::new).collect();
         ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         preload_children(ctx, &rows).await?;
         Ok(connection::build(rows, first, page.after.is_some(), total, Company::new))

@@ -61,8 +61,9 @@ pub fn build<R: Paged, N: OutputType>(
     conn
 }
 
-/// A listing's rows and, when `totalCount` is selected, its total, from the
-/// data module's `list` and `count` on one connection. The connection is
+/// A listing's rows (shared, as the loader holds them) and, when
+/// `totalCount` is selected, its total, from the data module's `list` and
+/// `count` on one connection. The connection is
 /// returned before nodes are built: holding it while the loader takes
 /// connections of its own would deadlock the pool once requests outnumber
 /// connections.
@@ -76,7 +77,7 @@ macro_rules! rows_and_total {
             0
         };
         drop(conn);
-        (rows, total)
+        (rows.into_iter().map(std::sync::Arc::new).collect::<Vec<_>>(), total)
     }};
 }
 pub(crate) use rows_and_total;

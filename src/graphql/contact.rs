@@ -185,7 +185,6 @@ impl ContactQuery {
             page,
             ctx.request()?.projection.contacts
         );
-        let rows: Vec<_> = rows.into_iter().map(std::sync::Arc::new).collect();
         ctx.loader()?.feed_many(rows.iter().map(|r| (r.id, r.clone()))).await;
         let nodes = Contact::many(ctx, rows).await?;
         Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))

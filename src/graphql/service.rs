@@ -126,7 +126,7 @@ impl ServiceQuery {
             page,
             ctx.request()?.projection.services
         );
-        let nodes = Service::many(ctx, rows.into_iter().map(std::sync::Arc::new).collect()).await?;
+        let nodes = Service::many(ctx, rows).await?;
         Ok(connection::build(nodes, first, page.after.is_some(), total, |n| n))
     }
 }

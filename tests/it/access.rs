@@ -400,33 +400,17 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
     let authz = t.app.authorizer();
     let mut conn = t.app.pool.get().await.expect("connection");
     let everything = PageRequest { after: None, limit: 1_000_000 };
-    let companies = db::companies::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("companies");
-    let contacts = db::contacts::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("contacts");
-    let services = db::services::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("services");
+    // Every row of a table under a visibility, whole.
+    macro_rules! every {
+        ($table:ident, $vis:expr) => {
+            db::$table::list(&mut conn, &Default::default(), $vis, everything, Columns::all())
+                .await
+                .expect(stringify!($table))
+        };
+    }
+    let companies = every!(companies, &Visible::All);
+    let contacts = every!(contacts, &Visible::All);
+    let services = every!(services, &Visible::All);
     let company_ids: Vec<CompanyId> = companies.iter().map(|c| c.id).collect();
     let confidential =
         db::confidential::by_company_ids(&mut conn, &company_ids, &Visible::All, Columns::all())
@@ -451,35 +435,15 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         let vis = authz.visibility(&p).expect("visibility");
         let visible = |r: Record| authz.engine().hidden(&p, &r).expect("policy").is_empty();
 
-        let sql: BTreeSet<_> = db::companies::list(
-            &mut conn,
-            &Default::default(),
-            &vis.companies,
-            everything,
-            Columns::all(),
-        )
-        .await
-        .expect("q")
-        .into_iter()
-        .map(|r| r.id.0)
-        .collect();
+        let sql: BTreeSet<_> =
+            every!(companies, &vis.companies).into_iter().map(|r| r.id.0).collect();
         let policy: BTreeSet<_> =
             companies.iter().filter(|r| visible(Record::company(r))).map(|r| r.id.0).collect();
         mismatches
             .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: company {id}")));
 
-        let sql: BTreeSet<_> = db::contacts::list(
-            &mut conn,
-            &Default::default(),
-            &vis.contacts,
-            everything,
-            Columns::all(),
-        )
-        .await
-        .expect("q")
-        .into_iter()
-        .map(|r| r.id.0)
-        .collect();
+        let sql: BTreeSet<_> =
+            every!(contacts, &vis.contacts).into_iter().map(|r| r.id.0).collect();
         let policy: BTreeSet<_> = contacts
             .iter()
             .filter(|r| visible(Record::contact(r, of(&r.company_id).as_deref())))
@@ -488,18 +452,8 @@ async fn sql_visibility_equals_per_row_policy_decisions() {
         mismatches
             .extend(sql.symmetric_difference(&policy).map(|id| format!("{name}: contact {id}")));
 
-        let sql: BTreeSet<_> = db::services::list(
-            &mut conn,
-            &Default::default(),
-            &vis.services,
-            everything,
-            Columns::all(),
-        )
-        .await
-        .expect("q")
-        .into_iter()
-        .map(|r| r.id.0)
-        .collect();
+        let sql: BTreeSet<_> =
+            every!(services, &vis.services).into_iter().map(|r| r.id.0).collect();
         let policy: BTreeSet<_> = services
             .iter()
             .filter(|r| visible(Record::service(r, of(&r.company_id).as_deref())))
@@ -550,80 +504,41 @@ async fn a_row_read_with_its_facts_alone_decides_as_the_whole_row() {
     let t = TestApp::new().await;
     let mut conn = t.app.pool.get().await.expect("connection");
     let everything = PageRequest { after: None, limit: 1_000_000 };
-    let none = Shapes::default();
-    let whole_companies = db::companies::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("companies");
-    let fact_companies = db::companies::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::for_fields([""; 0], &none),
-    )
-    .await
-    .expect("companies");
-    assert!(whole_companies.len() > 100);
+    let shapes = Shapes::default();
+    // Every row of a table, whole and with its facts alone, in the same order.
+    macro_rules! both {
+        ($table:ident) => {{
+            let mut read = async |cols| {
+                db::$table::list(&mut conn, &Default::default(), &Visible::All, everything, cols)
+                    .await
+                    .expect(stringify!($table))
+            };
+            let whole = read(Columns::all()).await;
+            let facts = read(Columns::for_fields([""; 0], &shapes)).await;
+            assert_eq!(whole.len(), facts.len());
+            (whole, facts)
+        }};
+    }
+    let (whole, facts) = both!(companies);
+    assert!(whole.len() > 100);
     let industry: std::collections::HashMap<_, _> =
-        whole_companies.iter().map(|c| (c.id, c.industry_code.clone())).collect();
-    for (w, f) in whole_companies.iter().zip(&fact_companies) {
+        whole.iter().map(|c| (c.id, c.industry_code.clone())).collect();
+    for (w, f) in whole.iter().zip(&facts) {
         assert_eq!((w.id, w.keyset()), (f.id, f.keyset()));
         assert_eq!(Record::company(w), Record::company(f), "{:?}", w.id);
         // Nothing beyond the facts was fetched.
         assert!(f.name.is_none() && f.website.is_none() && f.business_id.is_none());
     }
-    let whole = db::contacts::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("contacts");
-    let fact = db::contacts::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::for_fields([""; 0], &none),
-    )
-    .await
-    .expect("contacts");
-    assert_eq!(whole.len(), fact.len());
+    let (whole, facts) = both!(contacts);
     assert!(whole.iter().any(|c| c.restricted) && whole.iter().any(|c| c.marketing_objection));
-    for (w, f) in whole.iter().zip(&fact) {
+    for (w, f) in whole.iter().zip(&facts) {
         let i = industry[&w.company_id].as_deref();
         assert_eq!((w.id, w.company_id, w.keyset()), (f.id, f.company_id, f.keyset()));
         assert_eq!(Record::contact(w, i), Record::contact(f, i), "{:?}", w.id);
         assert!(f.first_name.is_none() && f.email.is_none());
     }
-    let whole = db::services::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::all(),
-    )
-    .await
-    .expect("services");
-    let fact = db::services::list(
-        &mut conn,
-        &Default::default(),
-        &Visible::All,
-        everything,
-        Columns::for_fields([""; 0], &none),
-    )
-    .await
-    .expect("services");
-    assert_eq!(whole.len(), fact.len());
-    for (w, f) in whole.iter().zip(&fact) {
+    let (whole, facts) = both!(services);
+    for (w, f) in whole.iter().zip(&facts) {
         let i = industry[&w.company_id].as_deref();
         assert_eq!(
             (w.id, w.company_id, w.contact_id, w.keyset()),
